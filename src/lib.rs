@@ -1,0 +1,1 @@
+//! paytrace: observability for Rust payment services.
