@@ -1,1 +1,56 @@
-//! paytrace: observability for Rust payment services.
+//! # paytrace
+//!
+//! The observability SDK a Rust payment service adds as one dependency: OpenTelemetry traces,
+//! logs and metrics over OTLP/gRPC with gzip, a tower HTTP trace layer, a context-aware logger,
+//! order-pool metrics and an exporter-health watchdog — built so that telemetry never hurts the
+//! payment: no panic, no unbounded memory, no blocking on the request path, no hang at shutdown.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let telemetry = paytrace::init_tracer(
+//!         paytrace::Config::from_env()
+//!             .with_service_name("payment-gateway")
+//!             .with_endpoint("http://otel-collector:4317"),
+//!     )?;
+//!     tracing::info!(order_id = 42, "payment service started");
+//!     // ... build the router, serve ...
+//!     telemetry.shutdown()?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## Cargo features
+//! - `testing`: [`testing::TestCollector`], an in-process OTLP/gRPC receiver for tests.
+//!
+//! ## Minimum supported Rust version
+//! 1.85.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod error;
+pub(crate) mod export;
+mod init;
+pub mod log;
+pub mod redact;
+
+pub use config::{Config, LogFormat, Propagator, Sampler};
+pub use error::Error;
+pub use export::Signal;
+pub use init::{init_tracer, Telemetry};
+
+/// The `OTEL_*` environment variable names paytrace reads.
+pub mod env {
+    pub use crate::config::{
+        ENV_VARS, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_BLRP_EXPORT_TIMEOUT,
+        OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE, OTEL_BLRP_SCHEDULE_DELAY,
+        OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE,
+        OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_COMPRESSION,
+        OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+        OTEL_METRIC_EXPORT_INTERVAL, OTEL_PROPAGATORS, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED,
+        OTEL_SERVICE_NAME, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_TRACES_SAMPLER,
+        OTEL_TRACES_SAMPLER_ARG,
+    };
+}

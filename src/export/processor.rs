@@ -1,0 +1,216 @@
+//! The SDK-facing ends of the pipeline: a [`SpanProcessor`], a [`LogProcessor`] and a
+//! [`PushMetricExporter`], each feeding an [`OtlpClient`] on the export runtime.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::{Context, InstrumentationScope};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::Temporality;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use prost::Message;
+use tokio::runtime::Handle;
+
+use super::batch::{BatchExport, Batcher, DrainError};
+use super::client::OtlpClient;
+use super::encode::{encode_logs, encode_spans, Encoded, Sanitizer};
+use super::stats::SignalStats;
+
+/// Targets whose records never go to the collector: paytrace's own export diagnostics and the
+/// transport crates below it. Exporting them would feed a loop (a failed log export logging a
+/// record that is exported, fails, and logs again).
+pub(crate) fn is_internal_target(target: &str) -> bool {
+    const PREFIXES: [&str; 7] = ["paytrace::export", "h2", "hyper", "tonic", "tower", "rustls", "opentelemetry"];
+    PREFIXES.iter().any(|p| {
+        target.starts_with(p) && matches!(target.as_bytes().get(p.len()), None | Some(b':') | Some(b'_'))
+    })
+}
+
+/// Sends encoded requests one after the other and counts each outcome.
+#[derive(Debug)]
+pub(crate) struct Sender {
+    pub(crate) client: OtlpClient,
+    pub(crate) stats: Arc<SignalStats>,
+    pub(crate) resource: Resource,
+    pub(crate) sanitizer: Sanitizer,
+    pub(crate) max_bytes: usize,
+}
+
+impl Sender {
+    async fn send_all(&self, requests: Vec<Encoded>) -> Result<(), String> {
+        let mut result = Ok(());
+        for request in requests {
+            match self.client.send(request.body).await {
+                Ok(()) => self.stats.record_success(request.items),
+                Err(e) => {
+                    self.stats.record_failure(request.items, e.clone());
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+}
+
+impl BatchExport<SpanData> for Sender {
+    async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
+        let requests = encode_spans(batch, &self.resource, &self.sanitizer, self.max_bytes);
+        self.send_all(requests).await
+    }
+}
+
+impl BatchExport<(SdkLogRecord, InstrumentationScope)> for Sender {
+    async fn export(&self, batch: Vec<(SdkLogRecord, InstrumentationScope)>) -> Result<(), String> {
+        let requests = encode_logs(&batch, &self.resource, &self.sanitizer, self.max_bytes);
+        self.send_all(requests).await
+    }
+}
+
+fn sdk_error(e: DrainError) -> OTelSdkError {
+    match e {
+        DrainError::Timeout => OTelSdkError::Timeout(Duration::ZERO),
+        DrainError::Failed(m) => OTelSdkError::InternalFailure(m),
+    }
+}
+
+// === impl SpanQueue ===
+
+/// The span processor: sampled spans enter a bounded queue on `on_end`; nothing else happens on
+/// the request path.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanQueue(pub(crate) Arc<Batcher<SpanData>>);
+
+impl SpanProcessor for SpanQueue {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        // Recorded-but-unsampled spans must not be exported (the SDK's batch processor does).
+        if span.span_context.is_sampled() {
+            self.0.push(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.flush(Duration::from_secs(5)).map_err(sdk_error)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown(timeout).map_err(sdk_error)
+    }
+}
+
+// === impl LogQueue ===
+
+/// The log processor: records enter a bounded queue; internal targets are skipped.
+#[derive(Debug, Clone)]
+pub(crate) struct LogQueue(pub(crate) Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>);
+
+impl LogProcessor for LogQueue {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+        if let Some(target) = record.target() {
+            if is_internal_target(target) {
+                return;
+            }
+        }
+        self.0.push((record.clone(), scope.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.flush(Duration::from_secs(5)).map_err(sdk_error)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown(timeout).map_err(sdk_error)
+    }
+}
+
+// === impl MetricSender ===
+
+/// Exports the SDK meter provider's metrics (cumulative) through the export runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct MetricSender {
+    pub(crate) client: OtlpClient,
+    pub(crate) stats: Arc<SignalStats>,
+    pub(crate) rt: Handle,
+}
+
+impl MetricSender {
+    /// Send one metrics request on the export runtime, counting its data points.
+    pub(crate) async fn send(&self, request: ExportMetricsServiceRequest) -> Result<(), String> {
+        let points = count_points(&request);
+        if points == 0 {
+            return Ok(());
+        }
+        let body = bytes::Bytes::from(request.encode_to_vec());
+        let client = self.client.clone();
+        // Spawned on the export runtime so the caller (the SDK's reader thread, any executor)
+        // only waits on a join handle.
+        let outcome = match self.rt.spawn(async move { client.send(body).await }).await {
+            Ok(r) => r,
+            Err(e) => Err(format!("export task failed: {e}")),
+        };
+        match &outcome {
+            Ok(()) => self.stats.record_success(points),
+            Err(e) => self.stats.record_failure(points, e.clone()),
+        }
+        outcome
+    }
+}
+
+pub(crate) fn count_points(request: &ExportMetricsServiceRequest) -> u64 {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        } as u64)
+        .sum()
+}
+
+impl PushMetricExporter for MetricSender {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        self.send(ExportMetricsServiceRequest::from(metrics))
+            .await
+            .map_err(OTelSdkError::InternalFailure)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_internal_target;
+
+    #[test]
+    fn internal_targets() {
+        for t in ["paytrace::export", "paytrace::export::client", "h2", "h2::codec", "hyper_util::client", "tonic::transport", "tower::buffer"] {
+            assert!(is_internal_target(t), "{t}");
+        }
+        for t in ["paytrace::http", "payment_service", "h2o_app", "towering", "paytrace::watchdog"] {
+            assert!(!is_internal_target(t), "{t}");
+        }
+    }
+}

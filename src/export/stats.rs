@@ -1,0 +1,151 @@
+//! Per-signal export counters: the single source for the watchdog, `exporter_health()` and the
+//! `paytrace_exporter_*` Prometheus metrics.
+//!
+//! The counters are the `prometheus` crate's atomics, bound to their `signal` label once at
+//! start: counting on the export path is a relaxed atomic add, with no lock and no allocation.
+//! Only the last error message (off the request path) sits behind a mutex.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use super::Signal;
+
+#[derive(Debug)]
+pub(crate) struct ExportStats {
+    signals: [Arc<SignalStats>; 3],
+}
+
+#[derive(Debug)]
+pub(crate) struct SignalStats {
+    pub(crate) signal: Signal,
+    pub(crate) exported: IntCounter,
+    pub(crate) failed: IntCounter,
+    pub(crate) dropped: IntCounter,
+    pub(crate) exports: IntCounter,
+    pub(crate) export_failures: IntCounter,
+    pub(crate) state: IntGauge,
+    last_success: IntGauge,
+    last_success_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    drop_warned: AtomicBool,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounterVec> {
+    let vec = IntCounterVec::new(Opts::new(name, help), &["signal"])?;
+    registry.register(Box::new(vec.clone()))?;
+    Ok(vec)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGaugeVec> {
+    let vec = IntGaugeVec::new(Opts::new(name, help), &["signal"])?;
+    registry.register(Box::new(vec.clone()))?;
+    Ok(vec)
+}
+
+impl ExportStats {
+    /// Register the `paytrace_exporter_*` families in `registry`.
+    pub(crate) fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let exported = counter(registry, "paytrace_exporter_items_exported_total", "Items (spans, metric points, log records) accepted by the collector.")?;
+        let failed = counter(registry, "paytrace_exporter_items_failed_total", "Items lost because their export failed after retries.")?;
+        let dropped = counter(registry, "paytrace_exporter_items_dropped_total", "Items dropped before export (queue full, shutdown).")?;
+        let exports = counter(registry, "paytrace_exporter_exports_total", "Export requests attempted (after retries, one per batch).")?;
+        let failures = counter(registry, "paytrace_exporter_export_failures_total", "Export requests that failed after retries.")?;
+        let state = gauge(registry, "paytrace_exporter_state", "Exporter health: 0 healthy, 1 degraded, 2 failing.")?;
+        let last = gauge(registry, "paytrace_exporter_last_success_timestamp_seconds", "Unix time of the last successful export; 0 if none yet.")?;
+        let make = |signal: Signal| {
+            let l = [signal.as_str()];
+            Arc::new(SignalStats {
+                signal,
+                exported: exported.with_label_values(&l),
+                failed: failed.with_label_values(&l),
+                dropped: dropped.with_label_values(&l),
+                exports: exports.with_label_values(&l),
+                export_failures: failures.with_label_values(&l),
+                state: state.with_label_values(&l),
+                last_success: last.with_label_values(&l),
+                last_success_ms: AtomicU64::new(0),
+                last_error: Mutex::new(None),
+                drop_warned: AtomicBool::new(false),
+            })
+        };
+        Ok(ExportStats {
+            signals: Signal::ALL.map(make),
+        })
+    }
+
+    pub(crate) fn get(&self, signal: Signal) -> &Arc<SignalStats> {
+        &self.signals[signal.index()]
+    }
+}
+
+impl SignalStats {
+    pub(crate) fn record_success(&self, items: u64) {
+        self.exports.inc();
+        self.exported.inc_by(items);
+        let now = unix_millis();
+        self.last_success_ms.store(now, Ordering::Relaxed);
+        self.last_success.set((now / 1000) as i64);
+    }
+
+    pub(crate) fn record_failure(&self, items: u64, error: String) {
+        self.exports.inc();
+        self.export_failures.inc();
+        self.failed.inc_by(items);
+        tracing::debug!(target: "paytrace::export", signal = self.signal.as_str(), items, error = %error, "export failed");
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    /// Count items dropped before export; warn once per signal (the watchdog reports totals).
+    pub(crate) fn record_dropped(&self, items: u64) {
+        self.dropped.inc_by(items);
+        if !self.drop_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "paytrace::export", signal = self.signal.as_str(),
+                "export queue full: dropping telemetry (counted in paytrace_exporter_items_dropped_total; further drops are not logged)");
+        }
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Unix time in milliseconds of the last success, 0 if none.
+    pub(crate) fn last_success_ms(&self) -> u64 {
+        self.last_success_ms.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_reach_the_registry() {
+        let registry = Registry::new();
+        let stats = ExportStats::new(&registry).unwrap();
+        let traces = stats.get(Signal::Traces);
+        traces.record_success(5);
+        traces.record_failure(3, "unavailable".into());
+        traces.record_dropped(7);
+        traces.record_dropped(1);
+        assert_eq!(traces.exported.get(), 5);
+        assert_eq!(traces.failed.get(), 3);
+        assert_eq!(traces.dropped.get(), 8);
+        assert_eq!(traces.exports.get(), 2);
+        assert_eq!(traces.export_failures.get(), 1);
+        assert_eq!(traces.last_error().as_deref(), Some("unavailable"));
+        assert!(traces.last_success_ms() > 0);
+        assert_eq!(stats.get(Signal::Logs).exported.get(), 0);
+        let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
+        assert!(text.contains(r#"paytrace_exporter_items_dropped_total{signal="traces"} 8"#), "{text}");
+    }
+}
