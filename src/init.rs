@@ -106,8 +106,22 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 struct Pipeline {
     runtime: ExportRuntime,
+    metrics: MetricSender,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
+}
+
+impl Inner {
+    /// The export runtime, for background work (metric pushes, the watchdog); `None` when
+    /// disabled.
+    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.pipeline.as_ref().map(|p| p.runtime.handle())
+    }
+
+    /// Sends OTLP metric requests on the export runtime; `None` when disabled.
+    pub(crate) fn metric_sender(&self) -> Option<&MetricSender> {
+        self.pipeline.as_ref().map(|p| &p.metrics)
+    }
 }
 
 impl Telemetry {
@@ -192,11 +206,16 @@ impl Telemetry {
             tracer_builder = tracer_builder.with_span_processor(SpanQueue(spans.clone()));
             logger_builder = logger_builder.with_log_processor(LogQueue(logs.clone()));
             meter_builder = meter_builder.with_reader(
-                PeriodicReader::builder(metrics)
+                PeriodicReader::builder(metrics.clone())
                     .with_interval(settings.metric_interval)
                     .build(),
             );
-            Some(Pipeline { runtime, spans, logs })
+            Some(Pipeline {
+                runtime,
+                metrics,
+                spans,
+                logs,
+            })
         };
 
         let tracer_provider = tracer_builder.build();
