@@ -278,7 +278,10 @@ impl Config {
         V: Into<String>,
     {
         Config {
-            env: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             ..Self::default()
         }
     }
@@ -716,7 +719,11 @@ impl Config {
             },
         };
         if timeout.is_zero() {
-            return Err(Error::invalid("OTEL_EXPORTER_OTLP_TIMEOUT", "0", "must be > 0"));
+            return Err(Error::invalid(
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "0",
+                "must be > 0",
+            ));
         }
         let certificate = match &self.certificate {
             Some(p) => Some(p.clone()),
@@ -753,10 +760,16 @@ impl BatchOverrides {
         };
         let batch = match self.batch {
             Some(b) => b,
-            None => env.parse(batch_var, parse_usize)?.unwrap_or(DEFAULT_BATCH_SIZE),
+            None => env
+                .parse(batch_var, parse_usize)?
+                .unwrap_or(DEFAULT_BATCH_SIZE),
         };
         if queue == 0 || batch == 0 {
-            return Err(Error::invalid(queue_var, queue.to_string(), "queue and batch sizes must be > 0"));
+            return Err(Error::invalid(
+                queue_var,
+                queue.to_string(),
+                "queue and batch sizes must be > 0",
+            ));
         }
         let delay = positive_duration(
             delay_var,
@@ -847,7 +860,10 @@ struct Env<'a>(&'a HashMap<String, String>);
 
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
     }
 
     fn parse<T>(
@@ -856,14 +872,18 @@ impl Env<'_> {
         parse: impl Fn(&str) -> Result<T, String>,
     ) -> Result<Option<T>, Error> {
         match self.get(name) {
-            Some(v) => parse(v.trim()).map(Some).map_err(|reason| Error::invalid(name, v, reason)),
+            Some(v) => parse(v.trim())
+                .map(Some)
+                .map_err(|reason| Error::invalid(name, v, reason)),
             None => Ok(None),
         }
     }
 
     fn sampler(&self) -> Result<Sampler, Error> {
         let ratio = |default: f64| -> Result<f64, Error> {
-            Ok(self.parse(OTEL_TRACES_SAMPLER_ARG, parse_ratio)?.unwrap_or(default))
+            Ok(self
+                .parse(OTEL_TRACES_SAMPLER_ARG, parse_ratio)?
+                .unwrap_or(default))
         };
         let Some(name) = self.get(OTEL_TRACES_SAMPLER) else {
             return Ok(Sampler::ParentBasedAlwaysOn);
@@ -934,9 +954,9 @@ fn positive_duration(
 
 fn check_sampler(sampler: Sampler) -> Result<(), Error> {
     match sampler {
-        Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) if !(0.0..=1.0).contains(&r) => {
-            Err(Error::invalid("with_sampler", r.to_string(), "ratio must be within [0, 1]"))
-        }
+        Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) if !(0.0..=1.0).contains(&r) => Err(
+            Error::invalid("with_sampler", r.to_string(), "ratio must be within [0, 1]"),
+        ),
         _ => Ok(()),
     }
 }
@@ -950,7 +970,8 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 }
 
 fn parse_usize(s: &str) -> Result<usize, String> {
-    s.parse::<usize>().map_err(|e| format!("expected a non-negative integer: {e}"))
+    s.parse::<usize>()
+        .map_err(|e| format!("expected a non-negative integer: {e}"))
 }
 
 fn parse_millis(s: &str) -> Result<Duration, String> {
@@ -974,7 +995,11 @@ fn parse_propagators(s: &str) -> Result<Vec<Propagator>, String> {
             "tracecontext" => out.push(Propagator::TraceContext),
             "baggage" => out.push(Propagator::Baggage),
             "none" => return Ok(Vec::new()),
-            other => return Err(format!("unsupported propagator `{other}` (supported: tracecontext, baggage, none)")),
+            other => {
+                return Err(format!(
+                    "unsupported propagator `{other}` (supported: tracecontext, baggage, none)"
+                ))
+            }
         }
     }
     out.dedup();
@@ -1050,8 +1075,14 @@ mod tests {
         let s = Config::new().resolve().unwrap();
         assert!(!s.disabled);
         assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
-        assert_eq!(s.propagators, vec![Propagator::TraceContext, Propagator::Baggage]);
-        assert!(s.targets.iter().all(|t| t.gzip && t.timeout == DEFAULT_TIMEOUT));
+        assert_eq!(
+            s.propagators,
+            vec![Propagator::TraceContext, Propagator::Baggage]
+        );
+        assert!(s
+            .targets
+            .iter()
+            .all(|t| t.gzip && t.timeout == DEFAULT_TIMEOUT));
         assert_eq!(s.targets[0].endpoint, "http://localhost:4317");
         assert_eq!(s.span_batch.queue, 2048);
         assert!(s.retry);
@@ -1090,7 +1121,10 @@ mod tests {
         let [traces, metrics, logs] = [&s.targets[0], &s.targets[1], &s.targets[2]];
         assert_eq!(traces.endpoint, "http://collector:4317/");
         assert_eq!(logs.endpoint, "https://logs:4317/");
-        assert_eq!(traces.headers, vec![("x-token".to_owned(), "abc def".to_owned())]);
+        assert_eq!(
+            traces.headers,
+            vec![("x-token".to_owned(), "abc def".to_owned())]
+        );
         assert!(!traces.gzip && metrics.gzip && !logs.gzip);
         assert_eq!(traces.timeout, Duration::from_millis(1500));
         assert_eq!(s.span_batch.queue, 100);
@@ -1106,7 +1140,9 @@ mod tests {
     #[test]
     fn certificate_variable_is_read() {
         let err = resolve(&[(OTEL_EXPORTER_OTLP_CERTIFICATE, "/nonexistent/ca.pem")]).unwrap_err();
-        assert!(matches!(err, Error::Certificate { ref path, .. } if path == "/nonexistent/ca.pem"));
+        assert!(
+            matches!(err, Error::Certificate { ref path, .. } if path == "/nonexistent/ca.pem")
+        );
         let dir = std::env::temp_dir().join(format!("paytrace-ca-{}", std::process::id()));
         std::fs::write(&dir, b"-----BEGIN CERTIFICATE-----\n").unwrap();
         let s = resolve(&[(OTEL_EXPORTER_OTLP_CERTIFICATE, dir.to_str().unwrap())]).unwrap();
@@ -1158,24 +1194,43 @@ mod tests {
             assert_eq!(invalid_name(err), var, "{var}={value}");
             assert!(text.contains(value), "{text}");
         }
-        let err = resolve(&[(OTEL_TRACES_SAMPLER, "traceidratio"), (OTEL_TRACES_SAMPLER_ARG, "1.5")]).unwrap_err();
+        let err = resolve(&[
+            (OTEL_TRACES_SAMPLER, "traceidratio"),
+            (OTEL_TRACES_SAMPLER_ARG, "1.5"),
+        ])
+        .unwrap_err();
         assert_eq!(invalid_name(err), OTEL_TRACES_SAMPLER_ARG);
         let err = resolve(&[(OTEL_EXPORTER_OTLP_HEADERS, "bad header=x")]).unwrap_err();
-        assert!(!err.to_string().contains("=x"), "header values must not be echoed");
+        assert!(
+            !err.to_string().contains("=x"),
+            "header values must not be echoed"
+        );
     }
 
     #[test]
     fn invalid_code_values() {
-        assert!(Config::new().with_sampler(Sampler::Ratio(-0.1)).validate().is_err());
-        assert!(Config::new().with_endpoint("localhost:4317").validate().is_err());
+        assert!(Config::new()
+            .with_sampler(Sampler::Ratio(-0.1))
+            .validate()
+            .is_err());
+        assert!(Config::new()
+            .with_endpoint("localhost:4317")
+            .validate()
+            .is_err());
         assert!(Config::new().with_log_filter("[[[").validate().is_err());
         assert!(Config::new().with_span_queue_size(0).validate().is_err());
-        assert!(Config::new().with_shutdown_timeout(Duration::ZERO).validate().is_err());
+        assert!(Config::new()
+            .with_shutdown_timeout(Duration::ZERO)
+            .validate()
+            .is_err());
     }
 
     #[test]
     fn debug_hides_header_values() {
-        let text = format!("{:?}", Config::new().with_header("authorization", "Bearer s3cr3t"));
+        let text = format!(
+            "{:?}",
+            Config::new().with_header("authorization", "Bearer s3cr3t")
+        );
         assert!(text.contains("authorization") && !text.contains("s3cr3t"));
     }
 }

@@ -67,7 +67,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn invalid(name: &'static str, value: impl Into<String>, reason: impl ToString) -> Self {
+    pub(crate) fn invalid(
+        name: &'static str,
+        value: impl Into<String>,
+        reason: impl ToString,
+    ) -> Self {
         Error::InvalidConfig {
             name,
             value: value.into(),

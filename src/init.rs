@@ -25,6 +25,7 @@ use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
 use crate::export::Signal;
 use crate::redact::Redactor;
+use crate::watchdog::{self, Watchdog};
 use crate::{Config, Error};
 
 /// The instrumentation scope of everything paytrace itself records.
@@ -106,6 +107,7 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 struct Pipeline {
     runtime: ExportRuntime,
+    watchdog: tokio::task::AbortHandle,
     metrics: MetricSender,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
@@ -155,7 +157,11 @@ impl Telemetry {
         let mut tracer_builder = SdkTracerProvider::builder()
             .with_resource(resource.clone())
             .with_span_limits(limits)
-            .with_sampler(sdk_sampler(if settings.disabled { Sampler::AlwaysOff } else { settings.sampler }));
+            .with_sampler(sdk_sampler(if settings.disabled {
+                Sampler::AlwaysOff
+            } else {
+                settings.sampler
+            }));
         let mut logger_builder = SdkLoggerProvider::builder().with_resource(resource.clone());
         let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
 
@@ -210,8 +216,25 @@ impl Telemetry {
                     .with_interval(settings.metric_interval)
                     .build(),
             );
+            // The watchdog runs on the host's runtime when there is one (so its records reach the
+            // subscriber the host sees, and tests can drive it with a paused clock), else on the
+            // export thread.
+            let dog = Watchdog::new(
+                stats.clone(),
+                settings.failure_threshold,
+                settings.stale_windows,
+            );
+            let (span_q, log_q) = (spans.clone(), logs.clone());
+            let task = watchdog::run(dog, settings.watchdog_interval, move || {
+                [span_q.queued() > 0, false, log_q.queued() > 0]
+            });
+            let watchdog = match tokio::runtime::Handle::try_current() {
+                Ok(host) => host.spawn(task).abort_handle(),
+                Err(_) => rt.spawn(task).abort_handle(),
+            };
             Some(Pipeline {
                 runtime,
+                watchdog,
                 metrics,
                 spans,
                 logs,
@@ -316,9 +339,11 @@ impl Telemetry {
     {
         let s = &self.inner.settings;
         // Checked in Config::resolve.
-        let filter = tracing_subscriber::EnvFilter::try_new(&s.log_filter).unwrap_or_else(|_| "info".into());
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(&s.log_filter).unwrap_or_else(|_| "info".into());
         // Transport crates and paytrace's export diagnostics must not re-enter the pipeline.
-        let not_internal = tracing_subscriber::filter::filter_fn(|m| !is_internal_target(m.target()));
+        let not_internal =
+            tracing_subscriber::filter::filter_fn(|m| !is_internal_target(m.target()));
         let otel_spans = tracing_opentelemetry::layer()
             .with_tracer(self.inner.tracer.clone())
             .with_filter(not_internal.clone());
@@ -327,7 +352,12 @@ impl Telemetry {
         )
         .with_filter(not_internal);
         let stdout = crate::log::stdout_layer(self);
-        Box::new(filter.and_then(stdout).and_then(otel_spans).and_then(otel_logs))
+        Box::new(
+            filter
+                .and_then(stdout)
+                .and_then(otel_spans)
+                .and_then(otel_logs),
+        )
     }
 
     /// A complete subscriber (a registry with [`Telemetry::layers`]), for
@@ -387,15 +417,23 @@ impl Telemetry {
         let result = match &self.inner.pipeline {
             None => Ok(()),
             Some(p) => {
+                p.watchdog.abort();
                 let spans = p.spans.shutdown(timeout);
                 let logs = p.logs.shutdown(remaining(deadline));
                 let provider = self.inner.meter_provider.clone();
                 let metrics = bounded(remaining(deadline), move || provider.shutdown());
                 let result = first_error("shutdown", timeout, spans, logs, metrics);
                 // The queues are drained; the providers' own shutdown only marks them closed.
-                let _ = self.inner.tracer_provider.shutdown_with_timeout(Duration::from_millis(50));
-                let _ = self.inner.logger_provider.shutdown_with_timeout(Duration::from_millis(50));
-                p.runtime.stop(remaining(deadline).max(Duration::from_millis(10)));
+                let _ = self
+                    .inner
+                    .tracer_provider
+                    .shutdown_with_timeout(Duration::from_millis(50));
+                let _ = self
+                    .inner
+                    .logger_provider
+                    .shutdown_with_timeout(Duration::from_millis(50));
+                p.runtime
+                    .stop(remaining(deadline).max(Duration::from_millis(10)));
                 result
             }
         };
@@ -448,7 +486,11 @@ fn first_error(
     logs: Result<(), DrainError>,
     metrics: Result<(), DrainError>,
 ) -> Result<(), Error> {
-    let results = [(Signal::Traces, spans), (Signal::Logs, logs), (Signal::Metrics, metrics)];
+    let results = [
+        (Signal::Traces, spans),
+        (Signal::Logs, logs),
+        (Signal::Metrics, metrics),
+    ];
     if results.iter().any(|(_, r)| *r == Err(DrainError::Timeout)) {
         return Err(Error::Timeout { operation, timeout });
     }
@@ -479,15 +521,18 @@ fn sdk_sampler(sampler: Sampler) -> opentelemetry_sdk::trace::Sampler {
 }
 
 fn install_propagators(propagators: &[Propagator]) {
-    let list: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> = propagators
-        .iter()
-        .map(|p| -> Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync> {
-            match p {
-                Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
-                Propagator::Baggage => Box::new(BaggagePropagator::new()),
-            }
-        })
-        .collect();
+    let list: Vec<Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync>> =
+        propagators
+            .iter()
+            .map(
+                |p| -> Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync> {
+                    match p {
+                        Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                        Propagator::Baggage => Box::new(BaggagePropagator::new()),
+                    }
+                },
+            )
+            .collect();
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(list));
 }
 
@@ -506,12 +551,19 @@ fn build_resource(s: &Settings) -> Resource {
     let mut explicit = Vec::new();
     match &s.service_name {
         Some(name) => explicit.push(KeyValue::new("service.name", name.clone())),
-        None if !s.resource.iter().any(|kv| kv.key.as_str() == "service.name") => {
+        None if !s
+            .resource
+            .iter()
+            .any(|kv| kv.key.as_str() == "service.name") =>
+        {
             let exe = std::env::current_exe()
                 .ok()
                 .and_then(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
                 .unwrap_or_default();
-            base.push(KeyValue::new("service.name", format!("unknown_service:{exe}")));
+            base.push(KeyValue::new(
+                "service.name",
+                format!("unknown_service:{exe}"),
+            ));
         }
         None => {}
     }

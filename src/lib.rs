@@ -35,11 +35,13 @@ pub(crate) mod export;
 mod init;
 pub mod log;
 pub mod redact;
+mod watchdog;
 
 pub use config::{Config, LogFormat, Propagator, Sampler};
 pub use error::Error;
 pub use export::Signal;
 pub use init::{init_tracer, Telemetry};
+pub use watchdog::{ExporterHealth, HealthState, SignalHealth};
 
 /// The `OTEL_*` environment variable names paytrace reads.
 pub mod env {

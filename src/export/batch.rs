@@ -65,6 +65,11 @@ impl<T: Send + 'static> Batcher<T> {
         }
     }
 
+    /// Items waiting in the queue.
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
     /// Export everything queued so far; wait at most `timeout`.
     pub(crate) fn flush(&self, timeout: Duration) -> Result<(), DrainError> {
         self.control(Control::Flush, timeout)
@@ -223,7 +228,10 @@ mod tests {
     #[test]
     fn full_queue_drops_and_counts_without_blocking() {
         let rt = runtime();
-        let rec = Recorder { hang: true, ..Recorder::default() };
+        let rec = Recorder {
+            hang: true,
+            ..Recorder::default()
+        };
         let st = stats();
         let b = Batcher::start(rt.handle(), settings(8, 8), st.clone(), rec);
         // The first batch hangs in export; everything beyond queue capacity is dropped.
@@ -231,18 +239,30 @@ mod tests {
         (0..1000).for_each(|i| b.push(i));
         assert!(started.elapsed() < Duration::from_secs(1));
         let dropped = st.dropped.get();
-        assert!((1000 - 16..=1000 - 8).contains(&dropped), "dropped {dropped}");
-        assert_eq!(b.shutdown(Duration::from_millis(200)), Err(DrainError::Timeout));
+        assert!(
+            (1000 - 16..=1000 - 8).contains(&dropped),
+            "dropped {dropped}"
+        );
+        assert_eq!(
+            b.shutdown(Duration::from_millis(200)),
+            Err(DrainError::Timeout)
+        );
     }
 
     #[test]
     fn failure_is_reported_and_push_after_shutdown_is_dropped() {
         let rt = runtime();
-        let rec = Recorder { fail: true, ..Recorder::default() };
+        let rec = Recorder {
+            fail: true,
+            ..Recorder::default()
+        };
         let st = stats();
         let b = Batcher::start(rt.handle(), settings(16, 4), st.clone(), rec);
         b.push(1);
-        assert_eq!(b.shutdown(Duration::from_secs(5)), Err(DrainError::Failed("refused".into())));
+        assert_eq!(
+            b.shutdown(Duration::from_secs(5)),
+            Err(DrainError::Failed("refused".into()))
+        );
         b.push(2);
         assert_eq!(st.dropped.get(), 1);
         assert_eq!(b.flush(Duration::from_secs(1)), Ok(()));

@@ -85,7 +85,8 @@ impl OtlpClient {
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let attempt = tokio::time::timeout(remaining, self.attempt(body.clone(), remaining)).await;
+            let attempt =
+                tokio::time::timeout(remaining, self.attempt(body.clone(), remaining)).await;
             let status = match attempt {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(status)) => status,
@@ -116,7 +117,9 @@ impl OtlpClient {
         let mut request = tonic::Request::new(body);
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(timeout);
-        grpc.unary(request, self.path.clone(), RawCodec).await.map(drop)
+        grpc.unary(request, self.path.clone(), RawCodec)
+            .await
+            .map(drop)
     }
 }
 
@@ -207,10 +210,21 @@ mod tests {
 
     #[test]
     fn retry_policy() {
-        for code in [Code::Unavailable, Code::Unknown, Code::DeadlineExceeded, Code::ResourceExhausted] {
+        for code in [
+            Code::Unavailable,
+            Code::Unknown,
+            Code::DeadlineExceeded,
+            Code::ResourceExhausted,
+        ] {
             assert!(retryable(code), "{code:?}");
         }
-        for code in [Code::InvalidArgument, Code::Unauthenticated, Code::PermissionDenied, Code::OutOfRange, Code::Unimplemented] {
+        for code in [
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::OutOfRange,
+            Code::Unimplemented,
+        ] {
             assert!(!retryable(code), "{code:?}");
         }
     }
@@ -219,7 +233,10 @@ mod tests {
     fn jitter_stays_within_half_to_full() {
         for _ in 0..100 {
             let j = jitter(Duration::from_millis(200));
-            assert!(j >= Duration::from_millis(100) && j <= Duration::from_millis(200), "{j:?}");
+            assert!(
+                j >= Duration::from_millis(100) && j <= Duration::from_millis(200),
+                "{j:?}"
+            );
         }
     }
 }

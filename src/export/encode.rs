@@ -46,7 +46,9 @@ impl Sanitizer {
     fn any_value(&self, value: &mut AnyValue) {
         match value.value.as_mut() {
             Some(any_value::Value::StringValue(s)) => self.string(s),
-            Some(any_value::Value::ArrayValue(a)) => a.values.iter_mut().for_each(|v| self.any_value(v)),
+            Some(any_value::Value::ArrayValue(a)) => {
+                a.values.iter_mut().for_each(|v| self.any_value(v))
+            }
             Some(any_value::Value::KvlistValue(kv)) => {
                 self.attributes(&mut kv.values);
             }
@@ -97,7 +99,10 @@ pub(crate) struct Encoded {
 struct Chunker<T> {
     max_bytes: usize,
     scopes: HashMap<(String, String), usize>,
-    current: Vec<(opentelemetry_proto::tonic::common::v1::InstrumentationScope, Vec<T>)>,
+    current: Vec<(
+        opentelemetry_proto::tonic::common::v1::InstrumentationScope,
+        Vec<T>,
+    )>,
     size: usize,
     items: u64,
 }
@@ -119,7 +124,12 @@ impl<T: Message> Chunker<T> {
         scope_name: Option<&str>,
         item: T,
         out: &mut Vec<Encoded>,
-        finish: &dyn Fn(Vec<(opentelemetry_proto::tonic::common::v1::InstrumentationScope, Vec<T>)>) -> Bytes,
+        finish: &dyn Fn(
+            Vec<(
+                opentelemetry_proto::tonic::common::v1::InstrumentationScope,
+                Vec<T>,
+            )>,
+        ) -> Bytes,
     ) {
         // Field tag + length prefix per item: a few bytes over encoded_len().
         let size = item.encoded_len() + 8;
@@ -127,14 +137,18 @@ impl<T: Message> Chunker<T> {
             self.flush(out, finish);
         }
         let name = scope_name.unwrap_or_else(|| scope.name());
-        let key = (name.to_owned(), scope.version().unwrap_or_default().to_owned());
+        let key = (
+            name.to_owned(),
+            scope.version().unwrap_or_default().to_owned(),
+        );
         let index = match self.scopes.get(&key) {
             Some(&i) => i,
             None => {
-                let proto_scope = opentelemetry_proto::tonic::common::v1::InstrumentationScope::from((
-                    scope,
-                    scope_name.map(|n| Cow::Owned(n.to_owned())),
-                ));
+                let proto_scope =
+                    opentelemetry_proto::tonic::common::v1::InstrumentationScope::from((
+                        scope,
+                        scope_name.map(|n| Cow::Owned(n.to_owned())),
+                    ));
                 self.size += proto_scope.encoded_len() + 16;
                 self.current.push((proto_scope, Vec::new()));
                 self.scopes.insert(key, self.current.len() - 1);
@@ -149,7 +163,12 @@ impl<T: Message> Chunker<T> {
     fn flush(
         &mut self,
         out: &mut Vec<Encoded>,
-        finish: &dyn Fn(Vec<(opentelemetry_proto::tonic::common::v1::InstrumentationScope, Vec<T>)>) -> Bytes,
+        finish: &dyn Fn(
+            Vec<(
+                opentelemetry_proto::tonic::common::v1::InstrumentationScope,
+                Vec<T>,
+            )>,
+        ) -> Bytes,
     ) {
         if self.items == 0 {
             return;
@@ -263,12 +282,18 @@ pub(crate) fn encode_logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use std::time::SystemTime;
 
     fn span(i: u64, sampled: bool, attrs: Vec<opentelemetry::KeyValue>) -> SpanData {
-        let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
         SpanData {
             span_context: SpanContext::new(
                 TraceId::from(u128::from(i) + 1),
@@ -303,7 +328,11 @@ mod tests {
     fn decode(encoded: &[Encoded]) -> Vec<Span> {
         encoded
             .iter()
-            .flat_map(|e| ExportTraceServiceRequest::decode(e.body.clone()).unwrap().resource_spans)
+            .flat_map(|e| {
+                ExportTraceServiceRequest::decode(e.body.clone())
+                    .unwrap()
+                    .resource_spans
+            })
             .flat_map(|rs| rs.scope_spans)
             .flat_map(|ss| ss.spans)
             .collect()
@@ -311,7 +340,12 @@ mod tests {
 
     #[test]
     fn unsampled_spans_are_not_exported() {
-        let out = encode_spans(vec![span(1, true, vec![]), span(2, false, vec![])], &Resource::default(), &sanitizer(), 1 << 20);
+        let out = encode_spans(
+            vec![span(1, true, vec![]), span(2, false, vec![])],
+            &Resource::default(),
+            &sanitizer(),
+            1 << 20,
+        );
         assert_eq!(out.iter().map(|e| e.items).sum::<u64>(), 1);
         assert_eq!(decode(&out).len(), 1);
     }
@@ -323,7 +357,12 @@ mod tests {
             opentelemetry::KeyValue::new("card_number", "4111111111111111"),
             opentelemetry::KeyValue::new("third", "dropped"),
         ];
-        let spans = decode(&encode_spans(vec![span(1, true, attrs)], &Resource::default(), &sanitizer(), 1 << 20));
+        let spans = decode(&encode_spans(
+            vec![span(1, true, attrs)],
+            &Resource::default(),
+            &sanitizer(),
+            1 << 20,
+        ));
         let attrs = &spans[0].attributes;
         assert_eq!(attrs.len(), 2);
         assert_eq!(spans[0].dropped_attributes_count, 1);
@@ -338,12 +377,30 @@ mod tests {
     #[test]
     fn large_batches_are_split_under_the_cap() {
         let spans: Vec<_> = (0..500)
-            .map(|i| span(i, true, vec![opentelemetry::KeyValue::new("k", "v".repeat(10))]))
+            .map(|i| {
+                span(
+                    i,
+                    true,
+                    vec![opentelemetry::KeyValue::new("k", "v".repeat(10))],
+                )
+            })
             .collect();
         let cap = 4096;
-        let out = encode_spans(spans, &Resource::default(), &Sanitizer { value_limit: 2048, ..sanitizer() }, cap);
+        let out = encode_spans(
+            spans,
+            &Resource::default(),
+            &Sanitizer {
+                value_limit: 2048,
+                ..sanitizer()
+            },
+            cap,
+        );
         assert!(out.len() > 1);
-        assert!(out.iter().all(|e| e.body.len() <= cap), "{:?}", out.iter().map(|e| e.body.len()).collect::<Vec<_>>());
+        assert!(
+            out.iter().all(|e| e.body.len() <= cap),
+            "{:?}",
+            out.iter().map(|e| e.body.len()).collect::<Vec<_>>()
+        );
         assert_eq!(out.iter().map(|e| e.items).sum::<u64>(), 500);
         assert_eq!(decode(&out).len(), 500);
     }

@@ -25,9 +25,21 @@ use super::stats::SignalStats;
 /// transport crates below it. Exporting them would feed a loop (a failed log export logging a
 /// record that is exported, fails, and logs again).
 pub(crate) fn is_internal_target(target: &str) -> bool {
-    const PREFIXES: [&str; 7] = ["paytrace::export", "h2", "hyper", "tonic", "tower", "rustls", "opentelemetry"];
+    const PREFIXES: [&str; 7] = [
+        "paytrace::export",
+        "h2",
+        "hyper",
+        "tonic",
+        "tower",
+        "rustls",
+        "opentelemetry",
+    ];
     PREFIXES.iter().any(|p| {
-        target.starts_with(p) && matches!(target.as_bytes().get(p.len()), None | Some(b':') | Some(b'_'))
+        target.starts_with(p)
+            && matches!(
+                target.as_bytes().get(p.len()),
+                None | Some(b':') | Some(b'_')
+            )
     })
 }
 
@@ -206,10 +218,24 @@ mod tests {
 
     #[test]
     fn internal_targets() {
-        for t in ["paytrace::export", "paytrace::export::client", "h2", "h2::codec", "hyper_util::client", "tonic::transport", "tower::buffer"] {
+        for t in [
+            "paytrace::export",
+            "paytrace::export::client",
+            "h2",
+            "h2::codec",
+            "hyper_util::client",
+            "tonic::transport",
+            "tower::buffer",
+        ] {
             assert!(is_internal_target(t), "{t}");
         }
-        for t in ["paytrace::http", "payment_service", "h2o_app", "towering", "paytrace::watchdog"] {
+        for t in [
+            "paytrace::http",
+            "payment_service",
+            "h2o_app",
+            "towering",
+            "paytrace::watchdog",
+        ] {
             assert!(!is_internal_target(t), "{t}");
         }
     }

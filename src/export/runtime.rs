@@ -27,7 +27,10 @@ impl ExportRuntime {
         std::thread::Builder::new()
             .name("paytrace-export".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = handle_tx.send(Err(e));

@@ -48,13 +48,41 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntG
 impl ExportStats {
     /// Register the `paytrace_exporter_*` families in `registry`.
     pub(crate) fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let exported = counter(registry, "paytrace_exporter_items_exported_total", "Items (spans, metric points, log records) accepted by the collector.")?;
-        let failed = counter(registry, "paytrace_exporter_items_failed_total", "Items lost because their export failed after retries.")?;
-        let dropped = counter(registry, "paytrace_exporter_items_dropped_total", "Items dropped before export (queue full, shutdown).")?;
-        let exports = counter(registry, "paytrace_exporter_exports_total", "Export requests attempted (after retries, one per batch).")?;
-        let failures = counter(registry, "paytrace_exporter_export_failures_total", "Export requests that failed after retries.")?;
-        let state = gauge(registry, "paytrace_exporter_state", "Exporter health: 0 healthy, 1 degraded, 2 failing.")?;
-        let last = gauge(registry, "paytrace_exporter_last_success_timestamp_seconds", "Unix time of the last successful export; 0 if none yet.")?;
+        let exported = counter(
+            registry,
+            "paytrace_exporter_items_exported_total",
+            "Items (spans, metric points, log records) accepted by the collector.",
+        )?;
+        let failed = counter(
+            registry,
+            "paytrace_exporter_items_failed_total",
+            "Items lost because their export failed after retries.",
+        )?;
+        let dropped = counter(
+            registry,
+            "paytrace_exporter_items_dropped_total",
+            "Items dropped before export (queue full, shutdown).",
+        )?;
+        let exports = counter(
+            registry,
+            "paytrace_exporter_exports_total",
+            "Export requests attempted (after retries, one per batch).",
+        )?;
+        let failures = counter(
+            registry,
+            "paytrace_exporter_export_failures_total",
+            "Export requests that failed after retries.",
+        )?;
+        let state = gauge(
+            registry,
+            "paytrace_exporter_state",
+            "Exporter health: 0 healthy, 1 degraded, 2 failing.",
+        )?;
+        let last = gauge(
+            registry,
+            "paytrace_exporter_last_success_timestamp_seconds",
+            "Unix time of the last successful export; 0 if none yet.",
+        )?;
         let make = |signal: Signal| {
             let l = [signal.as_str()];
             Arc::new(SignalStats {
@@ -108,7 +136,10 @@ impl SignalStats {
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Unix time in milliseconds of the last success, 0 if none.
@@ -145,7 +176,12 @@ mod tests {
         assert_eq!(traces.last_error().as_deref(), Some("unavailable"));
         assert!(traces.last_success_ms() > 0);
         assert_eq!(stats.get(Signal::Logs).exported.get(), 0);
-        let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
-        assert!(text.contains(r#"paytrace_exporter_items_dropped_total{signal="traces"} 8"#), "{text}");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"paytrace_exporter_items_dropped_total{signal="traces"} 8"#),
+            "{text}"
+        );
     }
 }

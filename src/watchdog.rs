@@ -1,0 +1,435 @@
+//! The exporter-health watchdog and the snapshot behind [`Telemetry::exporter_health`].
+//!
+//! Every window (30 s by default) the watchdog compares each signal's export counters with the
+//! previous window:
+//! - more failed exports than the threshold (default 10) → one WARN record for that signal and
+//!   window, naming the count and the last error;
+//! - data waiting (exports attempted, items dropped, or items queued) but no successful export
+//!   for `stale_windows` windows → one WARN record per window as well. A collector that accepts
+//!   connections and never answers makes each export wait out its whole timeout, so only about
+//!   three fail per 30 s and the count rule alone would stay silent through a total outage;
+//! - back to healthy after a warning → one INFO record.
+//!
+//! Its records use the target `paytrace::watchdog`. They are bounded (one per signal per window),
+//! so a failing log export cannot turn them into a loop.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::export::stats::{ExportStats, SignalStats};
+use crate::export::Signal;
+use crate::Telemetry;
+
+/// The health of one signal's exports, as of the watchdog's last window.
+///
+/// ```
+/// use paytrace::HealthState;
+/// assert_eq!(HealthState::Failing.as_str(), "failing");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[non_exhaustive]
+pub enum HealthState {
+    /// Exports succeed (or there was nothing to export).
+    #[default]
+    Healthy,
+    /// Some exports failed in the last window, but not enough to call it an outage.
+    Degraded,
+    /// More failures than the threshold in the last window, or no success for several
+    /// windows while data was waiting.
+    Failing,
+}
+
+impl HealthState {
+    /// `healthy`, `degraded` or `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Degraded => "degraded",
+            HealthState::Failing => "failing",
+        }
+    }
+
+    fn gauge(self) -> i64 {
+        self as i64
+    }
+
+    fn from_gauge(v: i64) -> Self {
+        match v {
+            1 => HealthState::Degraded,
+            2 => HealthState::Failing,
+            _ => HealthState::Healthy,
+        }
+    }
+}
+
+/// One signal's export figures since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SignalHealth {
+    /// Which signal.
+    pub signal: Signal,
+    /// State as of the last watchdog window.
+    pub state: HealthState,
+    /// Items (spans, metric points, log records) the collector accepted.
+    pub exported: u64,
+    /// Items lost because their export failed after retries.
+    pub failed: u64,
+    /// Items dropped before export (queue full, after shutdown).
+    pub dropped: u64,
+    /// Export requests attempted.
+    pub exports: u64,
+    /// Export requests that failed.
+    pub export_failures: u64,
+    /// The last export error, if any.
+    pub last_error: Option<String>,
+    /// When an export last succeeded.
+    pub last_success: Option<SystemTime>,
+}
+
+/// A snapshot of exporter health for every signal: [`Telemetry::exporter_health`].
+///
+/// ```
+/// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+/// let health = telemetry.exporter_health();
+/// assert!(health.is_healthy());
+/// assert_eq!(health.get(paytrace::Signal::Traces).dropped, 0);
+/// # Ok::<(), paytrace::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExporterHealth {
+    signals: [SignalHealth; 3],
+}
+
+impl ExporterHealth {
+    /// The figures of one signal.
+    pub fn get(&self, signal: Signal) -> &SignalHealth {
+        &self.signals[signal.index()]
+    }
+
+    /// All three signals: traces, metrics, logs.
+    pub fn signals(&self) -> impl Iterator<Item = &SignalHealth> {
+        self.signals.iter()
+    }
+
+    /// The worst state of any signal.
+    pub fn state(&self) -> HealthState {
+        self.signals
+            .iter()
+            .map(|s| s.state)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// `true` when every signal is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.state() == HealthState::Healthy
+    }
+}
+
+impl Telemetry {
+    /// Exporter health per signal: state, exported/failed/dropped totals, last error, last
+    /// success. The same figures are on the Prometheus endpoint as `paytrace_exporter_*`.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// for signal in telemetry.exporter_health().signals() {
+    ///     println!("{}: {} ({} dropped)", signal.signal, signal.state.as_str(), signal.dropped);
+    /// }
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn exporter_health(&self) -> ExporterHealth {
+        snapshot(&self.inner.stats)
+    }
+}
+
+pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
+    let one = |signal: Signal| {
+        let s = stats.get(signal);
+        let ms = s.last_success_ms();
+        SignalHealth {
+            signal,
+            state: HealthState::from_gauge(s.state.get()),
+            exported: s.exported.get(),
+            failed: s.failed.get(),
+            dropped: s.dropped.get(),
+            exports: s.exports.get(),
+            export_failures: s.export_failures.get(),
+            last_error: s.last_error(),
+            last_success: (ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(ms)),
+        }
+    };
+    ExporterHealth {
+        signals: Signal::ALL.map(one),
+    }
+}
+
+/// What the watchdog decided for one signal in one window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Quiet,
+    TooManyFailures {
+        failures: u64,
+        last_error: Option<String>,
+    },
+    NoSuccess {
+        windows: u32,
+        last_error: Option<String>,
+    },
+    Recovered,
+}
+
+/// Per-signal memory between windows.
+#[derive(Debug, Default, Clone)]
+struct Window {
+    exports: u64,
+    failures: u64,
+    dropped: u64,
+    stale: u32,
+    warned: bool,
+}
+
+/// The watchdog's decision logic, free of clocks so it can be tested window by window.
+#[derive(Debug)]
+pub(crate) struct Watchdog {
+    stats: Arc<ExportStats>,
+    threshold: u64,
+    stale_windows: u32,
+    windows: [Window; 3],
+}
+
+impl Watchdog {
+    pub(crate) fn new(stats: Arc<ExportStats>, threshold: u64, stale_windows: u32) -> Self {
+        let mut dog = Watchdog {
+            stats,
+            threshold,
+            stale_windows,
+            windows: Default::default(),
+        };
+        for signal in Signal::ALL {
+            let s = dog.stats.get(signal).clone();
+            let w = &mut dog.windows[signal.index()];
+            w.exports = s.exports.get();
+            w.failures = s.export_failures.get();
+            w.dropped = s.dropped.get();
+        }
+        dog
+    }
+
+    /// Close a window: update every signal's state and say what to report. `queued` tells,
+    /// per signal, whether items are waiting in its queue.
+    pub(crate) fn check(&mut self, queued: [bool; 3]) -> [Verdict; 3] {
+        Signal::ALL.map(|signal| {
+            let stats = self.stats.get(signal).clone();
+            self.check_one(&stats, queued[signal.index()])
+        })
+    }
+
+    fn check_one(&mut self, s: &SignalStats, queued: bool) -> Verdict {
+        let w = &mut self.windows[s.signal.index()];
+        let (exports, failures, dropped) =
+            (s.exports.get(), s.export_failures.get(), s.dropped.get());
+        let new_exports = exports - w.exports;
+        let new_failures = failures - w.failures;
+        let new_dropped = dropped - w.dropped;
+        let successes = new_exports - new_failures;
+        (w.exports, w.failures, w.dropped) = (exports, failures, dropped);
+
+        let waiting = new_exports > 0 || new_dropped > 0 || queued;
+        if successes > 0 {
+            w.stale = 0;
+        } else if waiting {
+            w.stale += 1;
+        }
+        let (state, verdict) = if new_failures > self.threshold {
+            (
+                HealthState::Failing,
+                Verdict::TooManyFailures {
+                    failures: new_failures,
+                    last_error: s.last_error(),
+                },
+            )
+        } else if w.stale >= self.stale_windows {
+            (
+                HealthState::Failing,
+                Verdict::NoSuccess {
+                    windows: w.stale,
+                    last_error: s.last_error(),
+                },
+            )
+        } else if new_failures > 0 || new_dropped > 0 || w.stale > 0 {
+            (HealthState::Degraded, Verdict::Quiet)
+        } else {
+            (HealthState::Healthy, Verdict::Quiet)
+        };
+        s.state.set(state.gauge());
+        match verdict {
+            Verdict::Quiet if state == HealthState::Healthy && w.warned => {
+                w.warned = false;
+                Verdict::Recovered
+            }
+            Verdict::Quiet => Verdict::Quiet,
+            v => {
+                w.warned = true;
+                v
+            }
+        }
+    }
+}
+
+/// Run the watchdog every `interval` until aborted. `queued` reports whether each signal has
+/// items waiting.
+pub(crate) async fn run(
+    mut dog: Watchdog,
+    interval: Duration,
+    queued: impl Fn() -> [bool; 3] + Send + 'static,
+) {
+    let start = tokio::time::Instant::now() + interval;
+    let mut ticks = tokio::time::interval_at(start, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let verdicts = dog.check(queued());
+        report(&verdicts, &dog.stats);
+    }
+}
+
+/// Report one window's verdicts as `tracing` records.
+pub(crate) fn report(verdicts: &[Verdict; 3], stats: &ExportStats) {
+    // On the export thread telemetry is suppressed; these few records should reach the
+    // collector when it works for their signal.
+    let _not_suppressed = opentelemetry::Context::new().attach();
+    for (signal, verdict) in Signal::ALL.iter().zip(verdicts) {
+        let s = stats.get(*signal);
+        match verdict {
+            Verdict::Quiet => {}
+            Verdict::TooManyFailures {
+                failures,
+                last_error,
+            } => tracing::warn!(
+                target: "paytrace::watchdog",
+                signal = signal.as_str(),
+                failures = *failures,
+                dropped_total = s.dropped.get(),
+                last_error = last_error.as_deref().unwrap_or(""),
+                "telemetry export failing: {failures} {signal} exports failed in the last window"
+            ),
+            Verdict::NoSuccess {
+                windows,
+                last_error,
+            } => tracing::warn!(
+                target: "paytrace::watchdog",
+                signal = signal.as_str(),
+                windows = *windows,
+                dropped_total = s.dropped.get(),
+                last_error = last_error.as_deref().unwrap_or(""),
+                "telemetry export stalled: no {signal} export succeeded for {windows} windows"
+            ),
+            Verdict::Recovered => tracing::info!(
+                target: "paytrace::watchdog",
+                signal = signal.as_str(),
+                "telemetry export recovered: {signal} exports succeed again"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(threshold: u64, stale: u32) -> (Arc<ExportStats>, Watchdog) {
+        let stats = Arc::new(ExportStats::new(&prometheus::Registry::new()).unwrap());
+        let dog = Watchdog::new(stats.clone(), threshold, stale);
+        (stats, dog)
+    }
+
+    fn fail(stats: &ExportStats, signal: Signal, n: u64) {
+        for _ in 0..n {
+            stats
+                .get(signal)
+                .record_failure(10, "Unavailable: connection refused".into());
+        }
+    }
+
+    #[test]
+    fn more_than_threshold_failures_warn_once_per_window() {
+        let (stats, mut dog) = setup(10, 3);
+        fail(&stats, Signal::Traces, 10);
+        let v = dog.check([false; 3]);
+        assert_eq!(v[0], Verdict::Quiet, "10 is not more than 10");
+        fail(&stats, Signal::Traces, 11);
+        let v = dog.check([false; 3]);
+        assert!(
+            matches!(&v[0], Verdict::TooManyFailures { failures: 11, last_error: Some(e) } if e.contains("refused"))
+        );
+        assert_eq!(v[1], Verdict::Quiet);
+        assert_eq!(
+            snapshot(&stats).get(Signal::Traces).state,
+            HealthState::Failing
+        );
+        // Next window: failures continue → warned again (one per window), with this window's count.
+        fail(&stats, Signal::Traces, 12);
+        assert!(matches!(
+            dog.check([false; 3])[0],
+            Verdict::TooManyFailures { failures: 12, .. }
+        ));
+    }
+
+    #[test]
+    fn slow_black_hole_is_caught_by_the_stale_rule() {
+        let (stats, mut dog) = setup(10, 2);
+        // Three timeouts per window: never above the count threshold.
+        fail(&stats, Signal::Logs, 3);
+        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        assert_eq!(
+            snapshot(&stats).get(Signal::Logs).state,
+            HealthState::Degraded
+        );
+        fail(&stats, Signal::Logs, 3);
+        assert!(matches!(
+            dog.check([false; 3])[2],
+            Verdict::NoSuccess { windows: 2, .. }
+        ));
+        assert_eq!(
+            snapshot(&stats).get(Signal::Logs).state,
+            HealthState::Failing
+        );
+        // A window with no completed export but data queued still counts.
+        assert!(matches!(
+            dog.check([false, false, true])[2],
+            Verdict::NoSuccess { windows: 3, .. }
+        ));
+        // Recovery: one INFO, then quiet.
+        stats.get(Signal::Logs).record_success(5);
+        assert_eq!(dog.check([false; 3])[2], Verdict::Recovered);
+        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        assert_eq!(
+            snapshot(&stats).get(Signal::Logs).state,
+            HealthState::Healthy
+        );
+    }
+
+    #[test]
+    fn idle_signal_stays_healthy() {
+        let (stats, mut dog) = setup(10, 1);
+        for _ in 0..5 {
+            assert_eq!(
+                dog.check([false; 3]),
+                [Verdict::Quiet, Verdict::Quiet, Verdict::Quiet]
+            );
+        }
+        assert!(snapshot(&stats).is_healthy());
+    }
+
+    #[test]
+    fn drops_alone_degrade() {
+        let (stats, mut dog) = setup(10, 5);
+        stats.get(Signal::Traces).record_success(1);
+        stats.get(Signal::Traces).record_dropped(100);
+        assert_eq!(dog.check([false; 3])[0], Verdict::Quiet);
+        let h = snapshot(&stats);
+        assert_eq!(h.get(Signal::Traces).state, HealthState::Degraded);
+        assert_eq!(h.get(Signal::Traces).dropped, 100);
+        assert!(h.get(Signal::Traces).last_success.is_some());
+    }
+}
