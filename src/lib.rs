@@ -23,7 +23,8 @@
 //! ```
 //!
 //! ## Cargo features
-//! - `testing`: [`testing::TestCollector`], an in-process OTLP/gRPC receiver for tests.
+//! - `testing`: `testing::TestCollector`, an in-process OTLP/gRPC receiver for tests (off by
+//!   default).
 //!
 //! ## Minimum supported Rust version
 //! 1.85.
@@ -35,6 +36,9 @@ pub(crate) mod export;
 mod init;
 pub mod log;
 pub mod redact;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod watchdog;
 
 pub use config::{Config, LogFormat, Propagator, Sampler};
