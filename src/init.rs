@@ -165,6 +165,8 @@ impl Telemetry {
         let mut logger_builder = SdkLoggerProvider::builder().with_resource(resource.clone());
         let mut meter_builder = SdkMeterProvider::builder().with_resource(resource.clone());
 
+        // Captured before entering the export runtime's context below.
+        let host = tokio::runtime::Handle::try_current().ok();
         let pipeline = if settings.disabled {
             None
         } else {
@@ -225,12 +227,15 @@ impl Telemetry {
                 settings.stale_windows,
             );
             let (span_q, log_q) = (spans.clone(), logs.clone());
+            // The watchdog's windows are measured on the clock of the runtime it runs on.
+            drop(_enter);
+            let _host_context = host.as_ref().map(|h| h.enter());
             let task = watchdog::run(dog, settings.watchdog_interval, move || {
                 [span_q.queued() > 0, false, log_q.queued() > 0]
             });
-            let watchdog = match tokio::runtime::Handle::try_current() {
-                Ok(host) => host.spawn(task).abort_handle(),
-                Err(_) => rt.spawn(task).abort_handle(),
+            let watchdog = match &host {
+                Some(host) => host.spawn(task).abort_handle(),
+                None => rt.spawn(task).abort_handle(),
             };
             Some(Pipeline {
                 runtime,

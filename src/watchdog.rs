@@ -278,18 +278,21 @@ impl Watchdog {
 
 /// Run the watchdog every `interval` until aborted. `queued` reports whether each signal has
 /// items waiting.
-pub(crate) async fn run(
+pub(crate) fn run(
     mut dog: Watchdog,
     interval: Duration,
     queued: impl Fn() -> [bool; 3] + Send + 'static,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    // Windows start now, not at the task's first poll.
     let start = tokio::time::Instant::now() + interval;
-    let mut ticks = tokio::time::interval_at(start, interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let verdicts = dog.check(queued());
-        report(&verdicts, &dog.stats);
+    async move {
+        let mut ticks = tokio::time::interval_at(start, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let verdicts = dog.check(queued());
+            report(&verdicts, &dog.stats);
+        }
     }
 }
 

@@ -32,3 +32,99 @@ pub fn closed_endpoint() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }
+
+/// A `tracing` event as captured by [`Capture`].
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub level: tracing::Level,
+    pub target: String,
+    pub fields: std::collections::BTreeMap<String, String>,
+}
+
+impl Captured {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+/// A layer that records every event, for `tracing::subscriber::set_default` in tests.
+#[derive(Clone, Default)]
+pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<Captured>>>);
+
+impl Capture {
+    pub fn events(&self) -> Vec<Captured> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn with_target(&self, target: &str) -> Vec<Captured> {
+        self.events()
+            .into_iter()
+            .filter(|e| e.target == target)
+            .collect()
+    }
+}
+
+struct Visitor<'a>(&'a mut std::collections::BTreeMap<String, String>);
+
+impl tracing::field::Visit for Visitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _cx: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = std::collections::BTreeMap::new();
+        event.record(&mut Visitor(&mut fields));
+        self.0.lock().unwrap().push(Captured {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields,
+        });
+    }
+}
+
+/// Keeps [`collector_elsewhere`]'s runtime alive; dropping it stops that runtime on its own
+/// thread (a runtime must not be dropped inside async code).
+pub struct Elsewhere(Option<std::sync::mpsc::Sender<()>>);
+
+impl Drop for Elsewhere {
+    fn drop(&mut self) {
+        drop(self.0.take());
+    }
+}
+
+/// A collector served by its own runtime on its own threads, so a test may block its own
+/// (possibly paused, current-thread) runtime without stalling the collector.
+pub fn collector_elsewhere() -> (TestCollector, Elsewhere) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("collector runtime");
+        let collector = rt.block_on(TestCollector::start()).expect("collector");
+        ready_tx.send(collector).expect("test alive");
+        // The worker thread serves the collector until the test drops its guard.
+        let _ = stop_rx.recv();
+    });
+    let collector = ready_rx.recv().expect("collector started");
+    (collector, Elsewhere(Some(stop_tx)))
+}
+
+/// Resident set size of this process in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

@@ -1,0 +1,247 @@
+//! Fault injection: the collector fails in every way; the caller never notices, the operator
+//! does (watchdog records, `exporter_health()`, `paytrace_exporter_*` metrics), and shutdown
+//! keeps its bound. Watchdog windows run on tokio's paused clock.
+
+mod support;
+
+use std::time::Duration;
+
+use opentelemetry::trace::{Span as _, Tracer as _};
+use paytrace::testing::Fault;
+use paytrace::{HealthState, Signal, Telemetry};
+use support::{closed_endpoint, collector_elsewhere, config, Capture};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+const WINDOW: Duration = Duration::from_secs(30);
+
+fn spans(telemetry: &Telemetry, n: usize) {
+    for i in 0..n {
+        let mut span = telemetry.tracer().start("charge");
+        span.set_attribute(opentelemetry::KeyValue::new("i", i as i64));
+        span.end();
+    }
+}
+
+/// Let the watchdog's window elapse on the paused clock: sleeping auto-advances the clock to
+/// each pending timer in order, so the watchdog's tick (due first) runs before this returns.
+async fn next_window() {
+    tokio::time::sleep(WINDOW + Duration::from_millis(1)).await;
+    tokio::task::yield_now().await;
+}
+
+fn warnings(capture: &Capture, signal: Signal) -> Vec<support::Captured> {
+    capture
+        .with_target("paytrace::watchdog")
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::WARN && e.field("signal") == Some(signal.as_str()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusing_collector_warns_once_per_window_with_the_count_then_recovers() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Refuse);
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    // Batches of one, flushed by hand; a 50 ms budget makes each refused export fail at once.
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_span_batch_size(1)
+            .with_span_schedule_delay(Duration::from_secs(3600))
+            .with_export_timeout(Duration::from_millis(50)),
+    )
+    .unwrap();
+
+    spans(&telemetry, 15);
+    assert!(
+        telemetry.force_flush().is_err(),
+        "a refused export is reported"
+    );
+    next_window().await;
+    let warns = warnings(&capture, Signal::Traces);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    assert_eq!(warns[0].field("failures"), Some("15"));
+    assert!(
+        warns[0]
+            .field("last_error")
+            .unwrap()
+            .contains("Unavailable"),
+        "{warns:?}"
+    );
+    let health = telemetry.exporter_health();
+    let traces = health.get(Signal::Traces);
+    assert_eq!(traces.state, HealthState::Failing);
+    assert_eq!(
+        (traces.export_failures, traces.failed, traces.exported),
+        (15, 15, 0)
+    );
+    assert_eq!(health.get(Signal::Logs).state, HealthState::Healthy);
+
+    // Second failing window: one more warning, with this window's count.
+    spans(&telemetry, 12);
+    let _ = telemetry.force_flush();
+    next_window().await;
+    let warns = warnings(&capture, Signal::Traces);
+    assert_eq!(warns.len(), 2);
+    assert_eq!(warns[1].field("failures"), Some("12"));
+
+    // Recovery: one INFO record, health back to healthy, and the data flows.
+    collector.set_fault(Fault::None);
+    spans(&telemetry, 3);
+    telemetry.force_flush().unwrap();
+    next_window().await;
+    let infos: Vec<_> = capture
+        .with_target("paytrace::watchdog")
+        .into_iter()
+        .filter(|e| e.level == tracing::Level::INFO)
+        .collect();
+    assert_eq!(infos.len(), 1, "{infos:?}");
+    assert_eq!(
+        telemetry.exporter_health().get(Signal::Traces).state,
+        HealthState::Healthy
+    );
+    assert_eq!(
+        warnings(&capture, Signal::Traces).len(),
+        2,
+        "no warning once healthy"
+    );
+    let _ = telemetry.shutdown();
+}
+
+#[tokio::test(start_paused = true)]
+async fn black_hole_collector_is_caught_by_the_stall_rule() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Hang);
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_span_schedule_delay(Duration::from_secs(3600))
+            .with_export_timeout(Duration::from_millis(100))
+            .with_shutdown_timeout(Duration::from_secs(2))
+            .with_stale_windows(2),
+    )
+    .unwrap();
+    // Two slow failures per window: far below the count threshold of 10.
+    for window in 1..=2 {
+        spans(&telemetry, 1);
+        let _ = telemetry.force_flush();
+        spans(&telemetry, 1);
+        let _ = telemetry.force_flush();
+        next_window().await;
+        let warns = warnings(&capture, Signal::Traces);
+        if window == 1 {
+            assert!(warns.is_empty(), "{warns:?}");
+            assert_eq!(
+                telemetry.exporter_health().get(Signal::Traces).state,
+                HealthState::Degraded
+            );
+        } else {
+            assert_eq!(warns.len(), 1, "{warns:?}");
+            assert_eq!(warns[0].field("windows"), Some("2"));
+            assert_eq!(
+                telemetry.exporter_health().get(Signal::Traces).state,
+                HealthState::Failing
+            );
+        }
+    }
+    let _ = telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absent_collector_never_blocks_the_caller_and_shutdown_keeps_its_bound() {
+    let telemetry = std::sync::Arc::new(
+        Telemetry::start(
+            paytrace::Config::new()
+                .with_endpoint(closed_endpoint())
+                .with_install_subscriber(false)
+                .with_log_format(paytrace::LogFormat::Off)
+                .with_span_schedule_delay(Duration::from_millis(10))
+                .with_shutdown_timeout(Duration::from_millis(500)),
+        )
+        .unwrap(),
+    );
+    let subscriber = std::sync::Arc::new(telemetry.subscriber());
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let telemetry = telemetry.clone();
+        let subscriber = subscriber.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..2_000 {
+                let span = telemetry.tracer().start("request");
+                tracing::subscriber::with_default(subscriber.clone(), || {
+                    tracing::info!(task = t, i, "handled")
+                });
+                drop(span);
+                if i % 100 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("every request completes");
+    }
+    let health = telemetry.exporter_health();
+    let traces = health.get(Signal::Traces);
+    // 16,000 spans against a 2048 queue and a dead collector: most are dropped, none blocks.
+    assert!(traces.dropped > 0, "{traces:?}");
+    assert_eq!(traces.exported, 0);
+    let telemetry = std::sync::Arc::try_unwrap(telemetry).expect("sole owner");
+    assert!(telemetry.shutdown().is_err(), "shutdown tells the truth");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delay_past_the_export_timeout_fails_and_is_counted() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Delay(Duration::from_secs(3)));
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_export_timeout(Duration::from_millis(200))
+            .with_shutdown_timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    spans(&telemetry, 5);
+    let err = telemetry.force_flush().unwrap_err();
+    assert!(matches!(err, paytrace::Error::ExportFailed { .. }), "{err}");
+    let traces = telemetry.exporter_health().get(Signal::Traces).clone();
+    assert_eq!(traces.failed, 5);
+    let error = traces.last_error.unwrap();
+    assert!(
+        error.contains("timed out") || error.contains("Timeout"),
+        "{error}"
+    );
+    collector.set_fault(Fault::None);
+    spans(&telemetry, 2);
+    telemetry.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_and_drops_are_exact_while_the_collector_hangs() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Hang);
+    let queue = 512;
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_span_queue_size(queue)
+            .with_span_batch_size(queue)
+            .with_span_schedule_delay(Duration::from_millis(1))
+            .with_export_timeout(Duration::from_secs(30))
+            .with_shutdown_timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    // Let the first batch reach the collector and hang there.
+    spans(&telemetry, queue);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = support::rss_bytes();
+    let produced = 200_000;
+    spans(&telemetry, produced);
+    let grown = support::rss_bytes().saturating_sub(before);
+    let dropped = telemetry.exporter_health().get(Signal::Traces).dropped;
+    // Exactly what did not fit in the queue is dropped: the queue holds `queue` items.
+    assert_eq!(dropped, produced as u64 - queue as u64);
+    assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
+    let _ = telemetry.shutdown();
+}
