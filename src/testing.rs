@@ -871,6 +871,9 @@ pub struct Received<T> {
     pub at: Instant,
     /// How the collector answered it; [`Fault::None`] means `OK`.
     pub fault: Fault,
+    /// The request's ASCII metadata (gRPC headers), names lowercase, e.g. an auth header the
+    /// exporter was configured to send.
+    pub headers: Vec<(String, String)>,
 }
 
 // === impl ReceivedSpan ===
@@ -1817,6 +1820,17 @@ impl Shared {
             .metadata()
             .get("grpc-encoding")
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        let headers = request
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => Some((
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )),
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
         let at = Instant::now();
         let message = request.into_inner();
         let fault = {
@@ -1828,6 +1842,7 @@ impl Shared {
                 encoding,
                 at,
                 fault: fault.clone(),
+                headers,
             });
             fault
         };
