@@ -9,6 +9,9 @@
 //!   down, refusing or hanging, the demo still completes, says so, and exits 0.
 //! - `--serve` keeps serving on 127.0.0.1:3000 after the self-load (Ctrl-C to stop).
 //! - `--seconds N` sets the self-load duration (default 3).
+//! - `--logs` writes the JSON log records to stdout as well (off by default to keep the summary
+//!   readable; they always go to the collector).
+//! - `--watchdog-ms N` sets the exporter-health window (default 30 000 ms).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -109,12 +112,17 @@ async fn self_load(addr: SocketAddr, duration: Duration) -> (u64, u64) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let serve = args.iter().any(|a| a == "--serve");
-    let seconds = args
-        .iter()
-        .position(|a| a == "--seconds")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let flag = |name: &str| -> Option<u64> {
+        let i = args.iter().position(|a| a == name)?;
+        args.get(i + 1)?.parse().ok()
+    };
+    let seconds = flag("--seconds").unwrap_or(3);
+    let watchdog = Duration::from_millis(flag("--watchdog-ms").unwrap_or(30_000));
+    let log_format = if args.iter().any(|a| a == "--logs") {
+        paytrace::LogFormat::Json
+    } else {
+        paytrace::LogFormat::Off
+    };
 
     // Embedded collector unless the environment names one.
     let external = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -131,7 +139,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_metric_interval(Duration::from_secs(1))
         .with_export_timeout(Duration::from_secs(2))
         .with_shutdown_timeout(Duration::from_secs(3))
-        .with_log_format(paytrace::LogFormat::Off);
+        .with_watchdog_interval(watchdog)
+        .with_log_format(log_format);
     if let Some(collector) = &embedded {
         config = config.with_endpoint(collector.endpoint());
     }
