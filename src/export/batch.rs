@@ -1,18 +1,22 @@
 //! A bounded queue drained by a worker task on the export runtime.
 //!
 //! Producers (`on_end` of a span, `emit` of a log record) only `try_send`: when the queue is
-//! full the item is dropped and counted, the caller never waits. The worker exports a batch when
-//! it is full or when the schedule delay since its first item has passed, one export at a time,
-//! so a hanging collector fills the queue (and drops) instead of growing memory.
+//! full the item is dropped and counted, the caller never waits. The worker drains the queue
+//! every schedule delay, or as soon as a producer sees a full batch waiting, and exports one
+//! batch at a time, so a hanging collector fills the queue (and drops) instead of growing memory.
+//!
+//! The worker never waits *on the queue itself*: a receiver parked on the channel would be woken
+//! by every push, costing the request path a thread wake-up per span. Producers only signal it
+//! once a whole batch is waiting.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use tokio::sync::{mpsc, Notify};
 
 use super::stats::SignalStats;
 use crate::config::BatchSettings;
@@ -41,7 +45,11 @@ pub(crate) enum DrainError {
 pub(crate) struct Batcher<T> {
     tx: mpsc::Sender<T>,
     ctl: mpsc::UnboundedSender<Control>,
+    full: Arc<Notify>,
+    batch: usize,
     stats: Arc<SignalStats>,
+    /// Drops already reported by a flush or shutdown.
+    reported_drops: AtomicU64,
 }
 
 impl<T: Send + 'static> Batcher<T> {
@@ -53,15 +61,25 @@ impl<T: Send + 'static> Batcher<T> {
     ) -> Self {
         let (tx, rx) = mpsc::channel(settings.queue);
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
-        rt.spawn(worker(rx, ctl_rx, exporter, settings));
-        Batcher { tx, ctl, stats }
+        let full = Arc::new(Notify::new());
+        rt.spawn(worker(rx, ctl_rx, full.clone(), exporter, settings));
+        Batcher {
+            tx,
+            ctl,
+            full,
+            batch: settings.batch,
+            reported_drops: AtomicU64::new(stats.dropped.get()),
+            stats,
+        }
     }
 
     /// Enqueue without waiting; a full or closed queue drops and counts the item.
     #[inline]
     pub(crate) fn push(&self, item: T) {
-        if self.tx.try_send(item).is_err() {
-            self.stats.record_dropped(1);
+        match self.tx.try_send(item) {
+            Ok(()) if self.queued() >= self.batch => self.full.notify_one(),
+            Ok(()) => {}
+            Err(_) => self.stats.record_dropped(1),
         }
     }
 
@@ -88,7 +106,18 @@ impl<T: Send + 'static> Batcher<T> {
         // A plain blocking wait: the worker runs on the export thread, so this works from any
         // thread, inside or outside an async runtime, without stalling the export.
         match wait.recv_timeout(timeout) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                // Ok must mean that everything recorded so far reached the collector.
+                let dropped = self.stats.dropped.get();
+                let before = self.reported_drops.swap(dropped, Ordering::Relaxed);
+                if dropped > before {
+                    return Err(DrainError::Failed(format!(
+                        "{} items dropped before export (queue full)",
+                        dropped - before
+                    )));
+                }
+                Ok(())
+            }
             Ok(Err(e)) => Err(DrainError::Failed(e)),
             Err(std_mpsc::RecvTimeoutError::Timeout) => Err(DrainError::Timeout),
             Err(std_mpsc::RecvTimeoutError::Disconnected) => Ok(()),
@@ -99,19 +128,13 @@ impl<T: Send + 'static> Batcher<T> {
 async fn worker<T, E: BatchExport<T>>(
     mut rx: mpsc::Receiver<T>,
     mut ctl: mpsc::UnboundedReceiver<Control>,
+    full: Arc<Notify>,
     exporter: E,
     settings: BatchSettings,
 ) {
-    let mut buf: Vec<T> = Vec::with_capacity(settings.batch);
-    let mut deadline: Option<Instant> = None;
+    // A failure of a background export, reported by the next flush or shutdown.
+    let mut unreported: Option<String> = None;
     loop {
-        let timer = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        let room = settings.batch - buf.len();
         tokio::select! {
             biased;
             control = ctl.recv() => {
@@ -123,42 +146,48 @@ async fn worker<T, E: BatchExport<T>>(
                 if last {
                     rx.close();
                 }
-                let mut result = Ok(());
-                while let Ok(item) = rx.try_recv() {
-                    buf.push(item);
-                    if buf.len() >= settings.batch {
-                        keep_error(&mut result, exporter.export(std::mem::take(&mut buf)).await);
-                    }
-                }
-                if !buf.is_empty() {
-                    keep_error(&mut result, exporter.export(std::mem::take(&mut buf)).await);
-                }
-                deadline = None;
-                let _ = reply.send(result);
+                let result = drain(&mut rx, &exporter, settings.batch).await;
+                let earlier = unreported.take();
+                let _ = reply.send(result.and(earlier.map_or(Ok(()), Err)));
                 if last {
                     return;
                 }
             }
-            n = rx.recv_many(&mut buf, room) => {
-                if n == 0 {
-                    if !buf.is_empty() {
-                        let _ = exporter.export(std::mem::take(&mut buf)).await;
-                    }
-                    return;
-                }
-                if buf.len() >= settings.batch {
-                    let _ = exporter.export(std::mem::take(&mut buf)).await;
-                    deadline = None;
-                } else if deadline.is_none() {
-                    deadline = Some(Instant::now() + settings.delay);
+            () = full.notified() => {
+                if let Err(e) = drain(&mut rx, &exporter, settings.batch).await {
+                    unreported = Some(e);
                 }
             }
-            () = timer => {
-                let _ = exporter.export(std::mem::take(&mut buf)).await;
-                deadline = None;
+            () = tokio::time::sleep(settings.delay) => {
+                if rx.is_closed() && rx.is_empty() {
+                    return;
+                }
+                if let Err(e) = drain(&mut rx, &exporter, settings.batch).await {
+                    unreported = Some(e);
+                }
             }
         }
     }
+}
+
+/// Export everything queued now, in batches; `Err` if any export failed.
+async fn drain<T, E: BatchExport<T>>(
+    rx: &mut mpsc::Receiver<T>,
+    exporter: &E,
+    batch: usize,
+) -> Result<(), String> {
+    let mut result = Ok(());
+    let mut buf = Vec::with_capacity(batch.min(rx.len()));
+    while let Ok(item) = rx.try_recv() {
+        buf.push(item);
+        if buf.len() >= batch {
+            keep_error(&mut result, exporter.export(std::mem::take(&mut buf)).await);
+        }
+    }
+    if !buf.is_empty() {
+        keep_error(&mut result, exporter.export(buf).await);
+    }
+    result
 }
 
 fn keep_error(result: &mut Result<(), String>, outcome: Result<(), String>) {
@@ -265,6 +294,45 @@ mod tests {
         );
         b.push(2);
         assert_eq!(st.dropped.get(), 1);
+        // After shutdown there is no worker to ask: nothing more to report.
         assert_eq!(b.flush(Duration::from_secs(1)), Ok(()));
+    }
+
+    #[test]
+    fn background_failures_and_drops_are_reported_by_the_next_flush() {
+        let rt = runtime();
+        let rec = Recorder {
+            fail: true,
+            ..Recorder::default()
+        };
+        let st = stats();
+        // Batch of one: every push triggers an export in the background.
+        let b = Batcher::start(rt.handle(), settings(16, 1), st.clone(), rec.clone());
+        b.push(1);
+        while rec.batches.lock().unwrap().is_empty() {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            b.flush(Duration::from_secs(5)),
+            Err(DrainError::Failed("refused".into()))
+        );
+        assert_eq!(b.flush(Duration::from_secs(5)), Ok(()), "reported once");
+
+        // Nothing drains until the flush (batch larger than the queue, delay of an hour).
+        let st = stats();
+        let b = Batcher::start(
+            rt.handle(),
+            settings(2, 100),
+            st.clone(),
+            Recorder::default(),
+        );
+        (0..3).for_each(|i| b.push(i));
+        assert_eq!(st.dropped.get(), 1);
+        let err = b.flush(Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            err,
+            DrainError::Failed("1 items dropped before export (queue full)".into())
+        );
+        assert_eq!(b.flush(Duration::from_secs(5)), Ok(()));
     }
 }
