@@ -35,6 +35,7 @@ mod error;
 pub(crate) mod export;
 mod init;
 pub mod log;
+pub mod propagation;
 pub mod redact;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

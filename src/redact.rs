@@ -1,14 +1,726 @@
-//! tmp
-#![allow(missing_docs)]
+//! What is secret: the one list of sensitive names and the one card-number mask, used alike by
+//! the HTTP layer (headers, query strings, paths), the logger (fields, messages) and the export
+//! path (every span, event and log attribute).
+//!
+//! Rules follow PCI DSS v4.0.1 as it applies to logs and traces: verification codes, PIN blocks
+//! and track data are removed by name (and track data also by shape); a primary account number
+//! (13–19 digits, Luhn-valid) is truncated to its first 6 and last 4 digits, always in the same
+//! format (`411111******1111`), so that differently masked copies cannot be combined.
+//!
+//! ```
+//! use paytrace::redact::Redactor;
+//! let r = Redactor::default();
+//! assert!(r.is_sensitive_name("card_number"));
+//! assert!(r.is_sensitive_name("paySign"));
+//! assert!(!r.is_sensitive_name("design"));
+//! assert_eq!(r.mask_pan("paid with 4111 1111 1111 1111"), "paid with 411111******1111");
+//! assert_eq!(r.redact_query("order=7&cvv=123"), "order=7&cvv=REDACTED");
+//! ```
+
 use std::borrow::Cow;
+use std::sync::Arc;
+
+use http::HeaderName;
+
+/// What a redacted value is replaced with.
 pub const REDACTED: &str = "REDACTED";
-#[derive(Debug, Clone, Default)]
-pub struct Redactor;
-impl Redactor {
-    pub fn is_sensitive_name(&self, name: &str) -> bool {
-        name.contains("card")
+
+/// What whole track data (magnetic stripe) is replaced with.
+pub const REDACTED_TRACK: &str = "[REDACTED-TRACK]";
+
+/// Words that make a field, parameter or header name sensitive. A name matches when one of its
+/// words (split on `_ - . space` and camelCase) is in this list.
+pub const DEFAULT_SENSITIVE_WORDS: &[&str] = &[
+    // card data (PCI DSS)
+    "card",
+    "pan",
+    "cvv",
+    "cvv2",
+    "cvc",
+    "cvc2",
+    "cid",
+    "pin",
+    "track",
+    "expiry",
+    "iban",
+    // request signing and credentials
+    "sign",
+    "signature",
+    "token",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "key",
+    "otp",
+    "authorization",
+    "auth",
+    "cookie",
+    "session",
+    "credential",
+    "credentials",
+];
+
+/// Names that are sensitive only as a whole (written without separators).
+const COMPOUNDS: &[&str] = &[
+    "cardno",
+    "cardnum",
+    "cardnumber",
+    "accountnumber",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "apikey",
+    "secretkey",
+    "privatekey",
+    "paysign",
+    "clientsecret",
+    "setcookie",
+    "xapikey",
+];
+
+/// Headers never recorded.
+pub const DEFAULT_SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-auth-token",
+];
+
+/// The redaction policy: cheap to clone (the lists are shared).
+///
+/// Defaults: [`DEFAULT_SENSITIVE_WORDS`], [`DEFAULT_SENSITIVE_HEADERS`], PAN masking on.
+///
+/// ```
+/// use paytrace::redact::Redactor;
+/// let r = Redactor::default().add_sensitive_words(["merchant_secret_ref"]);
+/// assert!(r.is_sensitive_name("merchant_secret_ref"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    inner: Arc<Lists>,
+}
+
+#[derive(Debug)]
+struct Lists {
+    words: Vec<String>,
+    headers: Vec<HeaderName>,
+    mask_pan: bool,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor {
+            inner: Arc::new(Lists {
+                words: DEFAULT_SENSITIVE_WORDS
+                    .iter()
+                    .map(|w| (*w).to_owned())
+                    .collect(),
+                headers: DEFAULT_SENSITIVE_HEADERS
+                    .iter()
+                    .map(|h| HeaderName::from_static(h))
+                    .collect(),
+                mask_pan: true,
+            }),
+        }
     }
-    pub fn mask_pan<'a>(&self, s: &'a str) -> Cow<'a, str> {
-        Cow::Borrowed(s)
+}
+
+impl Redactor {
+    fn edit(self, f: impl FnOnce(&mut Lists)) -> Self {
+        let mut lists = Lists {
+            words: self.inner.words.clone(),
+            headers: self.inner.headers.clone(),
+            mask_pan: self.inner.mask_pan,
+        };
+        f(&mut lists);
+        Redactor {
+            inner: Arc::new(lists),
+        }
+    }
+
+    /// Replace the sensitive words (lowercase, matched word by word).
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default().with_sensitive_words(["nonce"]);
+    /// assert!(r.is_sensitive_name("nonce") && !r.is_sensitive_name("card"));
+    /// ```
+    pub fn with_sensitive_words<I, S>(self, words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let words = words
+            .into_iter()
+            .map(|w| w.as_ref().to_ascii_lowercase())
+            .collect();
+        self.edit(|l| l.words = words)
+    }
+
+    /// Add sensitive words (or whole names) to the current list.
+    pub fn add_sensitive_words<I, S>(self, words: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let extra: Vec<String> = words
+            .into_iter()
+            .map(|w| w.as_ref().to_ascii_lowercase())
+            .collect();
+        self.edit(|l| l.words.extend(extra))
+    }
+
+    /// Add headers never to record (names are case-insensitive).
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default().add_sensitive_headers(["x-merchant-sig"]);
+    /// assert!(r.is_sensitive_header(&http::HeaderName::from_static("x-merchant-sig")));
+    /// ```
+    pub fn add_sensitive_headers<I, S>(self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let extra: Vec<HeaderName> = headers
+            .into_iter()
+            .filter_map(|h| HeaderName::from_bytes(h.as_ref().as_bytes()).ok())
+            .collect();
+        self.edit(|l| l.headers.extend(extra))
+    }
+
+    /// Turn card-number masking on or off. Defaults to on.
+    pub fn with_pan_masking(self, on: bool) -> Self {
+        self.edit(|l| l.mask_pan = on)
+    }
+
+    /// Whether a field, query-parameter or header name is sensitive: any of its words
+    /// (split on `_ - . space` and camelCase, lowercased) is a sensitive word, or the whole name
+    /// is a known compound such as `cardno` or `apikey`. `design` and `assign` are not `sign`.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// for name in ["cvv", "cardNo", "x-api-key", "client_secret", "access_token", "sign_type"] {
+    ///     assert!(r.is_sensitive_name(name), "{name}");
+    /// }
+    /// for name in ["order_id", "amount", "design", "assign", "currency", "keyboard"] {
+    ///     assert!(!r.is_sensitive_name(name), "{name}");
+    /// }
+    /// ```
+    pub fn is_sensitive_name(&self, name: &str) -> bool {
+        let words = &self.inner.words;
+        let mut compound = [0u8; 32];
+        let mut compound_len = 0;
+        let mut sensitive = false;
+        for_each_word(name, |word| {
+            if !sensitive && words.iter().any(|w| w.eq_ignore_ascii_case(word)) {
+                sensitive = true;
+            }
+            for b in word.bytes() {
+                if compound_len < compound.len() {
+                    compound[compound_len] = b.to_ascii_lowercase();
+                }
+                compound_len += 1;
+            }
+        });
+        if sensitive {
+            return true;
+        }
+        compound_len <= compound.len()
+            && std::str::from_utf8(&compound[..compound_len])
+                .is_ok_and(|whole| COMPOUNDS.contains(&whole) || words.iter().any(|w| w == whole))
+    }
+
+    /// Whether a header must never be recorded: the sensitive header list, or a sensitive name.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// assert!(r.is_sensitive_header(&http::header::AUTHORIZATION));
+    /// assert!(!r.is_sensitive_header(&http::header::CONTENT_TYPE));
+    /// ```
+    pub fn is_sensitive_header(&self, name: &HeaderName) -> bool {
+        self.inner.headers.iter().any(|h| h == name) || self.is_sensitive_name(name.as_str())
+    }
+
+    /// Mask card numbers and remove track data in free text. A card number is a run of 13–19
+    /// digits, optionally grouped by single spaces, dashes or `+`, that passes the Luhn check;
+    /// it becomes its first 6 and last 4 digits around `*`, without separators. Other digit runs
+    /// (order ids, timestamps) are left alone. Borrowed, without allocating, when nothing
+    /// matched.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// assert_eq!(r.mask_pan("card 4111-1111-1111-1111 ok"), "card 411111******1111 ok");
+    /// assert_eq!(r.mask_pan("order 1234567890123"), "order 1234567890123"); // not Luhn-valid
+    /// assert_eq!(r.mask_pan("%B4111111111111111^DOE/J^2512?"), "[REDACTED-TRACK]");
+    /// ```
+    pub fn mask_pan<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !self.inner.mask_pan {
+            return Cow::Borrowed(text);
+        }
+        // Fast path: fewer than 13 digits cannot hold a card number.
+        let bytes = text.as_bytes();
+        if bytes.iter().filter(|b| b.is_ascii_digit()).take(13).count() < 13 {
+            return Cow::Borrowed(text);
+        }
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if let Some(end) = track_at(bytes, i) {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                o.push_str(REDACTED_TRACK);
+                copied = end;
+                i = end;
+                continue;
+            }
+            if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+                i += 1;
+                continue;
+            }
+            let (end, digits, count) = digit_run(bytes, i);
+            if (13..=19).contains(&count) && luhn(&digits[..count]) {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                push_masked(o, &digits[..count]);
+                copied = end;
+            }
+            i = end.max(i + 1);
+        }
+        match out {
+            None => Cow::Borrowed(text),
+            Some(mut o) => {
+                o.push_str(&text[copied..]);
+                Cow::Owned(o)
+            }
+        }
+    }
+
+    /// [`REDACTED`] when `name` is sensitive, else `value` with card numbers masked.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// assert_eq!(r.redact_value("password", "hunter2"), "REDACTED");
+    /// assert_eq!(r.redact_value("note", "hello"), "hello");
+    /// ```
+    pub fn redact_value<'a>(&self, name: &str, value: &'a str) -> Cow<'a, str> {
+        if self.is_sensitive_name(name) {
+            Cow::Borrowed(REDACTED)
+        } else {
+            self.mask_pan(value)
+        }
+    }
+
+    /// Redact a URL query string: values of sensitive parameters become [`REDACTED`] (names are
+    /// percent-decoded for the check), card numbers elsewhere are masked. Borrowed when
+    /// unchanged.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// assert_eq!(
+    ///     r.redact_query("id=9&card%5Fnumber=4111111111111111&sign=abc&note=x"),
+    ///     "id=9&card%5Fnumber=REDACTED&sign=REDACTED&note=x"
+    /// );
+    /// assert!(matches!(r.redact_query("page=2"), std::borrow::Cow::Borrowed(_)));
+    /// ```
+    pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        let mut out: Option<String> = None;
+        let mut start = 0;
+        for pair in query.split('&') {
+            let (name, value) = match pair.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (pair, None),
+            };
+            let decoded = percent_decode_lossy(name);
+            let replacement: Option<Cow<'_, str>> = match value {
+                Some(v) if !v.is_empty() && self.is_sensitive_name(&decoded) => {
+                    Some(Cow::Borrowed(REDACTED))
+                }
+                Some(v) => match self.mask_pan(v) {
+                    Cow::Owned(m) => Some(Cow::Owned(m)),
+                    Cow::Borrowed(_) => None,
+                },
+                None => None,
+            };
+            if let Some(new_value) = replacement {
+                let o = out.get_or_insert_with(|| {
+                    let mut s = String::with_capacity(query.len());
+                    s.push_str(&query[..start]);
+                    s
+                });
+                o.push_str(name);
+                o.push('=');
+                o.push_str(&new_value);
+            } else if let Some(o) = out.as_mut() {
+                o.push_str(pair);
+            }
+            start += pair.len() + 1;
+            if let Some(o) = out.as_mut() {
+                if start <= query.len() {
+                    o.push('&');
+                }
+            }
+        }
+        match out {
+            Some(o) => Cow::Owned(o),
+            None => Cow::Borrowed(query),
+        }
+    }
+}
+
+/// Call `f` with each word of `name`: split on non-alphanumerics, lower→upper camelCase and
+/// letter→digit boundaries (`track2` is `track`, `2`).
+fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
+    let bytes = name.as_bytes();
+    let mut start = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        let alnum = b.is_ascii_alphanumeric();
+        let boundary = i > 0
+            && ((b.is_ascii_uppercase() && bytes[i - 1].is_ascii_lowercase())
+                || (b.is_ascii_digit() && bytes[i - 1].is_ascii_alphabetic()));
+        match (start, alnum) {
+            (Some(s), true) if boundary => {
+                f(&name[s..i]);
+                start = Some(i);
+            }
+            (Some(_), true) => {}
+            (Some(s), false) => {
+                f(&name[s..i]);
+                start = None;
+            }
+            (None, true) => start = Some(i),
+            (None, false) => {}
+        }
+    }
+    if let Some(s) = start {
+        f(&name[s..]);
+    }
+}
+
+/// A run of digits starting at `i`, allowing single separators (space, dash, plus) between
+/// digits. Returns (end, digits, count); count above 19 means "too long to be a card".
+fn digit_run(bytes: &[u8], i: usize) -> (usize, [u8; 20], usize) {
+    let mut digits = [0u8; 20];
+    let mut count = 0;
+    let mut j = i;
+    let mut end = i;
+    while j < bytes.len() {
+        let b = bytes[j];
+        if b.is_ascii_digit() {
+            if count < digits.len() {
+                digits[count] = b;
+            }
+            count += 1;
+            j += 1;
+            end = j;
+        } else if matches!(b, b' ' | b'-' | b'+')
+            && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
+            && j > i
+        {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    (end, digits, count.min(20))
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let d = d * 2;
+                if d > 9 {
+                    d - 9
+                } else {
+                    d
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+fn push_masked(out: &mut String, digits: &[u8]) {
+    let n = digits.len();
+    out.extend(digits[..6].iter().map(|&b| b as char));
+    out.extend(std::iter::repeat_n('*', n - 10));
+    out.extend(digits[n - 4..].iter().map(|&b| b as char));
+}
+
+/// Track 1 (`%B<pan>^...?`) or track 2 (`;<pan>=...?`) data starting at `i`: its end.
+fn track_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let (pan_start, separator) = match bytes.get(i..i + 2)? {
+        [b'%', b'B'] => (i + 2, b'^'),
+        [b';', d] if d.is_ascii_digit() => (i + 1, b'='),
+        _ => return None,
+    };
+    let digits = bytes[pan_start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if !(13..=19).contains(&digits) || bytes.get(pan_start + digits) != Some(&separator) {
+        return None;
+    }
+    let rest = pan_start + digits;
+    // Up to and including the end sentinel, or a bounded length when it is missing.
+    let end = bytes[rest..]
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or((rest + 80).min(bytes.len()), |p| rest + p + 1);
+    let end = (end..=bytes.len()).find(|&e| e == bytes.len() || (bytes[e] & 0xC0) != 0x80)?;
+    Some(end)
+}
+
+/// Percent-decode for name matching only (invalid sequences are kept as they are).
+fn percent_decode_lossy(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') && !s.contains('+') {
+        return Cow::Borrowed(s);
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => match b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(v) => {
+                    out.push(v);
+                    i += 3;
+                }
+                None => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn r() -> Redactor {
+        Redactor::default()
+    }
+
+    #[test]
+    fn sensitive_names() {
+        let yes = [
+            "card",
+            "CARD_NUMBER",
+            "cardNo",
+            "cardno",
+            "card-number",
+            "pan",
+            "cvv",
+            "CVV2",
+            "cvc",
+            "cid",
+            "pin",
+            "track2",
+            "track",
+            "expiry",
+            "sign",
+            "signature",
+            "paySign",
+            "paysign",
+            "sign_type",
+            "token",
+            "access_token",
+            "accessToken",
+            "refresh-token",
+            "password",
+            "passwd",
+            "pwd",
+            "secret",
+            "client_secret",
+            "api_key",
+            "apiKey",
+            "x-api-key",
+            "apikey",
+            "authorization",
+            "Authorization",
+            "proxy-authorization",
+            "cookie",
+            "Set-Cookie",
+            "session_id",
+            "credentials",
+            "otp",
+            "iban",
+        ];
+        for name in yes {
+            assert!(r().is_sensitive_name(name), "{name} must be sensitive");
+        }
+        let no = [
+            "order_id",
+            "amount",
+            "currency",
+            "design",
+            "assign",
+            "designer",
+            "keyboard",
+            "monkey",
+            "panel",
+            "company",
+            "pinned_at",
+            "user_agent",
+            "status",
+            "",
+            "_",
+            "route",
+            "http.route",
+        ];
+        for name in no {
+            assert!(!r().is_sensitive_name(name), "{name} must not be sensitive");
+        }
+    }
+
+    #[test]
+    fn pans_are_masked_in_one_format() {
+        let cases = [
+            ("4111111111111111", "411111******1111"),
+            ("4111 1111 1111 1111", "411111******1111"),
+            ("4111-1111-1111-1111", "411111******1111"),
+            ("pay 5500005555555559 now", "pay 550000******5559 now"),
+            ("amex 378282246310005.", "amex 378282*****0005."),
+            (
+                "19 digits 4000000000000000006",
+                "19 digits 400000*********0006",
+            ),
+            (
+                "a=4111111111111111&b=5500005555555559",
+                "a=411111******1111&b=550000******5559",
+            ),
+            (
+                "订单 4111111111111111 已支付",
+                "订单 411111******1111 已支付",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(r().mask_pan(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn other_digit_runs_are_untouched() {
+        for input in [
+            "order 1234567890123",       // 13 digits, not Luhn-valid
+            "ts 1700000000000000000000", // 22 digits: too long
+            "411111111111",              // 12 digits
+            "41111111111111111111",      // 20 digits, even if a prefix is valid
+            "2026-11-22 12:00:00",
+            "phone +1 555 0100",
+            "",
+        ] {
+            assert!(matches!(r().mask_pan(input), Cow::Borrowed(_)), "{input}");
+        }
+    }
+
+    #[test]
+    fn track_data_is_removed_whole() {
+        assert_eq!(
+            r().mask_pan("x %B4111111111111111^DOE/JOHN^25121010000?y"),
+            "x [REDACTED-TRACK]y"
+        );
+        assert_eq!(
+            r().mask_pan(";4111111111111111=25121010000? tail"),
+            "[REDACTED-TRACK] tail"
+        );
+    }
+
+    #[test]
+    fn masking_can_be_turned_off() {
+        let r = Redactor::default().with_pan_masking(false);
+        assert_eq!(r.mask_pan("4111111111111111"), "4111111111111111");
+    }
+
+    #[test]
+    fn queries() {
+        let cases = [
+            ("a=1&b=2", "a=1&b=2"),
+            ("card_number=4111111111111111", "card_number=REDACTED"),
+            ("note=4111111111111111&x=1", "note=411111******1111&x=1"),
+            (
+                "sign=abc&token=t&password=&ok",
+                "sign=REDACTED&token=REDACTED&password=&ok",
+            ),
+            ("&&cvv=1&", "&&cvv=REDACTED&"),
+            ("card+number=1", "card+number=REDACTED"),
+        ];
+        for (q, want) in cases {
+            assert_eq!(r().redact_query(q), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        for h in [
+            "authorization",
+            "proxy-authorization",
+            "cookie",
+            "set-cookie",
+            "x-api-key",
+            "x-auth-token",
+            "x-signature",
+        ] {
+            assert!(r().is_sensitive_header(&HeaderName::from_static(h)), "{h}");
+        }
+        assert!(!r().is_sensitive_header(&HeaderName::from_static("x-request-id")));
+    }
+
+    fn with_check_digit(body: &[u8]) -> Vec<u8> {
+        (b'0'..=b'9')
+            .map(|c| {
+                let mut v = body.to_vec();
+                v.push(c);
+                v
+            })
+            .find(|v| luhn(v))
+            .unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in ".*") {
+            let _ = r().mask_pan(&text);
+            let _ = r().redact_query(&text);
+            let _ = r().is_sensitive_name(&text);
+        }
+
+        #[test]
+        fn embedded_pans_never_survive(
+            prefix in "[a-z ]{0,20}",
+            body in proptest::collection::vec(b'0'..=b'9', 12..=18),
+            suffix in "[a-z ]{0,20}",
+        ) {
+            let pan = String::from_utf8(with_check_digit(&body)).unwrap();
+            let text = format!("{prefix}{pan}{suffix}");
+            let masked = r().mask_pan(&text);
+            prop_assert!(!masked.contains(&pan), "{masked}");
+            prop_assert!(masked.contains(&pan[..6]) && masked.contains(&pan[pan.len() - 4..]));
+        }
     }
 }
