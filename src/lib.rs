@@ -32,8 +32,10 @@
 mod config;
 mod error;
 pub(crate) mod export;
+pub mod http;
 mod init;
 pub mod log;
+pub mod propagation;
 pub mod redact;
 
 pub use config::{Config, LogFormat, Propagator, Sampler};
