@@ -37,10 +37,20 @@ pub struct Spans {
 }
 
 impl Spans {
+    /// The SDK's default sampler: parent-based, always on for roots.
     pub fn new() -> Self {
+        Self::with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+        )))
+    }
+
+    pub fn with_sampler(sampler: opentelemetry_sdk::trace::Sampler) -> Self {
         install_propagator();
         let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_simple_exporter(exporter.clone())
+            .build();
         Spans { provider, exporter }
     }
 
@@ -107,6 +117,9 @@ pub struct Event {
     pub level: tracing::Level,
     pub target: String,
     pub fields: BTreeMap<String, String>,
+    /// The trace id of the OpenTelemetry context current when the event fired (what log
+    /// bridges stamp on the record); all zeros without one.
+    pub current_trace_id: String,
 }
 
 /// A `tracing` layer that records events, for a scoped `set_default`.
@@ -144,6 +157,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
             level: *event.metadata().level(),
             target: event.metadata().target().to_owned(),
             fields,
+            current_trace_id: {
+                use opentelemetry::trace::TraceContextExt as _;
+                opentelemetry::Context::current().span().span_context().trace_id().to_string()
+            },
         });
     }
 }
