@@ -36,7 +36,10 @@ impl Extractor for Valid<'_> {
 
 fn valid_traceparent(v: &str) -> bool {
     let b = v.as_bytes();
-    let hex = |s: &[u8]| s.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    let hex = |s: &[u8]| {
+        s.iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    };
     b.len() == 55
         && b[2] == b'-'
         && b[35] == b'-'
@@ -60,7 +63,10 @@ struct Inject<'a>(&'a mut HeaderMap);
 
 impl Injector for Inject<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(key.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             self.0.insert(name, value);
         }
     }
@@ -73,7 +79,7 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
 pub fn valid_request_id(value: &[u8]) -> bool {
     !value.is_empty()
         && value.len() <= 128
-        && value
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+        && value.iter().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
 }

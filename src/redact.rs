@@ -6,11 +6,29 @@
 use std::borrow::Cow;
 pub const REDACTED: &str = "REDACTED";
 #[derive(Debug, Clone, Default)]
-pub struct Redactor;
+pub struct Redactor {
+    _private: (),
+}
 
 const SENSITIVE: &[&str] = &[
-    "card", "cvv", "cvc", "pan", "pin", "sign", "signature", "token", "password", "passwd", "secret", "key",
-    "authorization", "cookie", "session", "auth", "credential", "track",
+    "card",
+    "cvv",
+    "cvc",
+    "pan",
+    "pin",
+    "sign",
+    "signature",
+    "token",
+    "password",
+    "passwd",
+    "secret",
+    "key",
+    "authorization",
+    "cookie",
+    "session",
+    "auth",
+    "credential",
+    "track",
 ];
 
 impl Redactor {
@@ -18,7 +36,11 @@ impl Redactor {
         let lower = name.to_ascii_lowercase();
         lower
             .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|token| SENSITIVE.iter().any(|s| token == *s || (s.len() > 4 && token.contains(s))))
+            .any(|token| {
+                SENSITIVE
+                    .iter()
+                    .any(|s| token == *s || (s.len() > 4 && token.contains(s)))
+            })
     }
 
     pub fn is_sensitive_header(&self, name: &http::HeaderName) -> bool {
@@ -72,7 +94,8 @@ impl Redactor {
     pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
         let needs = query.split('&').any(|pair| {
             let name = pair.split('=').next().unwrap_or("");
-            (self.is_sensitive_name(name) && pair.contains('=')) || matches!(self.mask_pan(pair), Cow::Owned(_))
+            (self.is_sensitive_name(name) && pair.contains('='))
+                || matches!(self.mask_pan(pair), Cow::Owned(_))
         });
         if !needs {
             return Cow::Borrowed(query);

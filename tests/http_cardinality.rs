@@ -18,7 +18,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -52,7 +55,11 @@ async fn drive(app: Router, requests: usize, seed: u64) {
             1 => format!("/users/{i}/cards/{n}"),
             _ => format!("/random/{i}/{n}"),
         };
-        let req = Request::builder().method(method.as_str()).uri(path).body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .method(method.as_str())
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
         res.into_body().collect().await.unwrap();
     }
@@ -71,11 +78,31 @@ async fn ten_thousand_raw_paths_make_a_bounded_number_of_series() {
     let (count, labels) = series(&registry);
     // methods (10 max) × routes (2 + fallback) × statuses (200, 404, 405 at most) per
     // histogram, plus gauges and counters: far below one series per path.
-    let statuses: BTreeSet<_> = labels.iter().filter(|(k, _)| k == "http_response_status_code").map(|(_, v)| v.clone()).collect();
-    let routes: BTreeSet<_> = labels.iter().filter(|(k, _)| k == "http_route").map(|(_, v)| v.clone()).collect();
-    let methods: BTreeSet<_> = labels.iter().filter(|(k, _)| k == "http_request_method").map(|(_, v)| v.clone()).collect();
-    assert_eq!(routes, ["/orders/{id}", "/users/{id}/cards/{card}", "unmatched"].map(String::from).into());
-    assert!(methods.len() <= 10 && methods.contains("_OTHER"), "{methods:?}");
+    let statuses: BTreeSet<_> = labels
+        .iter()
+        .filter(|(k, _)| k == "http_response_status_code")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let routes: BTreeSet<_> = labels
+        .iter()
+        .filter(|(k, _)| k == "http_route")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let methods: BTreeSet<_> = labels
+        .iter()
+        .filter(|(k, _)| k == "http_request_method")
+        .map(|(_, v)| v.clone())
+        .collect();
+    assert_eq!(
+        routes,
+        ["/orders/{id}", "/users/{id}/cards/{card}", "unmatched"]
+            .map(String::from)
+            .into()
+    );
+    assert!(
+        methods.len() <= 10 && methods.contains("_OTHER"),
+        "{methods:?}"
+    );
     assert!(methods.iter().all(|m| !m.starts_with('M')), "{methods:?}");
     assert!(statuses.len() <= 3, "{statuses:?}");
     assert!(count <= 3 * 10 * 3 * 3 + 10 + 10 * 3, "{count} series");

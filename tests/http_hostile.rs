@@ -28,7 +28,11 @@ fn app(spans: &Spans) -> Router {
 /// Send one request; return the response's request id.
 async fn send(app: &Router, req: Request<Body>) -> String {
     let res = app.clone().oneshot(req).await.expect("infallible");
-    let id = res.headers().get("x-request-id").expect("a request id is always returned").clone();
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .expect("a request id is always returned")
+        .clone();
     res.into_body().collect().await.unwrap();
     id.to_str().unwrap().to_owned()
 }
@@ -44,8 +48,8 @@ async fn malformed_traceparent_values_start_a_new_root() {
         b"".to_vec(),
         b" ".to_vec(),
         format!("00-{VALID_TRACE}-00f067aa0ba902b7").into_bytes(), // no flags
-        b"00-4bf92f3577b34da6-00f067aa0ba902b7-01".to_vec(),     // short trace id
-        format!("00-{VALID_TRACE}-00f067aa-01").into_bytes(),     // short span id
+        b"00-4bf92f3577b34da6-00f067aa0ba902b7-01".to_vec(),       // short trace id
+        format!("00-{VALID_TRACE}-00f067aa-01").into_bytes(),      // short span id
         b"00-00000000000000000000000000000000-00f067aa0ba902b7-01".to_vec(),
         format!("00-{VALID_TRACE}-0000000000000000-01").into_bytes(),
         format!("ff-{VALID_TRACE}-00f067aa0ba902b7-01").into_bytes(),
@@ -66,12 +70,23 @@ async fn malformed_traceparent_values_start_a_new_root() {
     let app = app(&spans);
     for value in corpus {
         spans.exporter.reset();
-        let value = HeaderValue::from_bytes(&value).expect("corpus entries are valid header values");
-        let req = Request::get("/orders/1").header("traceparent", value.clone()).body(Body::empty()).unwrap();
+        let value =
+            HeaderValue::from_bytes(&value).expect("corpus entries are valid header values");
+        let req = Request::get("/orders/1")
+            .header("traceparent", value.clone())
+            .body(Body::empty())
+            .unwrap();
         let id = send(&app, req).await;
         let span = spans.only();
         assert!(is_root(&span), "{value:?} must not be trusted as a parent");
-        assert_eq!(id, format!("{}-{}", span.span_context.trace_id(), span.span_context.span_id()));
+        assert_eq!(
+            id,
+            format!(
+                "{}-{}",
+                span.span_context.trace_id(),
+                span.span_context.span_id()
+            )
+        );
     }
 }
 
@@ -82,12 +97,26 @@ async fn oversized_and_garbage_tracestate_baggage_request_id_are_ignored() {
         ("tracestate", huge.clone().into_bytes()),
         ("tracestate", b"=,=,,,".to_vec()),
         ("tracestate", b"\x80\xff".to_vec()),
-        ("tracestate", (0..200).map(|i| format!("v{i}=x")).collect::<Vec<_>>().join(",").into_bytes()),
+        (
+            "tracestate",
+            (0..200)
+                .map(|i| format!("v{i}=x"))
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_bytes(),
+        ),
         ("baggage", huge.replace(',', ";").into_bytes()),
         ("baggage", b"k=%ZZ".to_vec()),
         ("baggage", b"=;=;".to_vec()),
         ("baggage", b"\x80=\xff".to_vec()),
-        ("baggage", (0..500).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",").into_bytes()),
+        (
+            "baggage",
+            (0..500)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_bytes(),
+        ),
         ("x-request-id", b"".to_vec()),
         ("x-request-id", "r".repeat(10 * 1024).into_bytes()),
         ("x-request-id", b"has space".to_vec()),
@@ -102,20 +131,41 @@ async fn oversized_and_garbage_tracestate_baggage_request_id_are_ignored() {
         let value = HeaderValue::from_bytes(&value).unwrap();
         let req = Request::get("/orders/1")
             // A valid parent alongside: tracestate/baggage garbage must not cost it.
-            .header("traceparent", format!("00-{VALID_TRACE}-00f067aa0ba902b7-01"))
+            .header(
+                "traceparent",
+                format!("00-{VALID_TRACE}-00f067aa0ba902b7-01"),
+            )
             .header(name, value.clone())
             .body(Body::empty())
             .unwrap();
         let id = send(&app, req).await;
         let span = spans.only();
-        assert_eq!(span.span_context.trace_id().to_string(), VALID_TRACE, "{name}: {value:?}");
-        assert!(paytrace::propagation::valid_request_id(id.as_bytes()), "{name}: returned id {id:?}");
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            VALID_TRACE,
+            "{name}: {value:?}"
+        );
+        assert!(
+            paytrace::propagation::valid_request_id(id.as_bytes()),
+            "{name}: returned id {id:?}"
+        );
         if name == "x-request-id" {
-            assert_eq!(id, format!("{}-{}", span.span_context.trace_id(), span.span_context.span_id()));
+            assert_eq!(
+                id,
+                format!(
+                    "{}-{}",
+                    span.span_context.trace_id(),
+                    span.span_context.span_id()
+                )
+            );
         }
         // Whatever got in, the span's own attributes stay bounded.
         for kv in &span.attributes {
-            assert!(kv.value.as_str().len() <= 4096, "{name}: attribute {} too long", kv.key);
+            assert!(
+                kv.value.as_str().len() <= 4096,
+                "{name}: attribute {} too long",
+                kv.key
+            );
         }
     }
 }
@@ -124,22 +174,40 @@ async fn oversized_and_garbage_tracestate_baggage_request_id_are_ignored() {
 async fn odd_paths_are_harmless() {
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
-    let app = Router::new().route("/orders/{id}", get(|| async { "ok" })).layer(layer);
+    let app = Router::new()
+        .route("/orders/{id}", get(|| async { "ok" }))
+        .layer(layer);
     let long = format!("/{}", "x".repeat(65_000));
-    let paths = ["//", "/%00", "/%FF%FE%80", "/..", "/../../etc/passwd", "/a/./b/../c", "/orders/%2e%2e", long.as_str()];
+    let paths = [
+        "//",
+        "/%00",
+        "/%FF%FE%80",
+        "/..",
+        "/../../etc/passwd",
+        "/a/./b/../c",
+        "/orders/%2e%2e",
+        long.as_str(),
+    ];
     for path in paths {
         spans.exporter.reset();
         let req = Request::get(path).body(Body::empty()).unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
         res.into_body().collect().await.unwrap();
         let span = spans.only();
-        assert!(span.name == "GET unmatched" || span.name == "GET /orders/{id}", "{path}: {}", span.name);
+        assert!(
+            span.name == "GET unmatched" || span.name == "GET /orders/{id}",
+            "{path}: {}",
+            span.name
+        );
         let recorded = attr_str(&span, "url.path").unwrap();
         assert!(recorded.len() <= 2048, "{path}: url.path is bounded");
         assert!(path.starts_with(&recorded), "{path}: {recorded}");
     }
     let text = metrics_text(&registry);
-    assert!(!text.contains("etc/passwd") && !text.contains("xxxxxxxx"), "raw paths never become labels");
+    assert!(
+        !text.contains("etc/passwd") && !text.contains("xxxxxxxx"),
+        "raw paths never become labels"
+    );
 }
 
 fn header_value() -> impl Strategy<Value = HeaderValue> {
@@ -155,7 +223,10 @@ fn header_value() -> impl Strategy<Value = HeaderValue> {
 fn w3c_valid(v: &HeaderValue) -> Option<(String, String)> {
     let s = v.to_str().ok()?;
     let parts: Vec<&str> = s.split('-').collect();
-    let hex = |p: &str| p.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    let hex = |p: &str| {
+        p.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
     (parts.len() == 4
         && parts[0] == "00"
         && parts[1].len() == 32

@@ -19,12 +19,24 @@ use tower::{Layer as _, ServiceExt as _};
 
 fn app(layer: paytrace::http::TraceLayer) -> Router {
     Router::new()
-        .route("/orders/{id}", get(|Path(id): Path<String>| async move { format!("order {id}") }))
-        .route("/orders", post(|body: String| async move { (StatusCode::CREATED, body) }))
+        .route(
+            "/orders/{id}",
+            get(|Path(id): Path<String>| async move { format!("order {id}") }),
+        )
+        .route(
+            "/orders",
+            post(|body: String| async move { (StatusCode::CREATED, body) }),
+        )
         .route("/refunds/{id}", get(|| async { StatusCode::NOT_FOUND }))
-        .route("/boom", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
-        .route("/stream", get(|| async { Body::new(SlowBody::new(3, Duration::from_secs(1))) }))
-        .route("/hang", get(|| std::future::pending::<&'static str>()))
+        .route(
+            "/boom",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }),
+        )
+        .route(
+            "/stream",
+            get(|| async { Body::new(SlowBody::new(3, Duration::from_secs(1))) }),
+        )
+        .route("/hang", get(std::future::pending::<&'static str>))
         .route("/empty", get(|| async { StatusCode::NO_CONTENT }))
         .route(
             "/ctx",
@@ -62,17 +74,35 @@ async fn ok_request_has_semconv_name_kind_and_attributes() {
     assert_eq!(span.name, "GET /orders/{id}");
     assert_eq!(span.span_kind, SpanKind::Server);
     assert_eq!(span.status, Status::Unset);
-    assert!(!span.parent_span_id.to_bytes().iter().any(|b| *b != 0), "root span");
-    assert_eq!(attr_str(&span, "http.request.method").as_deref(), Some("GET"));
+    assert!(
+        !span.parent_span_id.to_bytes().iter().any(|b| *b != 0),
+        "root span"
+    );
+    assert_eq!(
+        attr_str(&span, "http.request.method").as_deref(),
+        Some("GET")
+    );
     assert_eq!(attr_str(&span, "url.scheme").as_deref(), Some("http"));
     assert_eq!(attr_str(&span, "url.path").as_deref(), Some("/orders/42"));
     assert_eq!(attr_str(&span, "url.query").as_deref(), Some("page=2"));
-    assert_eq!(attr_str(&span, "http.route").as_deref(), Some("/orders/{id}"));
+    assert_eq!(
+        attr_str(&span, "http.route").as_deref(),
+        Some("/orders/{id}")
+    );
     assert_eq!(attr_i64(&span, "http.response.status_code"), Some(200));
-    assert_eq!(attr_str(&span, "server.address").as_deref(), Some("shop.example"));
+    assert_eq!(
+        attr_str(&span, "server.address").as_deref(),
+        Some("shop.example")
+    );
     assert_eq!(attr_i64(&span, "server.port"), Some(8443));
-    assert_eq!(attr_str(&span, "user_agent.original").as_deref(), Some("curl/8.5"));
-    assert_eq!(attr_str(&span, "network.protocol.version").as_deref(), Some("1.1"));
+    assert_eq!(
+        attr_str(&span, "user_agent.original").as_deref(),
+        Some("curl/8.5")
+    );
+    assert_eq!(
+        attr_str(&span, "network.protocol.version").as_deref(),
+        Some("1.1")
+    );
     assert_eq!(attr_i64(&span, "http.response.body.size"), Some(8));
     assert_eq!(attr(&span, "error.type"), None);
     assert_eq!(attr(&span, "paytrace.slow"), None);
@@ -80,15 +110,36 @@ async fn ok_request_has_semconv_name_kind_and_attributes() {
     assert_eq!(attr(&span, "http.request.method_original"), None);
 
     // The generated request id: `{trace_id}-{span_id}`, on the span and the response.
-    let expected = format!("{}-{}", span.span_context.trace_id(), span.span_context.span_id());
-    assert_eq!(attr_str(&span, "paytrace.request_id").as_deref(), Some(expected.as_str()));
+    let expected = format!(
+        "{}-{}",
+        span.span_context.trace_id(),
+        span.span_context.span_id()
+    );
+    assert_eq!(
+        attr_str(&span, "paytrace.request_id").as_deref(),
+        Some(expected.as_str())
+    );
     assert_eq!(parts.headers["x-request-id"], expected.as_str());
 
     let text = metrics_text(&registry);
-    let labels = r#"http_request_method="GET",http_response_status_code="200",http_route="/orders/{id}""#;
-    assert!(text.contains(&format!("http_server_request_duration_seconds_count{{{labels}}} 1")), "{text}");
-    assert!(text.contains(&format!("http_server_response_body_size_bytes_sum{{{labels}}} 8")), "{text}");
-    assert!(text.contains(r#"http_server_active_requests{http_request_method="GET"} 0"#), "{text}");
+    let labels =
+        r#"http_request_method="GET",http_response_status_code="200",http_route="/orders/{id}""#;
+    assert!(
+        text.contains(&format!(
+            "http_server_request_duration_seconds_count{{{labels}}} 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "http_server_response_body_size_bytes_sum{{{labels}}} 8"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"http_server_active_requests{http_request_method="GET"} 0"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -96,9 +147,15 @@ async fn request_body_size_comes_from_content_length() {
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
     let app = app(layer);
-    let req = Request::post("/orders").header("content-length", "5").body(Body::from("hello")).unwrap();
+    let req = Request::post("/orders")
+        .header("content-length", "5")
+        .body(Body::from("hello"))
+        .unwrap();
     let (parts, body) = send(&app, req).await;
-    assert_eq!((parts.status, &body[..]), (StatusCode::CREATED, &b"hello"[..]));
+    assert_eq!(
+        (parts.status, &body[..]),
+        (StatusCode::CREATED, &b"hello"[..])
+    );
     let span = spans.only();
     assert_eq!(span.name, "POST /orders");
     assert_eq!(attr_i64(&span, "http.request.body.size"), Some(5));
@@ -111,12 +168,20 @@ async fn request_body_size_comes_from_content_length() {
 async fn client_errors_do_not_set_error_status() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
-    let (parts, _) = send(&app, Request::get("/refunds/7").body(Body::empty()).unwrap()).await;
+    let (parts, _) = send(
+        &app,
+        Request::get("/refunds/7").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(parts.status, 404);
     let span = spans.only();
     assert_eq!(span.name, "GET /refunds/{id}");
     assert_eq!(attr_i64(&span, "http.response.status_code"), Some(404));
-    assert_eq!(span.status, Status::Unset, "4xx is the client's error on a server span");
+    assert_eq!(
+        span.status,
+        Status::Unset,
+        "4xx is the client's error on a server span"
+    );
     assert_eq!(attr(&span, "error.type"), None);
 }
 
@@ -128,7 +193,11 @@ async fn server_errors_set_error_status_and_type() {
     let (parts, _) = send(&app, Request::get("/boom").body(Body::empty()).unwrap()).await;
     assert_eq!(parts.status, 503);
     let span = spans.only();
-    assert!(matches!(span.status, Status::Error { .. }), "{:?}", span.status);
+    assert!(
+        matches!(span.status, Status::Error { .. }),
+        "{:?}",
+        span.status
+    );
     assert_eq!(attr_str(&span, "error.type").as_deref(), Some("503"));
     assert!(metrics_text(&registry).contains(r#"http_response_status_code="503""#));
 }
@@ -138,12 +207,21 @@ async fn unmatched_paths_use_the_fallback_route_never_the_raw_path() {
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
     let app = app(layer);
-    let (parts, _) = send(&app, Request::get("/no/such/path/123").body(Body::empty()).unwrap()).await;
+    let (parts, _) = send(
+        &app,
+        Request::get("/no/such/path/123")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(parts.status, 404);
     let span = spans.only();
     assert_eq!(span.name, "GET unmatched");
     assert_eq!(attr_str(&span, "http.route").as_deref(), Some("unmatched"));
-    assert_eq!(attr_str(&span, "url.path").as_deref(), Some("/no/such/path/123"));
+    assert_eq!(
+        attr_str(&span, "url.path").as_deref(),
+        Some("/no/such/path/123")
+    );
     let text = metrics_text(&registry);
     assert!(text.contains(r#"http_route="unmatched""#), "{text}");
     assert!(!text.contains("/no/such"), "{text}");
@@ -162,12 +240,22 @@ async fn non_standard_methods_fold_into_other() {
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
     let app = app(layer);
-    let req = Request::builder().method("PURGE").uri("/orders/1").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .method("PURGE")
+        .uri("/orders/1")
+        .body(Body::empty())
+        .unwrap();
     send(&app, req).await;
     let span = spans.only();
     assert!(span.name.starts_with("HTTP "), "{}", span.name);
-    assert_eq!(attr_str(&span, "http.request.method").as_deref(), Some("_OTHER"));
-    assert_eq!(attr_str(&span, "http.request.method_original").as_deref(), Some("PURGE"));
+    assert_eq!(
+        attr_str(&span, "http.request.method").as_deref(),
+        Some("_OTHER")
+    );
+    assert_eq!(
+        attr_str(&span, "http.request.method_original").as_deref(),
+        Some("PURGE")
+    );
     let text = metrics_text(&registry);
     assert!(text.contains(r#"http_request_method="_OTHER""#), "{text}");
     assert!(!text.contains("PURGE"), "{text}");
@@ -177,15 +265,24 @@ async fn non_standard_methods_fold_into_other() {
 async fn matched_path_needs_router_layer() {
     // `Router::layer` runs after routing: the template is known.
     let spans = Spans::new();
-    let routed = Router::new().route("/orders/{id}", get(|| async { "x" })).layer(spans.layer().0);
-    send(&routed, Request::get("/orders/9").body(Body::empty()).unwrap()).await;
+    let routed = Router::new()
+        .route("/orders/{id}", get(|| async { "x" }))
+        .layer(spans.layer().0);
+    send(
+        &routed,
+        Request::get("/orders/9").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(spans.only().name, "GET /orders/{id}");
 
     // Wrapped around the whole router from outside, it runs before routing: fallback.
     let spans = Spans::new();
     let router = Router::new().route("/orders/{id}", get(|| async { "x" }));
     let outside = spans.layer().0.layer(router);
-    let res = outside.oneshot(Request::get("/orders/9").body(Body::empty()).unwrap()).await.unwrap();
+    let res = outside
+        .oneshot(Request::get("/orders/9").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     res.into_body().collect().await.unwrap();
     let span = spans.only();
     assert_eq!(span.name, "GET unmatched");
@@ -198,15 +295,25 @@ async fn streamed_body_ends_the_span_at_its_end() {
     let (layer, registry) = spans.layer();
     let app = app(layer);
     tokio::time::pause();
-    let res = app.clone().oneshot(Request::get("/stream").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(spans.finished().is_empty(), "the span must not end with the headers");
+    assert!(
+        spans.finished().is_empty(),
+        "the span must not end with the headers"
+    );
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body.len(), 3 * CHUNK.len());
 
     let span = spans.only();
     let duration = span.end_time.duration_since(span.start_time).unwrap();
-    assert!(duration >= Duration::from_secs(3), "span covers the streaming: {duration:?}");
+    assert!(
+        duration >= Duration::from_secs(3),
+        "span covers the streaming: {duration:?}"
+    );
     assert_eq!(attr_i64(&span, "http.response.body.size"), Some(30));
     let text = metrics_text(&registry);
     // 3 s lands in the (2.5, 5] bucket.
@@ -218,7 +325,11 @@ async fn streamed_body_ends_the_span_at_its_end() {
 async fn empty_body_ends_at_the_headers() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
-    let res = app.clone().oneshot(Request::get("/empty").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/empty").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 204);
     // Ended although the body was never polled.
     let span = spans.only();
@@ -235,7 +346,8 @@ async fn dropped_request_ends_its_span_as_cancelled() {
     tokio::time::pause();
     let res = tokio::time::timeout(
         Duration::from_secs(30),
-        app.clone().oneshot(Request::get("/hang").body(Body::empty()).unwrap()),
+        app.clone()
+            .oneshot(Request::get("/hang").body(Body::empty()).unwrap()),
     )
     .await;
     assert!(res.is_err(), "the handler never answers");
@@ -249,9 +361,17 @@ async fn dropped_request_ends_its_span_as_cancelled() {
     assert!(duration >= Duration::from_secs(30), "{duration:?}");
     let text = metrics_text(&registry);
     assert!(text.contains(r#"http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="",http_route="/hang"} 1"#), "{text}");
-    assert!(text.contains(r#"http_server_active_requests{http_request_method="GET"} 0"#), "{text}");
+    assert!(
+        text.contains(r#"http_server_active_requests{http_request_method="GET"} 0"#),
+        "{text}"
+    );
     // 30 s is above the 5 s default threshold.
-    assert!(text.contains(r#"http_server_slow_requests_total{http_request_method="GET",http_route="/hang"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"http_server_slow_requests_total{http_request_method="GET",http_route="/hang"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -259,7 +379,11 @@ async fn dropped_body_ends_its_span_as_cancelled() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
     tokio::time::pause();
-    let res = app.clone().oneshot(Request::get("/stream").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/stream").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let mut body = res.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert_eq!(first.data_ref().unwrap().len(), CHUNK.len());
@@ -268,7 +392,10 @@ async fn dropped_body_ends_its_span_as_cancelled() {
     let span = spans.only();
     assert_eq!(attr_bool(&span, "paytrace.request.cancelled"), Some(true));
     assert_eq!(attr_i64(&span, "http.response.status_code"), Some(200));
-    assert_eq!(attr_i64(&span, "http.response.body.size"), Some(CHUNK.len() as i64));
+    assert_eq!(
+        attr_i64(&span, "http.response.body.size"),
+        Some(CHUNK.len() as i64)
+    );
 }
 
 #[derive(Debug)]
@@ -286,9 +413,14 @@ impl std::error::Error for PaymentGatewayDown {}
 async fn inner_service_error_sets_error_type_to_the_type_name() {
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
-    let svc = tower::service_fn(|_req: Request<String>| async { Err::<http::Response<String>, _>(PaymentGatewayDown) });
+    let svc = tower::service_fn(|_req: Request<String>| async {
+        Err::<http::Response<String>, _>(PaymentGatewayDown)
+    });
     let svc = layer.with_route(|_| Some("/pay")).layer(svc);
-    let err = svc.oneshot(Request::post("/pay").body(String::new()).unwrap()).await.unwrap_err();
+    let err = svc
+        .oneshot(Request::post("/pay").body(String::new()).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), "gateway down");
     let span = spans.only();
     assert_eq!(span.name, "POST /pay");
@@ -312,7 +444,12 @@ async fn skipped_paths_get_no_span_and_no_metrics() {
 
     // A custom predicate replaces the default list.
     let spans = Spans::new();
-    let app = self::app(spans.layer().0.with_skip(|req| req.uri.path().starts_with("/orders")));
+    let app = self::app(
+        spans
+            .layer()
+            .0
+            .with_skip(|req| req.uri.path().starts_with("/orders")),
+    );
     send(&app, Request::get("/orders/1").body(Body::empty()).unwrap()).await;
     send(&app, Request::get("/health").body(Body::empty()).unwrap()).await;
     let names: Vec<_> = spans.finished().into_iter().map(|s| s.name).collect();
@@ -323,17 +460,30 @@ async fn skipped_paths_get_no_span_and_no_metrics() {
 async fn valid_incoming_request_id_is_kept_invalid_is_replaced() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
-    let req = Request::get("/orders/1").header("x-request-id", "req-abc_123").body(Body::empty()).unwrap();
+    let req = Request::get("/orders/1")
+        .header("x-request-id", "req-abc_123")
+        .body(Body::empty())
+        .unwrap();
     let (parts, _) = send(&app, req).await;
     assert_eq!(parts.headers["x-request-id"], "req-abc_123");
-    assert_eq!(attr_str(&spans.only(), "paytrace.request_id").as_deref(), Some("req-abc_123"));
+    assert_eq!(
+        attr_str(&spans.only(), "paytrace.request_id").as_deref(),
+        Some("req-abc_123")
+    );
 
     let spans = Spans::new();
     let app = self::app(spans.layer().0);
-    let req = Request::get("/orders/1").header("x-request-id", "bad id <script>").body(Body::empty()).unwrap();
+    let req = Request::get("/orders/1")
+        .header("x-request-id", "bad id <script>")
+        .body(Body::empty())
+        .unwrap();
     let (parts, _) = send(&app, req).await;
     let span = spans.only();
-    let generated = format!("{}-{}", span.span_context.trace_id(), span.span_context.span_id());
+    let generated = format!(
+        "{}-{}",
+        span.span_context.trace_id(),
+        span.span_context.span_id()
+    );
     assert_eq!(parts.headers["x-request-id"], generated.as_str());
     assert_eq!(attr_str(&span, "paytrace.request_id"), Some(generated));
 }
@@ -344,11 +494,16 @@ async fn handler_sees_the_request_id_and_can_disable_it() {
     let app = Router::new()
         .route(
             "/echo",
-            get(|req: Request<Body>| async move { req.headers()["x-request-id"].to_str().unwrap().to_owned() }),
+            get(|req: Request<Body>| async move {
+                req.headers()["x-request-id"].to_str().unwrap().to_owned()
+            }),
         )
         .layer(spans.layer().0);
     let (parts, body) = send(&app, Request::get("/echo").body(Body::empty()).unwrap()).await;
-    assert_eq!(parts.headers["x-request-id"], std::str::from_utf8(&body).unwrap());
+    assert_eq!(
+        parts.headers["x-request-id"],
+        std::str::from_utf8(&body).unwrap()
+    );
 
     let spans = Spans::new();
     let app = self::app(spans.layer().0.with_request_id(false));
@@ -365,9 +520,19 @@ async fn trace_id_header_is_opt_in() {
     assert!(parts.headers.get("x-trace-id").is_none());
 
     let spans = Spans::new();
-    let layer = spans.layer().0.with_trace_id_header(Some(http::HeaderName::from_static("x-trace-id")));
-    let (parts, _) = send(&self::app(layer), Request::get("/orders/1").body(Body::empty()).unwrap()).await;
-    assert_eq!(parts.headers["x-trace-id"], spans.only().span_context.trace_id().to_string().as_str());
+    let layer = spans
+        .layer()
+        .0
+        .with_trace_id_header(Some(http::HeaderName::from_static("x-trace-id")));
+    let (parts, _) = send(
+        &self::app(layer),
+        Request::get("/orders/1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(
+        parts.headers["x-trace-id"],
+        spans.only().span_context.trace_id().to_string().as_str()
+    );
 }
 
 #[tokio::test]
@@ -375,12 +540,18 @@ async fn upstream_traceparent_becomes_the_parent() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
     let req = Request::get("/orders/1")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .body(Body::empty())
         .unwrap();
     send(&app, req).await;
     let span = spans.only();
-    assert_eq!(span.span_context.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(
+        span.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
     assert_eq!(span.parent_span_id.to_string(), "00f067aa0ba902b7");
     assert!(span.parent_span_is_remote);
 }
@@ -390,7 +561,10 @@ async fn handler_runs_inside_the_server_span_context() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
     let (_, body) = send(&app, Request::get("/ctx").body(Body::empty()).unwrap()).await;
-    assert_eq!(std::str::from_utf8(&body).unwrap(), spans.only().span_context.span_id().to_string());
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        spans.only().span_context.span_id().to_string()
+    );
 }
 
 #[tokio::test]
@@ -418,7 +592,10 @@ async fn recorded_request_headers_are_an_allow_list_without_secrets() {
     assert_eq!(attr(&span, "http.request.header.authorization"), None);
     assert_eq!(attr(&span, "http.request.header.cookie"), None);
     let text = span_text(&span);
-    assert!(!text.contains("sk_live_secret") && !text.contains("session=abc"), "{text}");
+    assert!(
+        !text.contains("sk_live_secret") && !text.contains("session=abc"),
+        "{text}"
+    );
 }
 
 /// The layer on a plain hyper 1 server (no axum), over a real socket, with a route hook.
@@ -427,10 +604,22 @@ async fn plain_hyper_service_over_a_socket() {
     use hyper_util::rt::TokioIo;
 
     let spans = Spans::new();
-    let layer = spans.layer().0.with_route(|req| req.uri.path().starts_with("/items/").then_some("/items/{id}"));
+    let layer = spans.layer().0.with_route(|req| {
+        req.uri
+            .path()
+            .starts_with("/items/")
+            .then_some("/items/{id}")
+    });
     let inner = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
-        let body = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
-        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(bytes::Bytes::from(format!("got {body}")))))
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().len())
+            .unwrap_or(0);
+        Ok::<_, Infallible>(http::Response::new(http_body_util::Full::new(
+            bytes::Bytes::from(format!("got {body}")),
+        )))
     });
     let svc = layer.layer(inner);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -438,11 +627,16 @@ async fn plain_hyper_service_over_a_socket() {
     tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         let svc = hyper::service::service_fn(move |req| svc.clone().oneshot(req));
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await.unwrap();
+        hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await
+            .unwrap();
     });
 
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let req = Request::post("/items/55")
         .header("host", addr.to_string())
@@ -456,7 +650,10 @@ async fn plain_hyper_service_over_a_socket() {
 
     let span = spans.only();
     assert_eq!(span.name, "POST /items/{id}");
-    assert_eq!(attr_str(&span, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attr_str(&span, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
     assert_eq!(attr_i64(&span, "server.port"), Some(i64::from(addr.port())));
     assert_eq!(attr_i64(&span, "http.request.body.size"), Some(3));
     assert_eq!(attr_i64(&span, "http.response.body.size"), Some(5));
@@ -470,13 +667,25 @@ async fn client_address_from_connect_info() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<String>();
-    let res = client.get(format!("http://{addr}/orders/3").parse().unwrap()).await.unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<String>();
+    let res = client
+        .get(format!("http://{addr}/orders/3").parse().unwrap())
+        .await
+        .unwrap();
     res.into_body().collect().await.unwrap();
     let span = spans.only();
-    assert_eq!(attr_str(&span, "client.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attr_str(&span, "client.address").as_deref(),
+        Some("127.0.0.1")
+    );
 }
 
 #[test]

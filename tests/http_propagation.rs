@@ -34,7 +34,10 @@ async fn one_trace_across_two_services_with_baggage() {
             "/charge/{id}",
             get(|Path(_id): Path<u32>| async {
                 let cx = opentelemetry::Context::current();
-                cx.baggage().get("tenant").map(|v| v.to_string()).unwrap_or_default()
+                cx.baggage()
+                    .get("tenant")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
             }),
         )
         .layer(spans.layer().0);
@@ -49,9 +52,10 @@ async fn one_trace_across_two_services_with_baggage() {
             get(move || {
                 let client = client.clone();
                 async move {
-                    let mut req = http::Request::get(format!("http://{b_addr}/charge/7?token=tok_secret"))
-                        .body(String::new())
-                        .unwrap();
+                    let mut req =
+                        http::Request::get(format!("http://{b_addr}/charge/7?token=tok_secret"))
+                            .body(String::new())
+                            .unwrap();
                     req.extensions_mut().insert(UrlTemplate("/charge/{id}"));
                     let res = client.oneshot(req).await.unwrap();
                     let body = res.into_body().collect().await.unwrap().to_bytes();
@@ -64,7 +68,10 @@ async fn one_trace_across_two_services_with_baggage() {
 
     let caller = Client::builder(TokioExecutor::new()).build_http::<String>();
     let req = http::Request::get(format!("http://{a_addr}/checkout"))
-        .header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        )
         .header("baggage", "tenant=acme")
         .body(String::new())
         .unwrap();
@@ -74,7 +81,12 @@ async fn one_trace_across_two_services_with_baggage() {
     assert_eq!(body, "acme", "baggage reached B through A");
 
     let all = spans.finished();
-    assert_eq!(all.len(), 3, "{:#?}", all.iter().map(|s| &s.name).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        3,
+        "{:#?}",
+        all.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
     let find = |name: &str, kind: SpanKind| {
         all.iter()
             .find(|s| s.name == name && s.span_kind == kind)
@@ -86,7 +98,10 @@ async fn one_trace_across_two_services_with_baggage() {
     let b_span = find("GET /charge/{id}", SpanKind::Server);
 
     for s in [&a_span, &client_span, &b_span] {
-        assert_eq!(s.span_context.trace_id().to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(
+            s.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
     }
     assert_eq!(a_span.parent_span_id.to_string(), "b7ad6b7169203331");
     assert!(a_span.parent_span_is_remote);
@@ -95,13 +110,31 @@ async fn one_trace_across_two_services_with_baggage() {
     assert_eq!(b_span.parent_span_id, client_span.span_context.span_id());
     assert!(b_span.parent_span_is_remote);
 
-    assert_eq!(attr_str(&client_span, "http.request.method").as_deref(), Some("GET"));
-    assert_eq!(attr_str(&client_span, "server.address").as_deref(), Some("127.0.0.1"));
-    assert_eq!(attr_i64(&client_span, "server.port"), Some(i64::from(b_addr.port())));
-    assert_eq!(attr_str(&client_span, "url.template").as_deref(), Some("/charge/{id}"));
-    assert_eq!(attr_i64(&client_span, "http.response.status_code"), Some(200));
+    assert_eq!(
+        attr_str(&client_span, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attr_str(&client_span, "server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        attr_i64(&client_span, "server.port"),
+        Some(i64::from(b_addr.port()))
+    );
+    assert_eq!(
+        attr_str(&client_span, "url.template").as_deref(),
+        Some("/charge/{id}")
+    );
+    assert_eq!(
+        attr_i64(&client_span, "http.response.status_code"),
+        Some(200)
+    );
     let url = attr_str(&client_span, "url.full").unwrap();
-    assert!(url.starts_with(&format!("http://{b_addr}/charge/7?token=")), "{url}");
+    assert!(
+        url.starts_with(&format!("http://{b_addr}/charge/7?token=")),
+        "{url}"
+    );
     assert!(!url.contains("tok_secret"), "{url}");
     assert_eq!(client_span.status, Status::Unset);
 }
@@ -116,7 +149,11 @@ async fn client_span_marks_4xx_and_transport_errors() {
 
     let res = client
         .clone()
-        .oneshot(http::Request::get(format!("http://{b_addr}/missing")).body(String::new()).unwrap())
+        .oneshot(
+            http::Request::get(format!("http://{b_addr}/missing"))
+                .body(String::new())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
@@ -133,13 +170,21 @@ async fn client_span_marks_4xx_and_transport_errors() {
         l.local_addr().unwrap()
     };
     let err = client
-        .oneshot(http::Request::post(format!("http://{closed}/x")).body(String::new()).unwrap())
+        .oneshot(
+            http::Request::post(format!("http://{closed}/x"))
+                .body(String::new())
+                .unwrap(),
+        )
         .await;
     assert!(err.is_err());
     let span = spans.only();
     assert_eq!(span.name, "POST");
     assert_eq!(attr(&span, "http.response.status_code"), None);
-    assert!(attr_str(&span, "error.type").unwrap().contains("Error"), "{:?}", span.attributes);
+    assert!(
+        attr_str(&span, "error.type").unwrap().contains("Error"),
+        "{:?}",
+        span.attributes
+    );
 }
 
 #[tokio::test]

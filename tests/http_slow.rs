@@ -25,12 +25,19 @@ fn app(layer: paytrace::http::TraceLayer) -> Router {
         .route("/four", sleepy(4))
         .route("/five", sleepy(5))
         .route("/two", sleepy(2))
-        .route("/stream", get(|| async { Body::new(SlowBody::new(3, Duration::from_secs(2))) }))
+        .route(
+            "/stream",
+            get(|| async { Body::new(SlowBody::new(3, Duration::from_secs(2))) }),
+        )
         .layer(layer)
 }
 
 async fn get_path(app: &Router, path: &str) {
-    let res = app.clone().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     res.into_body().collect().await.unwrap();
 }
@@ -68,11 +75,22 @@ async fn above_the_threshold_is_flagged_once() {
     assert_eq!(w.fields["status"], "200");
     assert_eq!(w.fields["duration_ms"], "6000");
     assert_eq!(w.fields["threshold_ms"], "5000");
-    assert_eq!(w.fields["request_id"], attr_str(&span, "paytrace.request_id").unwrap());
-    assert_eq!(w.current_trace_id, trace_id, "the event fires inside the request's context");
+    assert_eq!(
+        w.fields["request_id"],
+        attr_str(&span, "paytrace.request_id").unwrap()
+    );
+    assert_eq!(
+        w.current_trace_id, trace_id,
+        "the event fires inside the request's context"
+    );
 
     let text = metrics_text(&registry);
-    assert!(text.contains(r#"http_server_slow_requests_total{http_request_method="GET",http_route="/six"} 1"#), "{text}");
+    assert!(
+        text.contains(
+            r#"http_server_slow_requests_total{http_request_method="GET",http_route="/six"} 1"#
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

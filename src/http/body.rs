@@ -32,7 +32,9 @@ impl<B> ResponseBody<B> {
 
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseBody").field("inflight", &self.inflight).finish_non_exhaustive()
+        f.debug_struct("ResponseBody")
+            .field("inflight", &self.inflight)
+            .finish_non_exhaustive()
     }
 }
 
@@ -40,7 +42,10 @@ impl<B: Body> Body for ResponseBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let guard = this.inflight.as_ref().map(|i| i.cx.clone().attach());
         let frame = ready!(this.inner.as_mut().poll_frame(cx));

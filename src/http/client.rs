@@ -75,7 +75,8 @@ impl ClientLayer {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn new(telemetry: &Telemetry) -> Self {
-        ClientLayer::from_tracer(telemetry.inner.tracer.clone()).with_redactor(telemetry.inner.redactor.clone())
+        ClientLayer::from_tracer(telemetry.inner.tracer.clone())
+            .with_redactor(telemetry.inner.redactor.clone())
     }
 
     /// A client layer recording with `tracer` and the default [`Redactor`].
@@ -167,7 +168,9 @@ impl<S> ClientService<S> {
 
 impl<S: fmt::Debug> fmt::Debug for ClientService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientService").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("ClientService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -194,7 +197,10 @@ where
         let mut attrs = Vec::with_capacity(10);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
         if method == OTHER {
-            attrs.push(KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, method_original(req.method())));
+            attrs.push(KeyValue::new(
+                HTTP_REQUEST_METHOD_ORIGINAL,
+                method_original(req.method()),
+            ));
         }
         let uri = req.uri();
         let scheme = uri.scheme_str().unwrap_or("http");
@@ -265,7 +271,12 @@ struct ClientInflight {
 }
 
 impl ClientInflight {
-    fn end(&mut self, status: Option<u16>, error: Option<opentelemetry::StringValue>, cancelled: bool) {
+    fn end(
+        &mut self,
+        status: Option<u16>,
+        error: Option<opentelemetry::StringValue>,
+        cancelled: bool,
+    ) {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
@@ -291,7 +302,9 @@ impl ClientInflight {
 
 impl fmt::Debug for ClientInflight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientInflight").field("span", self.cx.span().span_context()).finish()
+        f.debug_struct("ClientInflight")
+            .field("span", self.cx.span().span_context())
+            .finish()
     }
 }
 
@@ -314,7 +327,9 @@ pin_project! {
 
 impl<F> fmt::Debug for ClientFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientFuture").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("ClientFuture")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
@@ -354,7 +369,10 @@ mod tests {
             .parse()
             .unwrap();
         let full = redacted_url(&uri, &r).unwrap();
-        assert!(full.starts_with("https://REDACTED:REDACTED@psp.example:8443/cards/"), "{full}");
+        assert!(
+            full.starts_with("https://REDACTED:REDACTED@psp.example:8443/cards/"),
+            "{full}"
+        );
         assert!(!full.contains("4111111111111111"), "{full}");
         assert!(!full.contains("abc"), "{full}");
         assert!(!full.contains("pw"), "{full}");

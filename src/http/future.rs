@@ -34,7 +34,9 @@ impl<F> ResponseFuture<F> {
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").field("inflight", &self.inflight).finish_non_exhaustive()
+        f.debug_struct("ResponseFuture")
+            .field("inflight", &self.inflight)
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,7 +66,10 @@ where
                 } else {
                     Some(inflight)
                 };
-                Ok(Response::from_parts(parts, ResponseBody::new(body, inflight)))
+                Ok(Response::from_parts(
+                    parts,
+                    ResponseBody::new(body, inflight),
+                ))
             }
             Err(e) => {
                 inflight.finish(Outcome::Error(std::any::type_name::<E>()));

@@ -17,7 +17,9 @@ use crate::Telemetry;
 
 /// Paths the layer skips by default: health, readiness and metrics endpoints, which would
 /// otherwise drown the interesting traffic and cost a span each.
-pub const DEFAULT_SKIP_PATHS: &[&str] = &["/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics"];
+pub const DEFAULT_SKIP_PATHS: &[&str] = &[
+    "/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics",
+];
 
 /// The route recorded when no route template is known (default of
 /// [`TraceLayer::with_fallback_route`]).
@@ -105,7 +107,10 @@ impl Shared {
 
 #[cfg(feature = "axum")]
 fn matched_path(parts: &Parts) -> Option<&str> {
-    parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str())
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str())
 }
 
 #[cfg(not(feature = "axum"))]
@@ -335,7 +340,10 @@ impl TraceLayer {
             .into_iter()
             .filter(|h| !redactor.is_sensitive_header(h))
             .map(|h| {
-                let key = Key::from(Arc::<str>::from(format!("http.request.header.{}", h.as_str())));
+                let key = Key::from(Arc::<str>::from(format!(
+                    "http.request.header.{}",
+                    h.as_str()
+                )));
                 (h, key)
             })
             .collect();
@@ -349,12 +357,29 @@ impl fmt::Debug for TraceLayer {
         f.debug_struct("TraceLayer")
             .field("metrics", &o.metrics.is_some())
             .field("slow_threshold", &o.slow_threshold)
-            .field("skip", &if o.skip.is_some() { "custom" } else { "default paths" })
-            .field("route", &if o.route.is_some() { "custom, then MatchedPath" } else { "MatchedPath" })
+            .field(
+                "skip",
+                &if o.skip.is_some() {
+                    "custom"
+                } else {
+                    "default paths"
+                },
+            )
+            .field(
+                "route",
+                &if o.route.is_some() {
+                    "custom, then MatchedPath"
+                } else {
+                    "MatchedPath"
+                },
+            )
             .field("fallback_route", &o.fallback_route)
             .field("request_id", &o.request_id)
             .field("trace_id_header", &o.trace_id_header)
-            .field("record_headers", &o.record_headers.iter().map(|(h, _)| h).collect::<Vec<_>>())
+            .field(
+                "record_headers",
+                &o.record_headers.iter().map(|(h, _)| h).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

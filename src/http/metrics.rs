@@ -16,7 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 use super::semconv::{span_name_method, METHODS};
 use crate::Error;
@@ -37,11 +40,22 @@ const L_ROUTE: &str = "http_route";
 const L_STATUS: &str = "http_response_status_code";
 
 /// The OpenTelemetry HTTP advisory buckets, in seconds.
-pub(crate) const DURATION_BUCKETS: [f64; 14] =
-    [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
 /// Body size buckets in bytes: empty, then ×4 steps from 64 B to 16 MiB.
 pub(crate) const SIZE_BUCKETS: [f64; 11] = [
-    0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0, 4_194_304.0, 16_777_216.0,
+    0.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
 ];
 
 /// Routes a layer caches; later distinct routes share the [`OVERFLOW_ROUTE`] label.
@@ -108,30 +122,47 @@ impl HttpMetrics {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn new(registry: &Registry) -> Result<Self, Error> {
-        let err = |name: &'static str| move |e: prometheus::Error| Error::invalid("prometheus registry", name, e);
+        let err = |name: &'static str| {
+            move |e: prometheus::Error| Error::invalid("prometheus registry", name, e)
+        };
         let three = [L_METHOD, L_ROUTE, L_STATUS];
         let duration = HistogramVec::new(
-            HistogramOpts::new(DURATION, "Duration of HTTP server requests, until the response body ended.")
-                .buckets(DURATION_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                DURATION,
+                "Duration of HTTP server requests, until the response body ended.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
             &three,
         )
         .map_err(err(DURATION))?;
-        let active = IntGaugeVec::new(Opts::new(ACTIVE, "Number of active HTTP server requests."), &[L_METHOD])
-            .map_err(err(ACTIVE))?;
+        let active = IntGaugeVec::new(
+            Opts::new(ACTIVE, "Number of active HTTP server requests."),
+            &[L_METHOD],
+        )
+        .map_err(err(ACTIVE))?;
         let request_size = HistogramVec::new(
-            HistogramOpts::new(REQUEST_SIZE, "Size of HTTP server request bodies (from Content-Length).")
-                .buckets(SIZE_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                REQUEST_SIZE,
+                "Size of HTTP server request bodies (from Content-Length).",
+            )
+            .buckets(SIZE_BUCKETS.to_vec()),
             &three,
         )
         .map_err(err(REQUEST_SIZE))?;
         let response_size = HistogramVec::new(
-            HistogramOpts::new(RESPONSE_SIZE, "Size of HTTP server response bodies, as sent.")
-                .buckets(SIZE_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                RESPONSE_SIZE,
+                "Size of HTTP server response bodies, as sent.",
+            )
+            .buckets(SIZE_BUCKETS.to_vec()),
             &three,
         )
         .map_err(err(RESPONSE_SIZE))?;
         let slow = IntCounterVec::new(
-            Opts::new(SLOW, "HTTP server requests slower than the layer's slow threshold."),
+            Opts::new(
+                SLOW,
+                "HTTP server requests slower than the layer's slow threshold.",
+            ),
             &[L_METHOD, L_ROUTE],
         )
         .map_err(err(SLOW))?;
@@ -172,7 +203,11 @@ impl HttpMetrics {
         if let Some(g) = slot.get() {
             return Some(g);
         }
-        let g = self.inner.active.get_metric_with_label_values(&[METHODS[method]]).ok()?;
+        let g = self
+            .inner
+            .active
+            .get_metric_with_label_values(&[METHODS[method]])
+            .ok()?;
         Some(slot.get_or_init(|| g))
     }
 
@@ -187,7 +222,10 @@ impl HttpMetrics {
     }
 
     fn slow(&self, method: usize, route: &str) -> Option<IntCounter> {
-        self.inner.slow.get_metric_with_label_values(&[METHODS[method], route]).ok()
+        self.inner
+            .slow
+            .get_metric_with_label_values(&[METHODS[method], route])
+            .ok()
     }
 }
 
@@ -203,8 +241,9 @@ struct StatusSeries {
 
 /// Status codes with a pre-bound slot (lock-free after first use); others go through
 /// `with_label_values`. The last slot is "no status" (error or cancelled).
-const COMMON_STATUSES: [u16; 19] =
-    [200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 409, 422, 429, 500, 502, 503, 504];
+const COMMON_STATUSES: [u16; 19] = [
+    200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 409, 422, 429, 500, 502, 503, 504,
+];
 const NO_STATUS: usize = COMMON_STATUSES.len();
 
 fn status_slot(status: Option<u16>) -> Option<usize> {
@@ -270,7 +309,8 @@ impl RouteEntry {
         let status_label = status_label(status, &mut buf);
         match status_slot(status) {
             Some(slot) => {
-                let series = entry.statuses[slot].get_or_init(|| metrics.series(method, &self.route, status_label));
+                let series = entry.statuses[slot]
+                    .get_or_init(|| metrics.series(method, &self.route, status_label));
                 if let Some(s) = series {
                     record(s);
                 }
@@ -334,7 +374,10 @@ impl Routes {
     pub(crate) fn new(fallback: &'static str, metrics: Option<HttpMetrics>) -> Self {
         Routes {
             fallback: Arc::new(RouteEntry::new(Cow::Borrowed(fallback), metrics.clone())),
-            overflow: Arc::new(RouteEntry::new(Cow::Borrowed(OVERFLOW_ROUTE), metrics.clone())),
+            overflow: Arc::new(RouteEntry::new(
+                Cow::Borrowed(OVERFLOW_ROUTE),
+                metrics.clone(),
+            )),
             map: RwLock::new(HashMap::new()),
             metrics,
         }
@@ -372,7 +415,12 @@ impl Routes {
 
     fn lookup(&self, route: &str) -> Option<Arc<RouteEntry>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
-        if let Some(e) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(route) {
+        if let Some(e) = self
+            .map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(route)
+        {
             return Some(e.clone());
         }
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
@@ -454,7 +502,11 @@ mod tests {
         let squatter = IntCounterVec::new(Opts::new(SLOW, "x"), &["a"]).unwrap();
         registry.register(Box::new(squatter)).unwrap();
         assert!(HttpMetrics::new(&registry).is_err());
-        assert_eq!(registry.gather().len(), 0, "nothing but the squatter (which has no series)");
+        assert_eq!(
+            registry.gather().len(),
+            0,
+            "nothing but the squatter (which has no series)"
+        );
         let fresh = Registry::new();
         HttpMetrics::new(&fresh).unwrap();
         assert!(HttpMetrics::new(&fresh).is_err());
@@ -486,9 +538,14 @@ mod tests {
         over.entry.record(2, Some(201), &r);
         over.entry.record(2, Some(299), &r);
         over.entry.record(2, None, &r);
-        let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).unwrap();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
         assert!(text.contains(r#"http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="201",http_route="_OTHER"} 1"#), "{text}");
-        assert!(text.contains(r#"http_response_status_code="299""#), "{text}");
+        assert!(
+            text.contains(r#"http_response_status_code="299""#),
+            "{text}"
+        );
         assert!(text.contains(r#"http_server_slow_requests_total{http_request_method="POST",http_route="_OTHER"} 3"#), "{text}");
         assert!(!text.contains("/beyond"));
     }

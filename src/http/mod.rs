@@ -146,8 +146,8 @@ pub use body::ResponseBody;
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
 pub use future::ResponseFuture;
 pub use layer::{
-    is_default_skip_path, TraceLayer, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD,
-    REQUEST_ID_HEADER,
+    is_default_skip_path, TraceLayer, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS,
+    DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,
 };
 pub use metrics::HttpMetrics;
 pub use service::TraceService;

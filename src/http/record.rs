@@ -77,13 +77,22 @@ impl Inflight {
         let mut attrs = Vec::with_capacity(ATTR_CAPACITY + opts.record_headers.len());
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
         if method == OTHER {
-            attrs.push(KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, method_original(&parts.method)));
+            attrs.push(KeyValue::new(
+                HTTP_REQUEST_METHOD_ORIGINAL,
+                method_original(&parts.method),
+            ));
         }
         let scheme = server_scheme(&parts.uri, &parts.headers);
         attrs.push(KeyValue::new(URL_SCHEME, scheme));
-        attrs.push(KeyValue::new(URL_PATH, bounded(redactor.mask_pan(parts.uri.path()))));
+        attrs.push(KeyValue::new(
+            URL_PATH,
+            bounded(redactor.mask_pan(parts.uri.path())),
+        ));
         if let Some(query) = parts.uri.query() {
-            attrs.push(KeyValue::new(URL_QUERY, bounded(redactor.redact_query(query))));
+            attrs.push(KeyValue::new(
+                URL_QUERY,
+                bounded(redactor.redact_query(query)),
+            ));
         }
         attrs.push(KeyValue::new(HTTP_ROUTE, cow_value(resolved.route.clone())));
         let authority = match parts.uri.authority() {
@@ -100,14 +109,20 @@ impl Inflight {
             attrs.push(KeyValue::new(CLIENT_ADDRESS, ip.to_string()));
         }
         if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
-            attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, bounded(redactor.mask_pan(ua))));
+            attrs.push(KeyValue::new(
+                USER_AGENT_ORIGINAL,
+                bounded(redactor.mask_pan(ua)),
+            ));
         }
         if let Some(v) = protocol_version(parts.version) {
             attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
         }
         let request_size = content_length(parts);
         if let Some(size) = request_size {
-            attrs.push(KeyValue::new(HTTP_REQUEST_BODY_SIZE, i64::try_from(size).unwrap_or(i64::MAX)));
+            attrs.push(KeyValue::new(
+                HTTP_REQUEST_BODY_SIZE,
+                i64::try_from(size).unwrap_or(i64::MAX),
+            ));
         }
         for (name, key) in opts.record_headers.iter() {
             // Checked again here: the redactor may have changed after the list was set.
@@ -125,7 +140,10 @@ impl Inflight {
                 })
                 .collect();
             if !values.is_empty() {
-                attrs.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
+                attrs.push(KeyValue::new(
+                    key.clone(),
+                    Value::Array(Array::String(values)),
+                ));
             }
         }
         let mut request_id = None;
@@ -225,7 +243,10 @@ impl Inflight {
             Outcome::Error(type_name) => (Some(type_name.into()), type_name),
             Outcome::Cancelled => {
                 end[3] = Some(KeyValue::new(CANCELLED, true));
-                (Some(CANCELLED_ERROR.into()), "request cancelled before the response completed")
+                (
+                    Some(CANCELLED_ERROR.into()),
+                    "request cancelled before the response completed",
+                )
             }
             // Server side: 5xx is an error, 4xx is the client's (semconv).
             Outcome::Complete => match status {
@@ -270,7 +291,11 @@ impl Inflight {
         // Attached so log bridges stamp the record with this request's trace and span ids.
         let _guard = self.cx.clone().attach();
         let trace_id = self.cx.span().span_context().trace_id();
-        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         tracing::warn!(
             target: "paytrace::http",
             trace_id = %trace_id,
@@ -301,7 +326,14 @@ fn bounded(value: Cow<'_, str>) -> String {
 }
 
 fn content_length(parts: &Parts) -> Option<u64> {
-    parts.headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    parts
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(feature = "axum")]
@@ -329,9 +361,14 @@ fn generate_request_id(cx: &Context) -> (HeaderValue, String) {
     } else {
         // Unreachable with the SDK tracer (it always assigns ids); a process-unique fallback.
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        format!("{:x}-{:x}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{:x}-{:x}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
     };
     // Hex digits and '-' are valid header bytes; the fallback keeps the request untouched.
-    let value = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    let value =
+        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     (value, text)
 }

@@ -9,14 +9,16 @@ use opentelemetry_semantic_conventions::attribute as sc;
 
 // Static keys: building a `Key` from a `&'static str` neither allocates nor counts references.
 pub(crate) const HTTP_REQUEST_METHOD: Key = Key::from_static_str(sc::HTTP_REQUEST_METHOD);
-pub(crate) const HTTP_REQUEST_METHOD_ORIGINAL: Key = Key::from_static_str(sc::HTTP_REQUEST_METHOD_ORIGINAL);
+pub(crate) const HTTP_REQUEST_METHOD_ORIGINAL: Key =
+    Key::from_static_str(sc::HTTP_REQUEST_METHOD_ORIGINAL);
 pub(crate) const URL_SCHEME: Key = Key::from_static_str(sc::URL_SCHEME);
 pub(crate) const URL_PATH: Key = Key::from_static_str(sc::URL_PATH);
 pub(crate) const URL_QUERY: Key = Key::from_static_str(sc::URL_QUERY);
 pub(crate) const URL_FULL: Key = Key::from_static_str(sc::URL_FULL);
 pub(crate) const URL_TEMPLATE: Key = Key::from_static_str(sc::URL_TEMPLATE);
 pub(crate) const HTTP_ROUTE: Key = Key::from_static_str(sc::HTTP_ROUTE);
-pub(crate) const HTTP_RESPONSE_STATUS_CODE: Key = Key::from_static_str(sc::HTTP_RESPONSE_STATUS_CODE);
+pub(crate) const HTTP_RESPONSE_STATUS_CODE: Key =
+    Key::from_static_str(sc::HTTP_RESPONSE_STATUS_CODE);
 pub(crate) const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
 pub(crate) const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
 pub(crate) const CLIENT_ADDRESS: Key = Key::from_static_str(sc::CLIENT_ADDRESS);
@@ -38,8 +40,9 @@ pub(crate) const CANCELLED_ERROR: &str = "cancelled";
 
 /// The methods the HTTP semantic conventions know, then `_OTHER`: the index is the method's
 /// slot in every per-method table, so their number bounds the `http_request_method` label.
-pub(crate) const METHODS: [&str; 10] =
-    ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER"];
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
 /// Index of `_OTHER` in [`METHODS`].
 pub(crate) const OTHER: usize = 9;
 
@@ -145,9 +148,9 @@ pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
     };
     let ok = !host.is_empty()
         && host.len() <= 255
-        && host
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']'));
+        && host.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        });
     ok.then_some((host, port))
 }
 
@@ -206,7 +209,10 @@ mod tests {
     #[test]
     fn host_port_parsing() {
         assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
-        assert_eq!(split_host_port("example.com:8443"), Some(("example.com", Some(8443))));
+        assert_eq!(
+            split_host_port("example.com:8443"),
+            Some(("example.com", Some(8443)))
+        );
         assert_eq!(split_host_port("[::1]:80"), Some(("[::1]", Some(80))));
         assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
         assert_eq!(split_host_port("user:pw@host:1"), Some(("host", Some(1))));

@@ -54,7 +54,9 @@ impl<S> TraceService<S> {
 
 impl<S: fmt::Debug> fmt::Debug for TraceService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceService").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("TraceService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 

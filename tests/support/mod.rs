@@ -62,23 +62,36 @@ impl Spans {
     pub fn layer(&self) -> (TraceLayer, prometheus::Registry) {
         let registry = prometheus::Registry::new();
         let metrics = HttpMetrics::new(&registry).expect("fresh registry");
-        (TraceLayer::from_tracer(self.tracer()).with_metrics(Some(metrics)), registry)
+        (
+            TraceLayer::from_tracer(self.tracer()).with_metrics(Some(metrics)),
+            registry,
+        )
     }
 
     pub fn finished(&self) -> Vec<SpanData> {
-        self.exporter.get_finished_spans().expect("in-memory exporter")
+        self.exporter
+            .get_finished_spans()
+            .expect("in-memory exporter")
     }
 
     /// The only finished span; panics with the list otherwise.
     pub fn only(&self) -> SpanData {
         let spans = self.finished();
-        assert_eq!(spans.len(), 1, "expected one span, got {:#?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+        assert_eq!(
+            spans.len(),
+            1,
+            "expected one span, got {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
         spans.into_iter().next().unwrap()
     }
 }
 
 pub fn attr(span: &SpanData, key: &str) -> Option<Value> {
-    span.attributes.iter().find(|kv| kv.key == Key::new(key.to_owned())).map(|kv| kv.value.clone())
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == Key::new(key.to_owned()))
+        .map(|kv| kv.value.clone())
 }
 
 pub fn attr_str(span: &SpanData, key: &str) -> Option<String> {
@@ -106,7 +119,9 @@ pub fn span_text(span: &SpanData) -> String {
 
 /// The Prometheus text exposition of a registry.
 pub fn metrics_text(registry: &prometheus::Registry) -> String {
-    prometheus::TextEncoder::new().encode_to_string(&registry.gather()).expect("encode")
+    prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("encode")
 }
 
 // === tracing events ===
@@ -159,7 +174,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
             fields,
             current_trace_id: {
                 use opentelemetry::trace::TraceContextExt as _;
-                opentelemetry::Context::current().span().span_context().trace_id().to_string()
+                opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .trace_id()
+                    .to_string()
             },
         });
     }
@@ -178,7 +197,11 @@ pub const CHUNK: &[u8] = b"0123456789";
 
 impl SlowBody {
     pub fn new(chunks: usize, delay: Duration) -> Self {
-        SlowBody { chunks, delay, sleep: None }
+        SlowBody {
+            chunks,
+            delay,
+            sleep: None,
+        }
     }
 }
 
@@ -186,12 +209,17 @@ impl Body for SlowBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.chunks == 0 {
             return Poll::Ready(None);
         }
         let delay = self.delay;
-        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
         ready!(sleep.as_mut().poll(cx));
         self.sleep = None;
         self.chunks -= 1;
