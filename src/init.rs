@@ -99,6 +99,8 @@ pub(crate) struct Inner {
     pub(crate) registry: prometheus::Registry,
     pub(crate) stats: Arc<ExportStats>,
     pub(crate) redactor: Redactor,
+    /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
+    pub(crate) http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     pipeline: Option<Pipeline>,
     shut_down: AtomicBool,
 }
@@ -257,6 +259,7 @@ impl Telemetry {
             registry,
             stats,
             redactor,
+            http_metrics: std::sync::OnceLock::new(),
             pipeline,
             shut_down: AtomicBool::new(false),
             settings,

@@ -33,6 +33,7 @@
 mod config;
 mod error;
 pub(crate) mod export;
+pub mod http;
 mod init;
 pub mod log;
 pub mod propagation;

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+mod http;
+#[allow(unused_imports)] // not every test binary uses the HTTP helpers
+pub use http::*;
+
 use paytrace::testing::TestCollector;
 use paytrace::{Config, LogFormat};
 

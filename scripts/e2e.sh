@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# End-to-end suite against real third-party components, installed by scripts/tools.sh:
+#   1. the demo exports to rotel (a real OTLP collector): spans, metrics and log records arrive;
+#   2. the demo's Prometheus exposition passes `promtool check metrics`, every metric the alert
+#      rules and the dashboard use is emitted, and the alert rules pass `promtool test rules`;
+#   3. rotel is killed mid-run and restarted: the watchdog warns, health turns failing, exports
+#      resume and health returns.
+# Fails loudly if a component cannot be installed or started. Not hermetic: CI runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/tools.sh
+source scripts/tools.sh
+
+WORK="$PWD/.e2e"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+PASSED=0
+FAILED=0
+
+check() { # check DESCRIPTION COMMAND...
+  local what="$1"
+  shift
+  if "$@"; then
+    echo "ok - $what"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAILED - $what"
+    FAILED=$((FAILED + 1))
+  fi
+}
+count() { grep -c -- "$1" "$2" || true; }
+at_least() { [ "$(count "$1" "$2")" -ge "$3" ]; }
+trap 'stop_rotel' EXIT
+
+echo "=== installing rotel $ROTEL_VERSION and promtool"
+install_rotel >/dev/null
+install_promtool
+
+echo "=== building the demo"
+cargo build --example payment_service
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+DEMO="$TARGET_DIR/debug/examples/payment_service"
+
+echo "=== 1. demo -> rotel"
+start_rotel "$WORK/rotel1"
+OTEL_EXPORTER_OTLP_ENDPOINT="$ROTEL_ENDPOINT" "$DEMO" --seconds 3 --metrics-out "$WORK/metrics.txt" \
+  >"$WORK/demo1.out" 2>&1 || { cat "$WORK/demo1.out"; echo "demo exited non-zero"; exit 1; }
+sleep 1
+stop_rotel
+cat "$WORK/demo1.out" | sed -n '/=== paytrace demo summary ===/,$p'
+OUT="$WORK/rotel1/rotel.out"
+check "rotel received spans" at_least '^Span #' "$OUT" 10
+check "rotel received server spans with route templates" at_least 'http.route: Str(/orders/{id})' "$OUT" 1
+check "rotel received log records" at_least '^LogRecord #' "$OUT" 10
+check "log records carry trace ids" bash -c "grep -A12 '^LogRecord #' '$OUT' | grep -Eq 'Trace ID +: [0-9a-f]{32}'"
+check "rotel received order-pool metrics" at_least 'order.pool.processed' "$OUT" 1
+check "rotel received HTTP metrics" at_least 'http.server.request.duration' "$OUT" 1
+check "resource carries service.name" at_least 'service.name: Str(payment-service)' "$OUT" 1
+check "the demo saw healthy exports" grep -q 'exporter traces : healthy' "$WORK/demo1.out"
+
+echo "=== 2. promtool"
+check "exposition passes promtool check metrics" bash -c "promtool check metrics < '$WORK/metrics.txt'"
+check "every metric used by alerts and dashboard is emitted" scripts/check_metric_names.sh "$WORK/metrics.txt"
+check "alert rules are valid" promtool check rules alerts/paytrace.rules.yml
+check "alert rule unit tests pass" promtool test rules alerts/paytrace.rules.test.yml
+
+echo "=== 3. collector killed mid-run and restarted"
+start_rotel "$WORK/rotel2"
+OTEL_EXPORTER_OTLP_ENDPOINT="$ROTEL_ENDPOINT" "$DEMO" --seconds 22 --watchdog-ms 2000 --logs \
+  >"$WORK/demo2.out" 2>&1 &
+DEMO_PID=$!
+sleep 5
+stop_rotel
+echo "rotel stopped"
+sleep 9
+restart_rotel
+echo "rotel restarted"
+wait "$DEMO_PID" || { tail -n 30 "$WORK/demo2.out"; echo "demo exited non-zero"; exit 1; }
+sleep 1
+stop_rotel
+OUT2="$WORK/rotel2/rotel.out"
+sed -n '/=== paytrace demo summary ===/,$p' "$WORK/demo2.out"
+check "the watchdog warned while rotel was down" bash -c "grep 'paytrace::watchdog' '$WORK/demo2.out' | grep -q WARN"
+check "the watchdog said exports recovered" bash -c "grep 'paytrace::watchdog' '$WORK/demo2.out' | grep -q 'recovered'"
+check "spans arrived after the restart" bash -c "sed -n '/Starting Rotel/h; \${x;p}' '$OUT2' >/dev/null; awk '/Starting Rotel/{n++} n==2 && /^Span #/{c++} END{exit !(c>0)}' '$OUT2'"
+check "health is back to healthy at the end" grep -q 'exporter traces : healthy' "$WORK/demo2.out"
+check "every request succeeded while the collector was down" grep -Eq 'requests: [0-9]+ ok, 0 failed' "$WORK/demo2.out"
+
+echo
+echo "e2e: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

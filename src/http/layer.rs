@@ -1,0 +1,435 @@
+//! [`TraceLayer`]: configuration of the server layer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::HeaderName;
+use opentelemetry::Key;
+use opentelemetry_sdk::trace::Tracer;
+use tower_layer::Layer;
+
+use super::metrics::{HttpMetrics, Routes};
+use super::service::TraceService;
+use crate::redact::Redactor;
+use crate::Telemetry;
+
+/// Paths the layer skips by default: health, readiness and metrics endpoints, which would
+/// otherwise drown the interesting traffic and cost a span each.
+pub const DEFAULT_SKIP_PATHS: &[&str] = &[
+    "/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics",
+];
+
+/// The route recorded when no route template is known (default of
+/// [`TraceLayer::with_fallback_route`]).
+pub const DEFAULT_FALLBACK_ROUTE: &str = "unmatched";
+
+/// The default slow-request threshold: 5 seconds.
+pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(5);
+
+/// The header that carries the request id, in and out.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+type SkipFn = dyn Fn(&Parts) -> bool + Send + Sync;
+type RouteFn = dyn Fn(&Parts) -> Option<&str> + Send + Sync;
+
+/// The tower layer that traces and measures every HTTP request of a server: one
+/// `SpanKind::Server` span per request (OpenTelemetry HTTP semantic conventions), the RED
+/// metrics, a slow-request flag, request ids and W3C context propagation. See the
+/// [module docs](super) for the full behaviour, ordering and examples.
+///
+/// Cheap to clone (one `Arc`); [`Layer::layer`] only clones it. Works on an axum 0.8 `Router`
+/// (`Router::layer`) and on any tower/hyper service of `http::Request<B>` →
+/// `http::Response<B>`.
+///
+/// ```
+/// use std::time::Duration;
+/// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+/// let app: axum::Router = axum::Router::new()
+///     .route("/orders/{id}", axum::routing::get(|| async { "ok" }))
+///     .layer(telemetry.http_layer().with_slow_threshold(Duration::from_secs(2)));
+/// # let _ = app;
+/// # Ok::<(), paytrace::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct TraceLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Everything a request needs from its layer, shared by all services the layer made.
+pub(crate) struct Shared {
+    pub(crate) opts: Options,
+    pub(crate) routes: Routes,
+}
+
+/// The builder state; cloned (cheaply) on each setter, which then rebuilds [`Shared`].
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) tracer: Tracer,
+    pub(crate) redactor: Redactor,
+    pub(crate) metrics: Option<HttpMetrics>,
+    pub(crate) slow_threshold: Duration,
+    pub(crate) skip: Option<Arc<SkipFn>>,
+    pub(crate) route: Option<Arc<RouteFn>>,
+    pub(crate) fallback_route: &'static str,
+    pub(crate) request_id: bool,
+    pub(crate) trace_id_header: Option<HeaderName>,
+    pub(crate) record_headers: Arc<[(HeaderName, Key)]>,
+}
+
+impl Shared {
+    fn new(opts: Options) -> Self {
+        Shared {
+            routes: Routes::new(opts.fallback_route, opts.metrics.clone()),
+            opts,
+        }
+    }
+
+    /// Whether the request gets neither span nor metrics.
+    pub(crate) fn skip(&self, parts: &Parts) -> bool {
+        match &self.opts.skip {
+            Some(f) => f(parts),
+            None => is_default_skip_path(parts.uri.path()),
+        }
+    }
+
+    /// The route template: the hook's, then axum's `MatchedPath`, then none (fallback).
+    pub(crate) fn route<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
+        if let Some(f) = &self.opts.route {
+            if let Some(route) = f(parts) {
+                return Some(route);
+            }
+        }
+        matched_path(parts)
+    }
+}
+
+#[cfg(feature = "axum")]
+fn matched_path(parts: &Parts) -> Option<&str> {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str())
+}
+
+#[cfg(not(feature = "axum"))]
+fn matched_path(_: &Parts) -> Option<&str> {
+    None
+}
+
+/// Whether `path` is one of [`DEFAULT_SKIP_PATHS`].
+///
+/// ```
+/// assert!(paytrace::http::is_default_skip_path("/healthz"));
+/// assert!(!paytrace::http::is_default_skip_path("/orders"));
+/// ```
+pub fn is_default_skip_path(path: &str) -> bool {
+    DEFAULT_SKIP_PATHS.contains(&path)
+}
+
+impl TraceLayer {
+    /// The layer for a [`Telemetry`]: its tracer (scope `paytrace`), its Prometheus registry
+    /// (the `http_server_*` families are registered there once, whatever the number of
+    /// layers) and its redactor. Same as [`Telemetry::http_layer`].
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = paytrace::http::TraceLayer::new(&telemetry);
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn new(telemetry: &Telemetry) -> Self {
+        let inner = &telemetry.inner;
+        let metrics = inner
+            .http_metrics
+            .get_or_init(|| match HttpMetrics::new(&inner.registry) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(target: "paytrace::http", error = %e, "HTTP server metrics are unavailable");
+                    None
+                }
+            })
+            .clone();
+        TraceLayer::from_tracer(inner.tracer.clone())
+            .with_redactor(inner.redactor.clone())
+            .with_metrics(metrics)
+    }
+
+    /// A layer recording with `tracer`, without metrics (add them with
+    /// [`TraceLayer::with_metrics`]) and with the default [`Redactor`]. For tests with an
+    /// in-memory exporter, and for services that build their own tracer provider.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    /// let registry = prometheus::Registry::new();
+    /// let layer = paytrace::http::TraceLayer::from_tracer(provider.tracer("checkout"))
+    ///     .with_metrics(Some(paytrace::http::HttpMetrics::new(&registry)?));
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn from_tracer(tracer: Tracer) -> Self {
+        let opts = Options {
+            tracer,
+            redactor: Redactor::default(),
+            metrics: None,
+            slow_threshold: DEFAULT_SLOW_THRESHOLD,
+            skip: None,
+            route: None,
+            fallback_route: DEFAULT_FALLBACK_ROUTE,
+            request_id: true,
+            trace_id_header: None,
+            record_headers: Arc::from(Vec::new()),
+        };
+        TraceLayer {
+            shared: Arc::new(Shared::new(opts)),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Options)) -> Self {
+        let mut opts = self.shared.opts.clone();
+        f(&mut opts);
+        TraceLayer {
+            shared: Arc::new(Shared::new(opts)),
+        }
+    }
+
+    /// Record the RED metrics into these instruments; `None` records none. Defaults to the
+    /// telemetry's instruments with [`TraceLayer::new`], to `None` with
+    /// [`TraceLayer::from_tracer`].
+    ///
+    /// ```
+    /// # use opentelemetry::trace::TracerProvider as _;
+    /// # let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder().build().tracer("t");
+    /// let layer = paytrace::http::TraceLayer::from_tracer(tracer).with_metrics(None);
+    /// # let _ = layer;
+    /// ```
+    pub fn with_metrics(self, metrics: Option<HttpMetrics>) -> Self {
+        self.with(|o| o.metrics = metrics)
+    }
+
+    /// The redactor for `url.path`, `url.query`, `user_agent.original` and recorded headers.
+    /// Defaults to the telemetry's with [`TraceLayer::new`], else [`Redactor::default`].
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_redactor(paytrace::redact::Redactor::default());
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_redactor(self, redactor: Redactor) -> Self {
+        self.with(|o| o.redactor = redactor)
+    }
+
+    /// Requests slower than this (until the end of the response body) get `paytrace.slow=true`,
+    /// one WARN event (target `paytrace::http`) and a count in
+    /// `http_server_slow_requests_total`. Defaults to 5 seconds.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_slow_threshold(std::time::Duration::from_millis(800));
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_slow_threshold(self, threshold: Duration) -> Self {
+        self.with(|o| o.slow_threshold = threshold)
+    }
+
+    /// Requests for which `skip` returns `true` pass through untouched: no span, no metrics,
+    /// no request id. Replaces the default, [`is_default_skip_path`] on the path
+    /// ([`DEFAULT_SKIP_PATHS`]); `|_| false` traces everything.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// use paytrace::http::is_default_skip_path;
+    /// let layer = telemetry.http_layer().with_skip(|req| {
+    ///     is_default_skip_path(req.uri.path()) || req.uri.path().starts_with("/internal/")
+    /// });
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_skip<F>(self, skip: F) -> Self
+    where
+        F: Fn(&Parts) -> bool + Send + Sync + 'static,
+    {
+        self.with(|o| o.skip = Some(Arc::new(skip)))
+    }
+
+    /// A route extractor, asked first; when it returns `None` the layer falls back to axum's
+    /// `MatchedPath` (feature `axum`, on by default), then to the fallback route. Use it for
+    /// plain hyper services that route themselves. It must return a template (bounded set),
+    /// never the raw path: the value becomes a metric label.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_route(|req| {
+    ///     req.uri.path().starts_with("/orders/").then_some("/orders/{id}")
+    /// });
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_route<F>(self, route: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<&str> + Send + Sync + 'static,
+    {
+        self.with(|o| o.route = Some(Arc::new(route)))
+    }
+
+    /// The route recorded (span name, `http.route`, metric label) when no template is known:
+    /// unmatched paths (404s), or a layer applied outside axum's routing. Defaults to
+    /// [`DEFAULT_FALLBACK_ROUTE`] (`"unmatched"`). Never the raw path, whose ids would explode
+    /// metric cardinality.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_fallback_route("other");
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_fallback_route(self, route: &'static str) -> Self {
+        self.with(|o| o.fallback_route = route)
+    }
+
+    /// Honour a valid incoming `x-request-id` (bounded length, safe characters) or generate
+    /// one (`{trace_id}-{span_id}` of the server span, 49 characters); set it on the request
+    /// (so handlers read it), record it as `paytrace.request_id` and return it in the
+    /// response's `x-request-id` unless the handler set one. Invalid incoming values are
+    /// replaced. Defaults to `true`.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_request_id(false);
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_request_id(self, enabled: bool) -> Self {
+        self.with(|o| o.request_id = enabled)
+    }
+
+    /// Return the trace id (32 lower-hex digits) in this response header. Defaults to `None`
+    /// (trace ids stay internal).
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry
+    ///     .http_layer()
+    ///     .with_trace_id_header(Some(http::HeaderName::from_static("x-trace-id")));
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_trace_id_header(self, header: Option<HeaderName>) -> Self {
+        self.with(|o| o.trace_id_header = header)
+    }
+
+    /// Request headers to record as `http.request.header.<name>` (string arrays, values
+    /// redacted). Sensitive headers ([`Redactor::is_sensitive_header`]: `Authorization`,
+    /// `Cookie`, ...) are never recorded, even when listed. Defaults to none.
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry
+    ///     .http_layer()
+    ///     .with_request_headers([http::HeaderName::from_static("x-merchant-id")]);
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_request_headers(self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
+        let redactor = self.shared.opts.redactor.clone();
+        let list: Vec<(HeaderName, Key)> = headers
+            .into_iter()
+            .filter(|h| !redactor.is_sensitive_header(h))
+            .map(|h| {
+                let key = Key::from(Arc::<str>::from(format!(
+                    "http.request.header.{}",
+                    h.as_str()
+                )));
+                (h, key)
+            })
+            .collect();
+        self.with(|o| o.record_headers = list.into())
+    }
+}
+
+impl fmt::Debug for TraceLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.shared.opts;
+        f.debug_struct("TraceLayer")
+            .field("metrics", &o.metrics.is_some())
+            .field("slow_threshold", &o.slow_threshold)
+            .field(
+                "skip",
+                &if o.skip.is_some() {
+                    "custom"
+                } else {
+                    "default paths"
+                },
+            )
+            .field(
+                "route",
+                &if o.route.is_some() {
+                    "custom, then MatchedPath"
+                } else {
+                    "MatchedPath"
+                },
+            )
+            .field("fallback_route", &o.fallback_route)
+            .field("request_id", &o.request_id)
+            .field("trace_id_header", &o.trace_id_header)
+            .field(
+                "record_headers",
+                &o.record_headers.iter().map(|(h, _)| h).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService::new(inner, self.shared.clone())
+    }
+}
+
+impl Telemetry {
+    /// The HTTP server layer for this telemetry: [`TraceLayer::new`].
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/pay", axum::routing::post(|| async { "ok" }))
+    ///     .layer(telemetry.http_layer());
+    /// # let _ = app;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn http_layer(&self) -> TraceLayer {
+        TraceLayer::new(self)
+    }
+
+    /// The HTTP client layer for this telemetry: [`ClientLayer::new`](super::ClientLayer::new).
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_client_layer();
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn http_client_layer(&self) -> super::ClientLayer {
+        super::ClientLayer::new(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_skip_paths() {
+        for p in DEFAULT_SKIP_PATHS {
+            assert!(is_default_skip_path(p));
+        }
+        assert!(!is_default_skip_path("/health/deep"));
+        assert!(!is_default_skip_path("/"));
+    }
+}

@@ -1,0 +1,237 @@
+//! Attribute keys and value helpers shared by the server and client layers: static keys, the
+//! bounded method set, protocol versions and a few header parsers.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, Method, Version};
+use opentelemetry::{Key, StringValue};
+use opentelemetry_semantic_conventions::attribute as sc;
+
+// Static keys: building a `Key` from a `&'static str` neither allocates nor counts references.
+pub(crate) const HTTP_REQUEST_METHOD: Key = Key::from_static_str(sc::HTTP_REQUEST_METHOD);
+pub(crate) const HTTP_REQUEST_METHOD_ORIGINAL: Key =
+    Key::from_static_str(sc::HTTP_REQUEST_METHOD_ORIGINAL);
+pub(crate) const URL_SCHEME: Key = Key::from_static_str(sc::URL_SCHEME);
+pub(crate) const URL_PATH: Key = Key::from_static_str(sc::URL_PATH);
+pub(crate) const URL_QUERY: Key = Key::from_static_str(sc::URL_QUERY);
+pub(crate) const URL_FULL: Key = Key::from_static_str(sc::URL_FULL);
+pub(crate) const URL_TEMPLATE: Key = Key::from_static_str(sc::URL_TEMPLATE);
+pub(crate) const HTTP_ROUTE: Key = Key::from_static_str(sc::HTTP_ROUTE);
+pub(crate) const HTTP_RESPONSE_STATUS_CODE: Key =
+    Key::from_static_str(sc::HTTP_RESPONSE_STATUS_CODE);
+pub(crate) const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
+pub(crate) const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
+pub(crate) const CLIENT_ADDRESS: Key = Key::from_static_str(sc::CLIENT_ADDRESS);
+pub(crate) const USER_AGENT_ORIGINAL: Key = Key::from_static_str(sc::USER_AGENT_ORIGINAL);
+pub(crate) const NETWORK_PROTOCOL_VERSION: Key = Key::from_static_str(sc::NETWORK_PROTOCOL_VERSION);
+pub(crate) const HTTP_REQUEST_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_REQUEST_BODY_SIZE);
+pub(crate) const HTTP_RESPONSE_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_RESPONSE_BODY_SIZE);
+pub(crate) const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
+
+/// `paytrace.request_id`: the request id returned in `x-request-id`.
+pub(crate) const REQUEST_ID: Key = Key::from_static_str("paytrace.request_id");
+/// `paytrace.slow`: present (and `true`) when the request took longer than the threshold.
+pub(crate) const SLOW: Key = Key::from_static_str("paytrace.slow");
+/// `paytrace.request.cancelled`: present (and `true`) when the future or body was dropped first.
+pub(crate) const CANCELLED: Key = Key::from_static_str("paytrace.request.cancelled");
+
+/// The `error.type` of a request whose future or body was dropped before it completed.
+pub(crate) const CANCELLED_ERROR: &str = "cancelled";
+
+/// The methods the HTTP semantic conventions know, then `_OTHER`: the index is the method's
+/// slot in every per-method table, so their number bounds the `http_request_method` label.
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER",
+];
+/// Index of `_OTHER` in [`METHODS`].
+pub(crate) const OTHER: usize = 9;
+
+/// The slot of `method` in [`METHODS`].
+pub(crate) fn method_index(method: &Method) -> usize {
+    match method.as_str() {
+        "GET" => 0,
+        "HEAD" => 1,
+        "POST" => 2,
+        "PUT" => 3,
+        "DELETE" => 4,
+        "CONNECT" => 5,
+        "OPTIONS" => 6,
+        "TRACE" => 7,
+        "PATCH" => 8,
+        _ => OTHER,
+    }
+}
+
+/// The first word of a span name: the method, or `HTTP` for a non-standard one (semconv).
+pub(crate) fn span_name_method(index: usize) -> &'static str {
+    if index == OTHER {
+        "HTTP"
+    } else {
+        METHODS[index]
+    }
+}
+
+/// The original spelling of a non-standard method, bounded: methods are tokens, but a hostile
+/// client may send a long one.
+pub(crate) fn method_original(method: &Method) -> StringValue {
+    truncate(method.as_str(), 32).to_owned().into()
+}
+
+/// `network.protocol.version` for a request's version.
+pub(crate) fn protocol_version(version: Version) -> Option<&'static str> {
+    Some(match version {
+        Version::HTTP_09 => "0.9",
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_11 => "1.1",
+        Version::HTTP_2 => "2",
+        Version::HTTP_3 => "3",
+        _ => return None,
+    })
+}
+
+/// `error.type` for a status code (server: 5xx; client: 4xx and 5xx): the code as a string,
+/// static for the codes services actually return.
+pub(crate) fn status_error_type(code: u16) -> StringValue {
+    let s: &'static str = match code {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        501 => "501",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => return code.to_string().into(),
+    };
+    s.into()
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A host as clients send it (`Host` header or URI authority): length-bounded, host-name
+/// characters only, so a hostile value never reaches a span verbatim.
+pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    if authority.is_empty() || authority.len() > 261 {
+        return None;
+    }
+    // Credentials are never part of server.address.
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        // [v6]:port
+        let end = rest.find(']')?;
+        let host = &authority[..end + 2];
+        match &rest[end + 1..] {
+            "" => (host, None),
+            p => (host, Some(p.strip_prefix(':')?.parse().ok()?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse().ok()?)),
+            None => (authority, None),
+        }
+    };
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        });
+    ok.then_some((host, port))
+}
+
+/// `url.scheme` of a server request: the request line's scheme when absolute, else
+/// `X-Forwarded-Proto` when it says `http`/`https` (a bounded value), else `http`.
+pub(crate) fn server_scheme(uri: &http::Uri, headers: &HeaderMap) -> &'static str {
+    match uri.scheme_str() {
+        Some("https") => return "https",
+        Some("http") => return "http",
+        _ => {}
+    }
+    match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+        Some(b"https") => "https",
+        _ => "http",
+    }
+}
+
+/// The default port of a scheme.
+pub(crate) fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
+/// Lower-hex encode `bytes` into `out` (which must be twice as long).
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+/// A `Cow` into an attribute value without copying static strings.
+pub(crate) fn cow_value(s: Cow<'static, str>) -> StringValue {
+    s.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_bounded() {
+        assert_eq!(method_index(&Method::GET), 0);
+        assert_eq!(method_index(&Method::PATCH), 8);
+        let odd = Method::from_bytes(b"FOO").unwrap();
+        assert_eq!(method_index(&odd), OTHER);
+        assert_eq!(span_name_method(OTHER), "HTTP");
+        let long = Method::from_bytes("X".repeat(100).as_bytes()).unwrap();
+        assert_eq!(method_original(&long).as_str().len(), 32);
+    }
+
+    #[test]
+    fn host_port_parsing() {
+        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
+        assert_eq!(
+            split_host_port("example.com:8443"),
+            Some(("example.com", Some(8443)))
+        );
+        assert_eq!(split_host_port("[::1]:80"), Some(("[::1]", Some(80))));
+        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
+        assert_eq!(split_host_port("user:pw@host:1"), Some(("host", Some(1))));
+        assert_eq!(split_host_port("host:99999"), None);
+        assert_eq!(split_host_port("bad host"), None);
+        assert_eq!(split_host_port("[::1"), None);
+        assert_eq!(split_host_port(""), None);
+        assert_eq!(split_host_port(&"a".repeat(300)), None);
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn status_error_types() {
+        assert_eq!(status_error_type(503).as_str(), "503");
+        assert_eq!(status_error_type(599).as_str(), "599");
+    }
+}

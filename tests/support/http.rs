@@ -1,0 +1,233 @@
+//! Shared helpers for the integration tests: an in-memory span pipeline, the HTTP layer built on
+//! it, a `tracing` event recorder, a slow streaming body.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Once};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{Key, Value};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use paytrace::http::{HttpMetrics, TraceLayer};
+
+/// The global propagator every test installs: the same value everywhere, so tests running in
+/// parallel in one binary never see a different one.
+pub fn install_propagator() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]));
+    });
+}
+
+/// An SDK tracer provider exporting synchronously into memory.
+pub struct Spans {
+    pub provider: SdkTracerProvider,
+    pub exporter: InMemorySpanExporter,
+}
+
+impl Spans {
+    /// The SDK's default sampler: parent-based, always on for roots.
+    pub fn new() -> Self {
+        Self::with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+        )))
+    }
+
+    pub fn with_sampler(sampler: opentelemetry_sdk::trace::Sampler) -> Self {
+        install_propagator();
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(sampler)
+            .with_simple_exporter(exporter.clone())
+            .build();
+        Spans { provider, exporter }
+    }
+
+    pub fn tracer(&self) -> opentelemetry_sdk::trace::Tracer {
+        self.provider.tracer("paytrace-test")
+    }
+
+    /// A layer on this provider, with metrics in a fresh registry.
+    pub fn layer(&self) -> (TraceLayer, prometheus::Registry) {
+        let registry = prometheus::Registry::new();
+        let metrics = HttpMetrics::new(&registry).expect("fresh registry");
+        (
+            TraceLayer::from_tracer(self.tracer()).with_metrics(Some(metrics)),
+            registry,
+        )
+    }
+
+    pub fn finished(&self) -> Vec<SpanData> {
+        self.exporter
+            .get_finished_spans()
+            .expect("in-memory exporter")
+    }
+
+    /// The only finished span; panics with the list otherwise.
+    pub fn only(&self) -> SpanData {
+        let spans = self.finished();
+        assert_eq!(
+            spans.len(),
+            1,
+            "expected one span, got {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        spans.into_iter().next().unwrap()
+    }
+}
+
+pub fn attr(span: &SpanData, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == Key::new(key.to_owned()))
+        .map(|kv| kv.value.clone())
+}
+
+pub fn attr_str(span: &SpanData, key: &str) -> Option<String> {
+    attr(span, key).map(|v| v.as_str().into_owned())
+}
+
+pub fn attr_i64(span: &SpanData, key: &str) -> Option<i64> {
+    match attr(span, key)? {
+        Value::I64(v) => Some(v),
+        other => panic!("{key} is not an i64: {other:?}"),
+    }
+}
+
+pub fn attr_bool(span: &SpanData, key: &str) -> Option<bool> {
+    match attr(span, key)? {
+        Value::Bool(v) => Some(v),
+        other => panic!("{key} is not a bool: {other:?}"),
+    }
+}
+
+/// Everything a span would export, as text: name, attributes, status.
+pub fn span_text(span: &SpanData) -> String {
+    format!("{} {:?} {:?}", span.name, span.attributes, span.status)
+}
+
+/// The Prometheus text exposition of a registry.
+pub fn metrics_text(registry: &prometheus::Registry) -> String {
+    prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("encode")
+}
+
+// === tracing events ===
+
+/// One recorded `tracing` event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub level: tracing::Level,
+    pub target: String,
+    pub fields: BTreeMap<String, String>,
+    /// The trace id of the OpenTelemetry context current when the event fired (what log
+    /// bridges stamp on the record); all zeros without one.
+    pub current_trace_id: String,
+}
+
+/// A `tracing` layer that records events, for a scoped `set_default`.
+#[derive(Clone, Default)]
+pub struct Events(pub Arc<Mutex<Vec<Event>>>);
+
+impl Events {
+    pub fn all(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// A subscriber recording into `self`.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing_subscriber::registry().with(self.clone())
+    }
+}
+
+struct Visitor<'a>(&'a mut BTreeMap<String, String>);
+
+impl tracing::field::Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        event.record(&mut Visitor(&mut fields));
+        self.0.lock().unwrap().push(Event {
+            level: *event.metadata().level(),
+            target: event.metadata().target().to_owned(),
+            fields,
+            current_trace_id: {
+                use opentelemetry::trace::TraceContextExt as _;
+                opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .trace_id()
+                    .to_string()
+            },
+        });
+    }
+}
+
+// === bodies ===
+
+/// A body of `chunks` 10-byte chunks, each after `delay` (tokio time).
+pub struct SlowBody {
+    chunks: usize,
+    delay: Duration,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+pub const CHUNK: &[u8] = b"0123456789";
+
+impl SlowBody {
+    pub fn new(chunks: usize, delay: Duration) -> Self {
+        SlowBody {
+            chunks,
+            delay,
+            sleep: None,
+        }
+    }
+}
+
+impl Body for SlowBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.chunks == 0 {
+            return Poll::Ready(None);
+        }
+        let delay = self.delay;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+        ready!(sleep.as_mut().poll(cx));
+        self.sleep = None;
+        self.chunks -= 1;
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(CHUNK)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks == 0
+    }
+}
+
+use std::future::Future as _;
