@@ -24,6 +24,7 @@ use crate::export::processor::{is_internal_target, LogQueue, MetricSender, Sende
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
 use crate::export::Signal;
+use crate::metrics::Bridge;
 use crate::redact::Redactor;
 use crate::watchdog::{self, Watchdog};
 use crate::{Config, Error};
@@ -109,6 +110,7 @@ pub(crate) struct Inner {
 #[derive(Debug)]
 struct Pipeline {
     runtime: ExportRuntime,
+    bridge: Bridge,
     watchdog: tokio::task::AbortHandle,
     metrics: MetricSender,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
@@ -149,6 +151,7 @@ impl Telemetry {
             ExportStats::new(&registry)
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
         );
+        crate::metrics::register_defaults(&registry)?;
         let resource = build_resource(&settings);
         let redactor = Redactor::default();
         let limits = SpanLimits {
@@ -239,8 +242,12 @@ impl Telemetry {
                 Some(host) => host.spawn(task).abort_handle(),
                 None => rt.spawn(task).abort_handle(),
             };
+            // paytrace's own instruments (Prometheus registry) reach OTLP through the bridge.
+            let bridge = Bridge::new(registry.clone(), &resource, metrics.clone());
+            bridge.spawn(&rt, settings.metric_interval);
             Some(Pipeline {
                 runtime,
+                bridge,
                 watchdog,
                 metrics,
                 spans,
@@ -394,7 +401,8 @@ impl Telemetry {
         let spans = p.spans.flush(timeout);
         let logs = p.logs.flush(remaining(deadline));
         let provider = self.inner.meter_provider.clone();
-        let metrics = bounded(remaining(deadline), move || provider.force_flush());
+        let metrics = bounded(remaining(deadline), move || provider.force_flush())
+            .and_then(|()| p.bridge.push_now(p.runtime.handle(), remaining(deadline)));
         first_error("flush", timeout, spans, logs, metrics)
     }
 
@@ -429,7 +437,10 @@ impl Telemetry {
                 let spans = p.spans.shutdown(timeout);
                 let logs = p.logs.shutdown(remaining(deadline));
                 let provider = self.inner.meter_provider.clone();
-                let metrics = bounded(remaining(deadline), move || provider.shutdown());
+                let metrics = p
+                    .bridge
+                    .push_now(p.runtime.handle(), remaining(deadline))
+                    .and(bounded(remaining(deadline), move || provider.shutdown()));
                 let result = first_error("shutdown", timeout, spans, logs, metrics);
                 // The queues are drained; the providers' own shutdown only marks them closed.
                 let _ = self

@@ -36,6 +36,7 @@ pub(crate) mod export;
 pub mod http;
 mod init;
 pub mod log;
+pub mod metrics;
 pub mod propagation;
 pub mod redact;
 #[cfg(feature = "testing")]

@@ -94,7 +94,7 @@ async fn refusing_collector_warns_once_per_window_with_the_count_then_recovers()
     let infos: Vec<_> = capture
         .with_target("paytrace::watchdog")
         .into_iter()
-        .filter(|e| e.level == tracing::Level::INFO)
+        .filter(|e| e.level == tracing::Level::INFO && e.field("signal") == Some("traces"))
         .collect();
     assert_eq!(infos.len(), 1, "{infos:?}");
     assert_eq!(
@@ -147,6 +147,15 @@ async fn black_hole_collector_is_caught_by_the_stall_rule() {
             );
         }
     }
+    let text = telemetry.prometheus_text();
+    assert!(
+        text.contains(r#"paytrace_exporter_state{signal="traces"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"paytrace_exporter_export_failures_total{signal="traces"} 4"#),
+        "{text}"
+    );
     let _ = telemetry.shutdown();
 }
 

@@ -1,0 +1,196 @@
+//! Metrics: the order pool's instruments, process and runtime gauges, and the two ways out —
+//! Prometheus text (scrape `/metrics`) and OTLP (pushed every metric interval).
+//!
+//! paytrace keeps one set of instruments, in a `prometheus` registry owned by [`Telemetry`]:
+//! recording is an atomic add on a pre-bound instrument, and the Prometheus endpoint keeps
+//! working while OTLP export fails (so the `paytrace_exporter_*` health figures stay visible).
+//! A bridge converts the same registry to OTLP, so both sides show the same numbers. Metrics
+//! recorded through the OpenTelemetry API (`telemetry.meter_provider()`) are exported over OTLP
+//! by the SDK as usual.
+//!
+//! ```
+//! # fn main() -> Result<(), paytrace::Error> {
+//! let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+//! let pool = paytrace::metrics::OrderPoolMetrics::new(&telemetry)?;
+//! pool.set_queue_length(3);
+//! let app: axum::Router = axum::Router::new().route_service("/metrics", telemetry.metrics_service());
+//! assert!(telemetry.prometheus_text().contains("order_queue_length 3"));
+//! # let _ = app; Ok(()) }
+//! ```
+
+mod order_pool;
+pub(crate) mod otlp;
+pub(crate) mod process;
+
+use std::convert::Infallible;
+use std::future::{ready, Ready};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+pub use order_pool::{
+    OrderPoolMetrics, OrderPoolMetricsBuilder, ProcessingTimer, ABANDONED, DEFAULT_FAILURE_REASONS,
+    OTHER, PROCESSING_BUCKETS, QUERY_BUCKETS,
+};
+
+use crate::export::batch::DrainError;
+use crate::{Error, Telemetry};
+
+/// The content type of Prometheus text exposition 0.0.4.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+impl Telemetry {
+    /// Every paytrace metric in Prometheus text exposition format 0.0.4: order pool, HTTP RED,
+    /// exporter health, process (and tokio, once registered).
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// assert!(telemetry.prometheus_text().contains("paytrace_exporter_items_dropped_total"));
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn prometheus_text(&self) -> String {
+        render(&self.inner.registry)
+    }
+
+    /// A ready `/metrics` endpoint: a cheap-to-clone tower service answering every request with
+    /// [`Telemetry::prometheus_text`]. Mount it with axum's `Router::route_service`.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let app: axum::Router = axum::Router::new().route_service("/metrics", telemetry.metrics_service());
+    /// # let _ = app;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn metrics_service(&self) -> MetricsService {
+        MetricsService {
+            registry: self.inner.registry.clone(),
+        }
+    }
+
+    /// Add `tokio_workers`, `tokio_alive_tasks` and `tokio_global_queue_depth` for `runtime`
+    /// (usually `tokio::runtime::Handle::current()` in `main`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if runtime metrics are already registered.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), paytrace::Error> {
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// telemetry.register_runtime_metrics(&tokio::runtime::Handle::current())?;
+    /// assert!(telemetry.prometheus_text().contains("tokio_alive_tasks"));
+    /// # Ok(()) }
+    /// ```
+    pub fn register_runtime_metrics(&self, runtime: &tokio::runtime::Handle) -> Result<(), Error> {
+        let err = |e: prometheus::Error| Error::invalid("register_runtime_metrics", "tokio_*", e);
+        let collector = process::RuntimeCollector::new(runtime.clone()).map_err(err)?;
+        self.inner
+            .registry
+            .register(Box::new(collector))
+            .map_err(err)
+    }
+}
+
+fn render(registry: &prometheus::Registry) -> String {
+    // Encoding gathered families into a String cannot fail for families the registry produced.
+    prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap_or_default()
+}
+
+/// The `/metrics` endpoint from [`Telemetry::metrics_service`].
+#[derive(Debug, Clone)]
+pub struct MetricsService {
+    registry: prometheus::Registry,
+}
+
+impl<B> tower_service::Service<http::Request<B>> for MetricsService {
+    type Response = http::Response<String>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: http::Request<B>) -> Self::Future {
+        let mut response = http::Response::new(render(&self.registry));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
+        );
+        ready(Ok(response))
+    }
+}
+
+/// Register the process collector; called once per Telemetry.
+pub(crate) fn register_defaults(registry: &prometheus::Registry) -> Result<(), Error> {
+    let err = |e: prometheus::Error| Error::invalid("metrics registry", "process_*", e);
+    registry
+        .register(Box::new(process::ProcessCollector::new().map_err(err)?))
+        .map_err(err)
+}
+
+/// Pushes the registry over OTLP: what the periodic task and the final flush share.
+#[derive(Debug, Clone)]
+pub(crate) struct Bridge {
+    registry: prometheus::Registry,
+    resource: opentelemetry_proto::tonic::resource::v1::Resource,
+    sender: crate::export::processor::MetricSender,
+    start: SystemTime,
+}
+
+impl Bridge {
+    pub(crate) fn new(
+        registry: prometheus::Registry,
+        resource: &opentelemetry_sdk::Resource,
+        sender: crate::export::processor::MetricSender,
+    ) -> Self {
+        Bridge {
+            registry,
+            resource: crate::export::encode::proto_resource(resource),
+            sender,
+            start: SystemTime::now(),
+        }
+    }
+
+    async fn push(&self) -> Result<(), String> {
+        let request = otlp::to_request(
+            &self.registry.gather(),
+            &self.resource,
+            self.start,
+            SystemTime::now(),
+        );
+        self.sender.send(request).await
+    }
+
+    /// Push every `interval` on `rt` until the runtime stops.
+    pub(crate) fn spawn(&self, rt: &tokio::runtime::Handle, interval: Duration) {
+        let bridge = self.clone();
+        rt.spawn(async move {
+            let mut ticks =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let _ = bridge.push().await;
+            }
+        });
+    }
+
+    /// Push once now on `rt` and wait at most `timeout` (flush and shutdown).
+    pub(crate) fn push_now(
+        &self,
+        rt: &tokio::runtime::Handle,
+        timeout: Duration,
+    ) -> Result<(), DrainError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let bridge = self.clone();
+        rt.spawn(async move {
+            let _ = tx.send(bridge.push().await);
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(DrainError::Failed(e)),
+            Err(_) => Err(DrainError::Timeout),
+        }
+    }
+}

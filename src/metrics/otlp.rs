@@ -1,0 +1,328 @@
+//! The bridge from paytrace's Prometheus registry to OTLP metrics: one set of instruments, two
+//! ways out, the same numbers in both.
+//!
+//! paytrace's own instruments (order pool, HTTP RED, exporter health, process) are `prometheus`
+//! crate atomics — the cheapest possible recording. Every metric interval the registry is
+//! gathered and converted: counters become monotonic cumulative sums, gauges gauges, histograms
+//! cumulative explicit-bucket histograms (Prometheus buckets are cumulative, OTLP's are per
+//! bucket, so counts are differenced). Names and units follow OpenTelemetry conventions through
+//! a table; label names map to attribute keys (`http_route` → `http.route`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prometheus::proto::{MetricFamily, MetricType};
+
+/// OTLP name and unit of a Prometheus family.
+fn identity(prom: &str) -> (String, &'static str) {
+    const TABLE: &[(&str, &str, &str)] = &[
+        (
+            "order_pool_processed_total",
+            "order.pool.processed",
+            "{order}",
+        ),
+        ("order_pool_failed_total", "order.pool.failed", "{order}"),
+        (
+            "order_pool_processing_seconds",
+            "order.pool.processing.duration",
+            "s",
+        ),
+        ("order_pool_size", "order.pool.size", "{order}"),
+        ("order_pool_capacity", "order.pool.capacity", "{order}"),
+        ("order_queue_length", "order.queue.length", "{order}"),
+        ("order_query_seconds", "order.query.duration", "s"),
+        ("order_query_failed_total", "order.query.failed", "{query}"),
+        ("order_redis_errors_total", "order.redis.errors", "{error}"),
+        (
+            "order_channel_concurrency",
+            "order.channel.concurrency",
+            "{order}",
+        ),
+        (
+            "order_road_concurrency",
+            "order.road.concurrency",
+            "{order}",
+        ),
+        (
+            "order_face_value_concurrency",
+            "order.face_value.concurrency",
+            "{order}",
+        ),
+        (
+            "http_server_request_duration_seconds",
+            "http.server.request.duration",
+            "s",
+        ),
+        (
+            "http_server_active_requests",
+            "http.server.active_requests",
+            "{request}",
+        ),
+        (
+            "http_server_request_body_size_bytes",
+            "http.server.request.body.size",
+            "By",
+        ),
+        (
+            "http_server_response_body_size_bytes",
+            "http.server.response.body.size",
+            "By",
+        ),
+        (
+            "http_server_slow_requests_total",
+            "paytrace.http.server.slow_requests",
+            "{request}",
+        ),
+        ("process_cpu_seconds_total", "process.cpu.time", "s"),
+        (
+            "process_resident_memory_bytes",
+            "process.memory.usage",
+            "By",
+        ),
+        (
+            "process_open_fds",
+            "process.open_file_descriptor.count",
+            "{file_descriptor}",
+        ),
+        ("process_threads", "process.thread.count", "{thread}"),
+    ];
+    if let Some((_, name, unit)) = TABLE.iter().find(|(p, _, _)| *p == prom) {
+        return ((*name).to_owned(), unit);
+    }
+    if let Some(rest) = prom.strip_prefix("paytrace_exporter_") {
+        let rest = rest.strip_suffix("_total").unwrap_or(rest);
+        return (format!("paytrace.exporter.{rest}"), "1");
+    }
+    let unit = if prom.ends_with("_seconds") {
+        "s"
+    } else if prom.ends_with("_bytes") {
+        "By"
+    } else {
+        "1"
+    };
+    (prom.to_owned(), unit)
+}
+
+/// Attribute key of a Prometheus label.
+fn attribute_key(label: &str) -> &str {
+    match label {
+        "http_request_method" => "http.request.method",
+        "http_route" => "http.route",
+        "http_response_status_code" => "http.response.status_code",
+        other => other,
+    }
+}
+
+fn attributes(metric: &prometheus::proto::Metric) -> Vec<KeyValue> {
+    metric
+        .get_label()
+        .iter()
+        .map(|l| {
+            let key = attribute_key(l.name());
+            let value = match (key, l.value().parse::<i64>()) {
+                ("http.response.status_code", Ok(code)) => any_value::Value::IntValue(code),
+                _ => any_value::Value::StringValue(l.value().to_owned()),
+            };
+            KeyValue {
+                key: key.to_owned(),
+                value: Some(AnyValue { value: Some(value) }),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Convert gathered families into one OTLP request.
+pub(crate) fn to_request(
+    families: &[MetricFamily],
+    resource: &Resource,
+    start: SystemTime,
+    now: SystemTime,
+) -> ExportMetricsServiceRequest {
+    let (start, now) = (nanos(start), nanos(now));
+    let number = |attributes, value: f64| NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: now,
+        value: Some(number_data_point::Value::AsDouble(value)),
+        ..Default::default()
+    };
+    let metrics = families
+        .iter()
+        .filter(|f| !f.get_metric().is_empty())
+        .filter_map(|family| {
+            let (name, unit) = identity(family.name());
+            let points = family.get_metric();
+            let data = match family.get_field_type() {
+                MetricType::COUNTER => metric::Data::Sum(Sum {
+                    data_points: points
+                        .iter()
+                        .map(|m| number(attributes(m), m.get_counter().get_value()))
+                        .collect(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                }),
+                MetricType::GAUGE => metric::Data::Gauge(Gauge {
+                    data_points: points
+                        .iter()
+                        .map(|m| number(attributes(m), m.get_gauge().get_value()))
+                        .collect(),
+                }),
+                MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
+                    data_points: points
+                        .iter()
+                        .map(|m| {
+                            let h = m.get_histogram();
+                            let mut bounds = Vec::with_capacity(h.get_bucket().len());
+                            let mut counts = Vec::with_capacity(h.get_bucket().len() + 1);
+                            let mut below = 0;
+                            for b in h.get_bucket() {
+                                if b.upper_bound().is_infinite() {
+                                    continue;
+                                }
+                                bounds.push(b.upper_bound());
+                                counts.push(b.cumulative_count().saturating_sub(below));
+                                below = b.cumulative_count();
+                            }
+                            counts.push(h.get_sample_count().saturating_sub(below));
+                            HistogramDataPoint {
+                                attributes: attributes(m),
+                                start_time_unix_nano: start,
+                                time_unix_nano: now,
+                                count: h.get_sample_count(),
+                                sum: Some(h.get_sample_sum()),
+                                bucket_counts: counts,
+                                explicit_bounds: bounds,
+                                ..Default::default()
+                            }
+                        })
+                        .collect(),
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                }),
+                // paytrace registers no summaries or untyped families.
+                _ => return None,
+            };
+            Some(Metric {
+                name,
+                description: family.help().to_owned(),
+                unit: unit.to_owned(),
+                data: Some(data),
+                ..Default::default()
+            })
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource.clone()),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: crate::init::SCOPE_NAME.to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+
+    #[test]
+    fn values_agree_with_the_prometheus_side() {
+        let registry = Registry::new();
+        let counter =
+            IntCounterVec::new(Opts::new("order_pool_failed_total", "h"), &["reason"]).unwrap();
+        let gauge = IntGauge::new("order_pool_size", "h").unwrap();
+        let hist = HistogramVec::new(
+            HistogramOpts::new("http_server_request_duration_seconds", "h").buckets(vec![0.1, 1.0]),
+            &["http_route", "http_response_status_code"],
+        )
+        .unwrap();
+        registry.register(Box::new(counter.clone())).unwrap();
+        registry.register(Box::new(gauge.clone())).unwrap();
+        registry.register(Box::new(hist.clone())).unwrap();
+        counter.with_label_values(&["timeout"]).inc_by(3);
+        gauge.set(42);
+        let h = hist.with_label_values(&["/orders/{id}", "200"]);
+        for v in [0.05, 0.05, 0.5, 3.0] {
+            h.observe(v);
+        }
+
+        let now = SystemTime::now();
+        let request = to_request(&registry.gather(), &Resource::default(), now, now);
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let find = |name: &str| metrics.iter().find(|m| m.name == name).unwrap();
+
+        match find("order.pool.failed").data.as_ref().unwrap() {
+            metric::Data::Sum(s) => {
+                assert!(s.is_monotonic);
+                assert_eq!(
+                    s.data_points[0].value,
+                    Some(number_data_point::Value::AsDouble(3.0))
+                );
+                assert_eq!(s.data_points[0].attributes[0].key, "reason");
+            }
+            other => panic!("{other:?}"),
+        }
+        match find("order.pool.size").data.as_ref().unwrap() {
+            metric::Data::Gauge(g) => assert_eq!(
+                g.data_points[0].value,
+                Some(number_data_point::Value::AsDouble(42.0))
+            ),
+            other => panic!("{other:?}"),
+        }
+        let duration = find("http.server.request.duration");
+        assert_eq!(duration.unit, "s");
+        match duration.data.as_ref().unwrap() {
+            metric::Data::Histogram(hg) => {
+                let p = &hg.data_points[0];
+                assert_eq!(p.count, 4);
+                assert_eq!(p.sum, Some(3.6));
+                assert_eq!(p.explicit_bounds, vec![0.1, 1.0]);
+                // Prometheus: le=0.1 → 2, le=1 → 3, +Inf → 4; OTLP per bucket: 2, 1, 1.
+                assert_eq!(p.bucket_counts, vec![2, 1, 1]);
+                let code = p
+                    .attributes
+                    .iter()
+                    .find(|a| a.key == "http.response.status_code")
+                    .unwrap();
+                assert_eq!(
+                    code.value.as_ref().unwrap().value,
+                    Some(any_value::Value::IntValue(200))
+                );
+                assert!(p.attributes.iter().any(|a| a.key == "http.route"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            identity("paytrace_exporter_items_dropped_total").0,
+            "paytrace.exporter.items_dropped"
+        );
+        assert_eq!(
+            identity("custom_latency_seconds"),
+            ("custom_latency_seconds".to_owned(), "s")
+        );
+    }
+}
