@@ -53,7 +53,9 @@ fn valid_traceparent(v: &str) -> bool {
 }
 
 pub fn extract_context(headers: &HeaderMap) -> Context {
-    if !headers.contains_key("traceparent") && !headers.contains_key("baggage") {
+    const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+    if !headers.contains_key(TRACEPARENT) && !headers.contains_key(BAGGAGE) {
         return Context::new();
     }
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&Valid(headers)))

@@ -33,13 +33,18 @@ const SENSITIVE: &[&str] = &[
 
 impl Redactor {
     pub fn is_sensitive_name(&self, name: &str) -> bool {
-        let lower = name.to_ascii_lowercase();
-        lower
-            .split(|c: char| !c.is_ascii_alphanumeric())
+        name.split(|c: char| !c.is_ascii_alphanumeric())
             .any(|token| {
-                SENSITIVE
-                    .iter()
-                    .any(|s| token == *s || (s.len() > 4 && token.contains(s)))
+                let mut buf = [0u8; 64];
+                let n = token.len().min(64);
+                for (d, c) in buf.iter_mut().zip(token.bytes()) {
+                    *d = c.to_ascii_lowercase();
+                }
+                let lower = &buf[..n];
+                SENSITIVE.iter().any(|s| {
+                    lower == s.as_bytes()
+                        || (s.len() > 4 && lower.windows(s.len()).any(|w| w == s.as_bytes()))
+                })
             })
     }
 
