@@ -568,6 +568,24 @@ async fn handler_runs_inside_the_server_span_context() {
 }
 
 #[tokio::test]
+async fn handlers_can_enrich_the_server_span() {
+    let spans = Spans::new();
+    let app = Router::new()
+        .route(
+            "/pay",
+            post(|| async {
+                opentelemetry::trace::get_active_span(|span| {
+                    span.set_attribute(opentelemetry::KeyValue::new("payment.order_id", 42));
+                });
+                "paid"
+            }),
+        )
+        .layer(spans.layer().0);
+    send(&app, Request::post("/pay").body(Body::empty()).unwrap()).await;
+    assert_eq!(attr_i64(&spans.only(), "payment.order_id"), Some(42));
+}
+
+#[tokio::test]
 async fn recorded_request_headers_are_an_allow_list_without_secrets() {
     let spans = Spans::new();
     let layer = spans.layer().0.with_request_headers([

@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -366,7 +367,7 @@ pub(crate) struct Resolved {
 pub(crate) struct Routes {
     fallback: Arc<RouteEntry>,
     overflow: Arc<RouteEntry>,
-    map: RwLock<HashMap<Box<str>, Arc<RouteEntry>>>,
+    map: RwLock<HashMap<Box<str>, Arc<RouteEntry>, BuildHasherDefault<Fnv>>>,
     metrics: Option<HttpMetrics>,
 }
 
@@ -378,7 +379,7 @@ impl Routes {
                 Cow::Borrowed(OVERFLOW_ROUTE),
                 metrics.clone(),
             )),
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(HashMap::default()),
             metrics,
         }
     }
@@ -434,6 +435,30 @@ impl Routes {
         let entry = Arc::new(RouteEntry::new(name, self.metrics.clone()));
         map.insert(route.into(), entry.clone());
         Some(entry)
+    }
+}
+
+/// FNV-1a: route templates are short, and come from the application's code (or a bounded
+/// table), so the DoS resistance of SipHash buys nothing here while costing most of a lookup.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

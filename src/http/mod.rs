@@ -86,6 +86,18 @@
 //! # Ok::<(), paytrace::Error>(())
 //! ```
 //!
+//! Handlers add their own attributes to the request's span through the OpenTelemetry API (the
+//! span is the active one while the handler runs):
+//!
+//! ```
+//! async fn charge() -> &'static str {
+//!     opentelemetry::trace::get_active_span(|span| {
+//!         span.set_attribute(opentelemetry::KeyValue::new("payment.order_id", 42));
+//!     });
+//!     "charged"
+//! }
+//! ```
+//!
 //! For plain hyper services, give the route template with [`TraceLayer::with_route`]
 //! (otherwise every request records the fallback route). For tests, build the layer from any
 //! SDK tracer with [`TraceLayer::from_tracer`] (an `InMemorySpanExporter` provider, say) and

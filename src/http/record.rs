@@ -19,8 +19,11 @@ use super::metrics::{Recorded, RouteEntry};
 use super::semconv::*;
 use crate::propagation::{extract_context, valid_request_id};
 
-/// Attributes set at start (at most) plus those set at the end: sized once, never regrown.
-const ATTR_CAPACITY: usize = 20;
+/// Room for the attributes of a typical request, start and end, so the span's attribute
+/// vector is allocated once. Kept under 1 KiB (`KeyValue` is 56 bytes): glibc serves larger
+/// requests from its large bins, consolidating fast bins first, which costs more than the
+/// rare regrowth (error, slow, cancelled on top of every optional attribute).
+const ATTR_CAPACITY: usize = 14;
 /// `url.path` / `url.query` / `user_agent.original` are cut to this many bytes (after masking).
 const MAX_VALUE: usize = 2048;
 
@@ -49,6 +52,8 @@ pub(crate) struct Inflight {
     response_size: u64,
     status: Option<StatusCode>,
     request_id: Option<HeaderValue>,
+    /// A generated request id, recorded at the end.
+    generated_id: Option<StringValue>,
     done: bool,
 }
 
@@ -167,11 +172,13 @@ impl Inflight {
         let span = opts.tracer.build_with_context(builder, &parent);
         let cx = parent.with_span(span);
 
+        let mut generated_id = None;
         if opts.request_id && request_id.is_none() {
             let (value, text) = generate_request_id(&cx);
-            cx.span().set_attribute(KeyValue::new(REQUEST_ID, text));
             parts.headers.insert(REQUEST_ID_HEADER, value.clone());
             request_id = Some(value);
+            // Recorded with the end attributes: one span lock fewer.
+            generated_id = Some(text);
         }
         if let Some(m) = shared.routes.metrics() {
             if let Some(g) = m.active(method) {
@@ -190,6 +197,7 @@ impl Inflight {
             response_size: 0,
             status: None,
             request_id,
+            generated_id,
             done: false,
         }
     }
@@ -231,7 +239,11 @@ impl Inflight {
         let status = self.status.map(|s| s.as_u16());
         let span = self.cx.span();
 
-        let mut end: [Option<KeyValue>; 5] = Default::default();
+        let mut end: [Option<KeyValue>; 6] = Default::default();
+        end[5] = self
+            .generated_id
+            .take()
+            .map(|id| KeyValue::new(REQUEST_ID, id));
         if let Some(code) = status {
             end[0] = Some(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
             end[1] = Some(KeyValue::new(
@@ -322,7 +334,14 @@ impl Drop for Inflight {
 /// A masked value, cut to [`MAX_VALUE`] bytes (after masking, so no partial card number is
 /// left readable by the cut).
 fn bounded(value: Cow<'_, str>) -> String {
-    truncate(&value, MAX_VALUE).to_owned()
+    match value {
+        Cow::Owned(mut s) => {
+            let end = truncate(&s, MAX_VALUE).len();
+            s.truncate(end);
+            s
+        }
+        Cow::Borrowed(s) => truncate(s, MAX_VALUE).to_owned(),
+    }
 }
 
 fn content_length(parts: &Parts) -> Option<u64> {
@@ -350,25 +369,36 @@ fn client_ip(_: &Parts) -> Option<std::net::IpAddr> {
 }
 
 /// `{trace_id}-{span_id}` of the server span: unique (the span id is), and enough to find
-/// the trace from a request id a customer quotes.
-fn generate_request_id(cx: &Context) -> (HeaderValue, String) {
+/// the trace from a request id a customer quotes. One allocation serves the header value (and
+/// its clones) and the span attribute.
+fn generate_request_id(cx: &Context) -> (HeaderValue, StringValue) {
     let sc = cx.span().span_context().clone();
-    let text = if sc.is_valid() {
+    let text: Arc<str> = if sc.is_valid() {
         let mut buf = [b'-'; 49];
         hex_into(&sc.trace_id().to_bytes(), &mut buf[..32]);
         hex_into(&sc.span_id().to_bytes(), &mut buf[33..]);
-        String::from_utf8_lossy(&buf).into_owned()
+        // Hex digits and '-': always UTF-8.
+        Arc::from(std::str::from_utf8(&buf).unwrap_or_default())
     } else {
         // Unreachable with the SDK tracer (it always assigns ids); a process-unique fallback.
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        format!(
+        Arc::from(format!(
             "{:x}-{:x}",
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
-        )
+        ))
     };
     // Hex digits and '-' are valid header bytes; the fallback keeps the request untouched.
-    let value =
-        HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
-    (value, text)
+    let value = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(SharedStr(text.clone())))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    (value, StringValue::from(text))
+}
+
+/// An `Arc<str>` as header bytes, shared with the span attribute.
+struct SharedStr(Arc<str>);
+
+impl AsRef<[u8]> for SharedStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }

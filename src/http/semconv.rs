@@ -162,7 +162,9 @@ pub(crate) fn server_scheme(uri: &http::Uri, headers: &HeaderMap) -> &'static st
         Some("http") => return "http",
         _ => {}
     }
-    match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+    // A `HeaderName` constant: looking up by `&str` would parse the name on every request.
+    const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+    match headers.get(X_FORWARDED_PROTO).map(|v| v.as_bytes()) {
         Some(b"https") => "https",
         _ => "http",
     }
