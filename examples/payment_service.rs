@@ -1,9 +1,11 @@
 //! Run with: `cargo run --example payment_service`
 //!
-//! A small axum payment service instrumented with paytrace: create an order, query it, receive
-//! the payment callback. By default it starts paytrace's in-process OTLP collector
-//! (`paytrace::testing::TestCollector`) as its embedded collector, drives a few seconds of
-//! self-load, prints what was exported, shuts telemetry down and exits 0.
+//! An axum payment service instrumented with paytrace: create an order, query it, receive the
+//! payment callback (which posts to a downstream ledger service through the client layer, so a
+//! two-hop trace appears), settle an order (slow on purpose), and `/metrics`. By default it
+//! starts paytrace's in-process OTLP collector (`paytrace::testing::TestCollector`) as its
+//! embedded collector, drives a few seconds of self-load, prints what was exported, shuts
+//! telemetry down and exits 0.
 //!
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT=http://host:4317` exports to that collector instead; if it is
 //!   down, refusing or hanging, the demo still completes, says so, and exits 0.
@@ -12,8 +14,9 @@
 //! - `--logs` writes the JSON log records to stdout as well (off by default to keep the summary
 //!   readable; they always go to the collector).
 //! - `--watchdog-ms N` sets the exporter-health window (default 30 000 ms).
+//! - `--metrics-out FILE` writes the final Prometheus exposition to FILE.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,101 +26,214 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use paytrace::metrics::OrderPoolMetrics;
 use paytrace::testing::TestCollector;
-use paytrace::{Config, HealthState};
+use paytrace::{Config, HealthState, Telemetry};
 use serde_json::{json, Value};
+use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 
-#[derive(Clone, Default)]
+/// The demo lowers the slow-request threshold from its 5 s default so one request is flagged
+/// without waiting 5 s.
+const DEMO_SLOW_THRESHOLD: Duration = Duration::from_millis(300);
+
+type HttpClient = paytrace::http::ClientService<
+    hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, String>,
+>;
+
+#[derive(Clone)]
 struct AppState {
     next_id: Arc<AtomicU64>,
+    pool: OrderPoolMetrics,
+    ledger: SocketAddr,
+    client: HttpClient,
 }
 
 async fn create_order(
     State(state): State<AppState>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
+    let timer = state.pool.start_processing();
     let id = state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let amount = body.get("amount").and_then(Value::as_u64).unwrap_or(0);
-    tracing::info!(order_id = id, amount, "order created");
+    state.pool.set_pool_size((id % 50) as i64);
+    state.pool.set_queue_length((id % 7) as i64);
+    state.pool.set_channel_concurrency(
+        if id % 2 == 0 { "alipay" } else { "wechat" },
+        (id % 5) as i64,
+    );
+    // A card number in a log field is masked before it reaches stdout or the collector.
+    tracing::info!(
+        order_id = id,
+        amount,
+        card_number = "4111111111111111",
+        "order created"
+    );
+    if id % 11 == 0 {
+        timer.failure("supplier_error");
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": "supplier unavailable" })),
+        );
+    }
+    timer.success();
     (
         StatusCode::CREATED,
         Json(json!({ "id": id, "status": "pending" })),
     )
 }
 
-async fn query_order(Path(id): Path<u64>) -> Result<Json<Value>, StatusCode> {
+async fn query_order(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, StatusCode> {
+    let started = Instant::now();
     if id % 10 == 0 {
+        state.pool.query_failed();
         tracing::warn!(order_id = id, "order not found");
         return Err(StatusCode::NOT_FOUND);
     }
+    state.pool.observe_query(started.elapsed().as_secs_f64());
     Ok(Json(json!({ "id": id, "status": "paid" })))
 }
 
-async fn payment_callback(Json(body): Json<Value>) -> StatusCode {
+async fn settle_order(Path(id): Path<u64>) -> Json<Value> {
+    // Slow on purpose: above the demo's lowered threshold, so the layer flags it.
+    tokio::time::sleep(DEMO_SLOW_THRESHOLD + Duration::from_millis(100)).await;
+    Json(json!({ "id": id, "settled": true }))
+}
+
+async fn payment_callback(State(state): State<AppState>, Json(body): Json<Value>) -> StatusCode {
     let id = body.get("order_id").and_then(Value::as_u64).unwrap_or(0);
     if id % 7 == 0 {
         tracing::error!(order_id = id, "payment callback rejected: bad signature");
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
-    tracing::info!(order_id = id, "payment callback processed");
+    // Second hop: the ledger service, through the client layer (context injected).
+    let mut request = http::Request::post(format!("http://{}/ledger/entries", state.ledger))
+        .header("content-type", "application/json")
+        .body(json!({ "order_id": id }).to_string())
+        .expect("static request parts are valid");
+    request
+        .extensions_mut()
+        .insert(paytrace::http::UrlTemplate("/ledger/entries"));
+    let mut client = state.client.clone();
+    let ledger_ok = match client.ready().await {
+        Ok(ready) => ready
+            .call(request)
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    // Work that outlives the request keeps its trace: capture the context, log later.
+    let cx = opentelemetry::Context::current();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _request = cx.attach();
+        tracing::info!(order_id = id, ledger_ok, "payment notification sent");
+    });
+    tracing::info!(order_id = id, ledger_ok, "payment callback processed");
     StatusCode::OK
 }
 
-fn app() -> Router {
+async fn ledger_entry(Json(body): Json<Value>) -> StatusCode {
+    let order_id = body.get("order_id").and_then(Value::as_u64).unwrap_or(0);
+    tracing::info!(order_id, "ledger entry written");
+    StatusCode::CREATED
+}
+
+fn app(telemetry: &Telemetry, state: AppState) -> Router {
     Router::new()
         .route("/orders", post(create_order))
         .route("/orders/{id}", get(query_order))
+        .route("/orders/{id}/settle", post(settle_order))
         .route("/callback", post(payment_callback))
-        .with_state(AppState::default())
+        .with_state(state)
+        .layer(
+            telemetry
+                .http_layer()
+                .with_slow_threshold(DEMO_SLOW_THRESHOLD),
+        )
+        .route_service("/metrics", telemetry.metrics_service())
 }
 
-/// Drive the service for `duration` with a mix of the three calls; returns (ok, failed).
-async fn self_load(addr: SocketAddr, duration: Duration) -> (u64, u64) {
+fn ledger(telemetry: &Telemetry) -> Router {
+    Router::new()
+        .route("/ledger/entries", post(ledger_entry))
+        .layer(telemetry.http_layer())
+}
+
+#[derive(Default, Debug)]
+struct LoadResult {
+    by_status: BTreeMap<u16, u64>,
+    transport_errors: u64,
+}
+
+/// Drive the service for `duration` with a mix of the calls.
+async fn self_load(addr: SocketAddr, duration: Duration) -> LoadResult {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<String>();
-    let (mut ok, mut failed) = (0, 0);
+    let mut result = LoadResult::default();
     let end = Instant::now() + duration;
     let mut i: u64 = 0;
     while Instant::now() < end {
         i += 1;
-        let (method, path, body) = match i % 3 {
+        let (method, path, body) = match i % 4 {
             0 => (
                 "POST",
                 "/orders".to_owned(),
                 json!({ "amount": 100 + i }).to_string(),
             ),
             1 => ("GET", format!("/orders/{i}"), String::new()),
-            _ => (
+            2 => (
                 "POST",
                 "/callback".to_owned(),
                 json!({ "order_id": i }).to_string(),
+            ),
+            // One slow settlement early in the run.
+            _ if i == 3 => ("POST", format!("/orders/{i}/settle"), String::new()),
+            _ => (
+                "GET",
+                format!("/orders/{i}?token=secret-{i}"),
+                String::new(),
             ),
         };
         let request = http::Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path}"))
             .header("content-type", "application/json")
+            .header("authorization", "Bearer demo-secret-token")
             .body(body)
             .expect("static request parts are valid");
         match client.request(request).await {
-            Ok(response) if !response.status().is_server_error() => ok += 1,
-            _ => failed += 1,
+            Ok(response) => {
+                *result
+                    .by_status
+                    .entry(response.status().as_u16())
+                    .or_default() += 1
+            }
+            Err(_) => result.transport_errors += 1,
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (ok, failed)
+    result
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let serve = args.iter().any(|a| a == "--serve");
-    let flag = |name: &str| -> Option<u64> {
+    let flag = |name: &str| -> Option<String> {
         let i = args.iter().position(|a| a == name)?;
-        args.get(i + 1)?.parse().ok()
+        args.get(i + 1).cloned()
     };
-    let seconds = flag("--seconds").unwrap_or(3);
-    let watchdog = Duration::from_millis(flag("--watchdog-ms").unwrap_or(30_000));
+    let serve = args.iter().any(|a| a == "--serve");
+    let seconds = flag("--seconds").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let watchdog = Duration::from_millis(
+        flag("--watchdog-ms")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(30_000),
+    );
+    let metrics_out = flag("--metrics-out");
     let log_format = if args.iter().any(|a| a == "--logs") {
         paytrace::LogFormat::Json
     } else {
@@ -128,7 +244,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let external = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty());
-    let embedded = match external {
+    let embedded = match &external {
         Some(_) => None,
         None => Some(TestCollector::start().await?),
     };
@@ -145,7 +261,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.with_endpoint(collector.endpoint());
     }
     let telemetry = paytrace::init_tracer(config)?;
+    telemetry.register_runtime_metrics(&tokio::runtime::Handle::current())?;
+    let pool = OrderPoolMetrics::builder()
+        .with_failure_reasons(["supplier_error", "timeout"])
+        .with_channels(["alipay", "wechat"])
+        .build(&telemetry)?;
+    pool.set_capacity(50);
 
+    let ledger_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ledger_addr = ledger_listener.local_addr()?;
+    let ledger_app = ledger(&telemetry);
+    let ledger_server = tokio::spawn(async move { axum::serve(ledger_listener, ledger_app).await });
+
+    let client = ServiceBuilder::new()
+        .layer(telemetry.http_client_layer())
+        .service(
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<String>(),
+        );
+    let state = AppState {
+        next_id: Arc::default(),
+        pool,
+        ledger: ledger_addr,
+        client,
+    };
     let listener = tokio::net::TcpListener::bind(if serve {
         "127.0.0.1:3000"
     } else {
@@ -153,33 +292,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })
     .await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
-    println!("payment-service listening on http://{addr}");
+    let app = app(&telemetry, state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    println!("payment-service listening on http://{addr} (ledger on http://{ledger_addr})");
 
-    let (ok, failed) = self_load(addr, Duration::from_secs(seconds)).await;
+    let load = self_load(addr, Duration::from_secs(seconds)).await;
     if serve {
         println!("serving on http://{addr}; Ctrl-C to stop");
         tokio::signal::ctrl_c().await?;
     }
+    // Let the spawned notification tasks log before shutting down.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     server.abort();
+    ledger_server.abort();
 
     // Flush first so the health figures include the final exports; both calls block, so they
     // run off the async worker threads.
-    let (health, shutdown) = tokio::task::spawn_blocking(move || {
+    let (health, exposition, shutdown) = tokio::task::spawn_blocking(move || {
         let _ = telemetry.force_flush();
         let health = telemetry.exporter_health();
-        (health, telemetry.shutdown())
+        let exposition = telemetry.prometheus_text();
+        (health, exposition, telemetry.shutdown())
     })
     .await?;
+    if let Some(path) = metrics_out {
+        std::fs::write(&path, &exposition)?;
+    }
 
     println!("\n=== paytrace demo summary ===");
-    println!("requests: {ok} ok, {failed} failed (5xx or transport)");
+    let served: u64 = load.by_status.values().sum();
+    println!(
+        "requests: {served} served {:?} (4xx/5xx by design), {} transport errors",
+        load.by_status, load.transport_errors
+    );
     match &embedded {
         Some(collector) => summarize(collector),
-        None => println!(
-            "exported to {}",
-            std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default()
-        ),
+        None => println!("exported to {}", external.unwrap_or_default()),
     }
     for s in health.signals() {
         println!(
@@ -207,28 +355,67 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn summarize(collector: &TestCollector) {
     let spans = collector.spans();
+    let label = |s: &paytrace::testing::ReceivedSpan| {
+        let kind = if s.span.kind == 3 { "client" } else { "server" };
+        format!("{} ({kind})", s.name())
+    };
     let mut by_name: BTreeMap<String, (usize, String)> = BTreeMap::new();
     for span in &spans {
-        let entry = by_name
-            .entry(span.name().to_owned())
-            .or_insert((0, span.trace_id_hex()));
-        entry.0 += 1;
+        by_name
+            .entry(label(span))
+            .or_insert((0, span.trace_id_hex()))
+            .0 += 1;
     }
     println!("spans received: {}", spans.len());
     for (name, (count, trace_id)) in &by_name {
-        println!("  {count:>5} x {name:<28} e.g. trace_id={trace_id}");
+        println!("  {count:>5} x {name:<35} e.g. trace_id={trace_id}");
     }
-    let mut metric_names: Vec<String> = collector
+    // A two-hop trace: the ledger's server span shares the callback's trace.
+    if let Some(ledger) = spans.iter().find(|s| s.name() == "POST /ledger/entries") {
+        let trace = ledger.trace_id_hex();
+        let mut hops: Vec<_> = spans.iter().filter(|s| s.trace_id_hex() == trace).collect();
+        hops.sort_by_key(|s| s.span.start_time_unix_nano);
+        let hops: Vec<String> = hops.into_iter().map(label).collect();
+        println!("two-hop trace {trace}: {}", hops.join(" -> "));
+    }
+    for slow in spans
+        .iter()
+        .filter(|s| s.attr_str("paytrace.slow").as_deref() == Some("true"))
+    {
+        println!(
+            "slow request flagged (threshold lowered to {DEMO_SLOW_THRESHOLD:?} for the demo): {} trace_id={}",
+            slow.name(),
+            slow.trace_id_hex()
+        );
+    }
+    let metric_names: BTreeSet<String> = collector
         .metrics()
         .iter()
         .map(|m| m.name().to_owned())
         .collect();
-    metric_names.sort();
-    metric_names.dedup();
-    println!("metrics received: {}", metric_names.join(", "));
+    println!(
+        "metrics received ({}): {}",
+        metric_names.len(),
+        metric_names.into_iter().collect::<Vec<_>>().join(", ")
+    );
     let logs = collector.log_records();
-    println!("log records received: {}", logs.len());
-    let encodings: std::collections::BTreeSet<_> =
-        collector.encodings().into_iter().flatten().collect();
+    let with_trace = logs.iter().filter(|l| !l.trace_id_hex().is_empty()).count();
+    println!(
+        "log records received: {} ({with_trace} with a trace_id)",
+        logs.len()
+    );
+    if let Some(note) = logs
+        .iter()
+        .find(|l| l.body_str().as_deref() == Some("payment notification sent"))
+    {
+        let same = spans
+            .iter()
+            .any(|s| s.name() == "POST /callback" && s.trace_id_hex() == note.trace_id_hex());
+        println!(
+            "spawned-task record after the request finished: trace_id={} (same as its request: {same})",
+            note.trace_id_hex()
+        );
+    }
+    let encodings: BTreeSet<_> = collector.encodings().into_iter().flatten().collect();
     println!("grpc-encoding seen: {encodings:?}");
 }
