@@ -84,7 +84,7 @@ check "the watchdog warned while rotel was down" bash -c "grep 'paytrace::watchd
 check "the watchdog said exports recovered" bash -c "grep 'paytrace::watchdog' '$WORK/demo2.out' | grep -q 'recovered'"
 check "spans arrived after the restart" bash -c "sed -n '/Starting Rotel/h; \${x;p}' '$OUT2' >/dev/null; awk '/Starting Rotel/{n++} n==2 && /^Span #/{c++} END{exit !(c>0)}' '$OUT2'"
 check "health is back to healthy at the end" grep -q 'exporter traces : healthy' "$WORK/demo2.out"
-check "every request succeeded while the collector was down" grep -Eq 'requests: [0-9]+ ok, 0 failed' "$WORK/demo2.out"
+check "no request failed while the collector was down" grep -q " 0 transport errors" "$WORK/demo2.out"
 
 echo
 echo "e2e: $PASSED passed, $FAILED failed"
