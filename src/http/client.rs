@@ -310,8 +310,13 @@ impl fmt::Debug for ClientInflight {
 
 impl Drop for ClientInflight {
     fn drop(&mut self) {
-        // A no-op when `poll` ended the span; otherwise the future was dropped in flight.
-        self.end(None, Some(CANCELLED_ERROR.into()), true);
+        // A no-op when `poll` ended the span; otherwise the future was dropped in flight
+        // (or is being unwound by a panic).
+        if std::thread::panicking() {
+            self.end(None, Some(PANIC_ERROR.into()), false);
+        } else {
+            self.end(None, Some(CANCELLED_ERROR.into()), true);
+        }
     }
 }
 

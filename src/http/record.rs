@@ -326,8 +326,14 @@ impl Inflight {
 impl Drop for Inflight {
     fn drop(&mut self) {
         // Dropped before the response (or its body) completed: the client went away or a
-        // timeout fired. The span still ends, and says so.
-        self.finish(Outcome::Cancelled);
+        // timeout fired — or the handler panicked and this is the unwinding. The span still
+        // ends, and says which.
+        let outcome = if std::thread::panicking() {
+            Outcome::Error(PANIC_ERROR)
+        } else {
+            Outcome::Cancelled
+        };
+        self.finish(outcome);
     }
 }
 

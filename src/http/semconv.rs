@@ -37,6 +37,8 @@ pub(crate) const CANCELLED: Key = Key::from_static_str("paytrace.request.cancell
 
 /// The `error.type` of a request whose future or body was dropped before it completed.
 pub(crate) const CANCELLED_ERROR: &str = "cancelled";
+/// The `error.type` of a request whose handler (or client call) panicked.
+pub(crate) const PANIC_ERROR: &str = "panic";
 
 /// The methods the HTTP semantic conventions know, then `_OTHER`: the index is the method's
 /// slot in every per-method table, so their number bounds the `http_request_method` label.
