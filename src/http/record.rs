@@ -86,7 +86,7 @@ impl Inflight {
             attrs.push(KeyValue::new(
                 HTTP_REQUEST_METHOD_ORIGINAL,
                 redactor
-                    .mask_pan(&method_original(&parts.method))
+                    .mask_pan(method_original(&parts.method))
                     .into_owned(),
             ));
         }
