@@ -1,6 +1,8 @@
 //! The server layer on an axum Router and a plain hyper service: span name, kind, attributes,
 //! status for 2xx/4xx/5xx, inner errors, dropped requests and bodies, streamed bodies, skip,
 //! request ids, context inside handlers, MatchedPath ordering.
+// Route templates come from axum's `MatchedPath`, read with the `axum` feature (default).
+#![cfg(feature = "axum")]
 
 mod support;
 

@@ -1,5 +1,7 @@
 //! Redaction corpus: no secret from headers, query, path or URL reaches a span (name,
 //! attributes, status) or a metric label.
+// Route templates come from axum's `MatchedPath`, read with the `axum` feature (default).
+#![cfg(feature = "axum")]
 
 mod support;
 
