@@ -23,6 +23,9 @@
 //! ```
 //!
 //! ## Cargo features
+//! - `axum` (default): the HTTP layer reads axum's `MatchedPath` (route templates) and
+//!   `ConnectInfo` (client address); without it, give routes with
+//!   [`http::TraceLayer::with_route`].
 //! - `testing`: `testing::TestCollector`, an in-process OTLP/gRPC receiver for tests (off by
 //!   default).
 //!

@@ -1,6 +1,8 @@
 //! The server layer on an axum Router and a plain hyper service: span name, kind, attributes,
 //! status for 2xx/4xx/5xx, inner errors, dropped requests and bodies, streamed bodies, skip,
 //! request ids, context inside handlers, MatchedPath ordering.
+// Route templates come from axum's `MatchedPath`, read with the `axum` feature (default).
+#![cfg(feature = "axum")]
 
 mod support;
 
@@ -429,6 +431,33 @@ async fn inner_service_error_sets_error_type_to_the_type_name() {
     assert!(matches!(span.status, Status::Error { .. }));
     assert_eq!(attr(&span, "http.response.status_code"), None);
     assert!(metrics_text(&registry).contains(r#"http_response_status_code="",http_route="/pay""#));
+}
+
+#[tokio::test]
+async fn a_panicking_handler_ends_the_span_as_a_panic() {
+    let spans = Spans::new();
+    let (layer, registry) = spans.layer();
+    let app = Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if std::hint::black_box(true) {
+                    panic!("handler bug");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(layer);
+    // The panic unwinds through the layer's future; the task catches it.
+    let joined =
+        tokio::spawn(app.oneshot(Request::get("/panic").body(Body::empty()).unwrap())).await;
+    assert!(joined.unwrap_err().is_panic());
+    let span = spans.only();
+    assert_eq!(attr_str(&span, "error.type").as_deref(), Some("panic"));
+    assert_eq!(attr(&span, "paytrace.request.cancelled"), None);
+    assert!(matches!(span.status, Status::Error { .. }));
+    assert!(metrics_text(&registry)
+        .contains(r#"http_server_active_requests{http_request_method="GET"} 0"#));
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Context propagation across two real servers: caller → A (server span) → ClientLayer (client
 //! span) → B (server span), one trace, correct parents, baggage carried along.
+// Route templates come from axum's `MatchedPath`, read with the `axum` feature (default).
+#![cfg(feature = "axum")]
 
 mod support;
 

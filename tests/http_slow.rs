@@ -1,5 +1,7 @@
 //! The slow-request flag, on tokio's paused clock: span attribute, exactly one WARN event with
 //! the trace id, the slow counter; nothing below the threshold.
+// Route templates come from axum's `MatchedPath`, read with the `axum` feature (default).
+#![cfg(feature = "axum")]
 
 mod support;
 

@@ -199,13 +199,19 @@ where
         if method == OTHER {
             attrs.push(KeyValue::new(
                 HTTP_REQUEST_METHOD_ORIGINAL,
-                method_original(req.method()),
+                shared
+                    .redactor
+                    .mask_pan(method_original(req.method()))
+                    .into_owned(),
             ));
         }
         let uri = req.uri();
         let scheme = uri.scheme_str().unwrap_or("http");
         if let Some((host, port)) = uri.authority().and_then(|a| split_host_port(a.as_str())) {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+            attrs.push(KeyValue::new(
+                SERVER_ADDRESS,
+                shared.redactor.mask_pan(host).into_owned(),
+            ));
             if let Some(port) = port.or_else(|| default_port(scheme)) {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
@@ -256,7 +262,7 @@ fn redacted_url(uri: &Uri, redactor: &Redactor) -> Option<String> {
         out.push_str(REDACTED);
         out.push('@');
     }
-    out.push_str(host);
+    out.push_str(&redactor.mask_pan(host));
     out.push_str(&path);
     if let Some(q) = query {
         out.push('?');
@@ -310,8 +316,13 @@ impl fmt::Debug for ClientInflight {
 
 impl Drop for ClientInflight {
     fn drop(&mut self) {
-        // A no-op when `poll` ended the span; otherwise the future was dropped in flight.
-        self.end(None, Some(CANCELLED_ERROR.into()), true);
+        // A no-op when `poll` ended the span; otherwise the future was dropped in flight
+        // (or is being unwound by a panic).
+        if std::thread::panicking() {
+            self.end(None, Some(PANIC_ERROR.into()), false);
+        } else {
+            self.end(None, Some(CANCELLED_ERROR.into()), true);
+        }
     }
 }
 

@@ -136,7 +136,7 @@
 //!   `None`; an error from the inner service (`error.type` = the error's type name, span
 //!   status Error) or from the body; the response future or body being dropped first (client
 //!   gone, timeout: `paytrace.request.cancelled=true`, `error.type="cancelled"`, span status
-//!   Error). The duration runs from start to end (measured with `tokio::time::Instant`, so a
+//!   Error; dropped while a panic unwinds: `error.type="panic"`). The duration runs from start to end (measured with `tokio::time::Instant`, so a
 //!   paused test clock applies), the span ends with that duration, the status code and
 //!   response body size are recorded, 5xx sets `error.type` to the code and the status to
 //!   Error (4xx does not: the client erred), the metrics are recorded, and if the duration

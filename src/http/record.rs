@@ -82,9 +82,12 @@ impl Inflight {
         let mut attrs = Vec::with_capacity(ATTR_CAPACITY + opts.record_headers.len());
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
         if method == OTHER {
+            // Client-chosen tokens: masked like everything else a client sends.
             attrs.push(KeyValue::new(
                 HTTP_REQUEST_METHOD_ORIGINAL,
-                method_original(&parts.method),
+                redactor
+                    .mask_pan(method_original(&parts.method))
+                    .into_owned(),
             ));
         }
         let scheme = server_scheme(&parts.uri, &parts.headers);
@@ -105,7 +108,10 @@ impl Inflight {
             None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
         };
         if let Some((host, port)) = authority.and_then(split_host_port) {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+            attrs.push(KeyValue::new(
+                SERVER_ADDRESS,
+                redactor.mask_pan(host).into_owned(),
+            ));
             if let Some(port) = port.or_else(|| default_port(scheme)) {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
@@ -326,8 +332,14 @@ impl Inflight {
 impl Drop for Inflight {
     fn drop(&mut self) {
         // Dropped before the response (or its body) completed: the client went away or a
-        // timeout fired. The span still ends, and says so.
-        self.finish(Outcome::Cancelled);
+        // timeout fired — or the handler panicked and this is the unwinding. The span still
+        // ends, and says which.
+        let outcome = if std::thread::panicking() {
+            Outcome::Error(PANIC_ERROR)
+        } else {
+            Outcome::Cancelled
+        };
+        self.finish(outcome);
     }
 }
 

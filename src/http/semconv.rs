@@ -37,6 +37,8 @@ pub(crate) const CANCELLED: Key = Key::from_static_str("paytrace.request.cancell
 
 /// The `error.type` of a request whose future or body was dropped before it completed.
 pub(crate) const CANCELLED_ERROR: &str = "cancelled";
+/// The `error.type` of a request whose handler (or client call) panicked.
+pub(crate) const PANIC_ERROR: &str = "panic";
 
 /// The methods the HTTP semantic conventions know, then `_OTHER`: the index is the method's
 /// slot in every per-method table, so their number bounds the `http_request_method` label.
@@ -73,8 +75,8 @@ pub(crate) fn span_name_method(index: usize) -> &'static str {
 
 /// The original spelling of a non-standard method, bounded: methods are tokens, but a hostile
 /// client may send a long one.
-pub(crate) fn method_original(method: &Method) -> StringValue {
-    truncate(method.as_str(), 32).to_owned().into()
+pub(crate) fn method_original(method: &Method) -> &str {
+    truncate(method.as_str(), 32)
 }
 
 /// `network.protocol.version` for a request's version.
@@ -205,7 +207,7 @@ mod tests {
         assert_eq!(method_index(&odd), OTHER);
         assert_eq!(span_name_method(OTHER), "HTTP");
         let long = Method::from_bytes("X".repeat(100).as_bytes()).unwrap();
-        assert_eq!(method_original(&long).as_str().len(), 32);
+        assert_eq!(method_original(&long).len(), 32);
     }
 
     #[test]

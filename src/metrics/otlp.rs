@@ -123,6 +123,9 @@ fn attributes(metric: &prometheus::proto::Metric) -> Vec<KeyValue> {
     metric
         .get_label()
         .iter()
+        // An empty label value (e.g. no status code: the request was cancelled) is an absent
+        // attribute.
+        .filter(|l| !l.value().is_empty())
         .map(|l| {
             let key = attribute_key(l.name());
             let value = match (key, l.value().parse::<i64>()) {
