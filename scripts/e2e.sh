@@ -60,6 +60,7 @@ check "the demo saw healthy exports" grep -q 'exporter traces : healthy' "$WORK/
 
 echo "=== 2. promtool"
 check "exposition passes promtool check metrics" bash -c "promtool check metrics < '$WORK/metrics.txt'"
+check "metric-name checker self-test" scripts/check_metric_names.sh --self-test
 check "every metric used by alerts and dashboard is emitted" scripts/check_metric_names.sh "$WORK/metrics.txt"
 check "alert rules are valid" promtool check rules alerts/paytrace.rules.yml
 check "alert rule unit tests pass" promtool test rules alerts/paytrace.rules.test.yml
