@@ -20,10 +20,14 @@ use tower::ServiceExt as _;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn int_attr(span: &ReceivedSpan, key: &str) -> Option<i64> {
-    span.span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-        AnyValue::IntValue(v) => Some(*v),
-        _ => None,
-    })
+    span.span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            AnyValue::IntValue(v) => Some(*v),
+            _ => None,
+        })
 }
 
 async fn telemetry(collector: &TestCollector) -> paytrace::Telemetry {
@@ -51,7 +55,10 @@ fn install_propagator() {
 }
 
 async fn shutdown(telemetry: paytrace::Telemetry) {
-    tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap().expect("clean shutdown");
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .expect("clean shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,10 +66,15 @@ async fn server_spans_arrive_with_semconv_attributes_redacted() {
     install_propagator();
     let collector = TestCollector::start().await.unwrap();
     let telemetry = telemetry(&collector).await;
-    let app = Router::new().route("/orders/{id}", get(|| async { "order" })).layer(telemetry.http_layer());
+    let app = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .layer(telemetry.http_layer());
 
     let req = Request::get("/orders/4111111111111111?card_number=4111111111111111&page=2")
-        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .header("authorization", "Bearer sk_live_secret")
         .header("host", "shop.example")
         .body(Body::empty())
@@ -72,14 +84,26 @@ async fn server_spans_arrive_with_semconv_attributes_redacted() {
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     res.into_body().collect().await.unwrap();
 
-    let span = collector.wait_for_span("GET /orders/{id}", WAIT).await.expect("server span exported");
+    let span = collector
+        .wait_for_span("GET /orders/{id}", WAIT)
+        .await
+        .expect("server span exported");
     assert_eq!(span.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(span.parent_span_id_hex(), "00f067aa0ba902b7");
-    assert_eq!(span.span.kind, opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32);
+    assert_eq!(
+        span.span.kind,
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32
+    );
     assert_eq!(span.attr_str("http.request.method").as_deref(), Some("GET"));
     assert_eq!(span.attr_str("http.route").as_deref(), Some("/orders/{id}"));
-    assert_eq!(span.attr_str("server.address").as_deref(), Some("shop.example"));
-    assert_eq!(span.attr_str("paytrace.request_id").as_deref(), Some(request_id.as_str()));
+    assert_eq!(
+        span.attr_str("server.address").as_deref(),
+        Some("shop.example")
+    );
+    assert_eq!(
+        span.attr_str("paytrace.request_id").as_deref(),
+        Some(request_id.as_str())
+    );
     assert_eq!(int_attr(&span, "http.response.status_code"), Some(200));
     let text = format!("{:?}", span.span);
     assert!(!text.contains("4111111111111111"), "{text}");
@@ -99,13 +123,22 @@ async fn slow_request_warning_arrives_as_a_log_record_with_the_trace_id() {
     {
         // The request future is polled on this thread, inside the scoped subscriber.
         let _guard = tracing::subscriber::set_default(telemetry.subscriber());
-        let res = app.oneshot(Request::get("/pay").body(Body::empty()).unwrap()).await.unwrap();
+        let res = app
+            .oneshot(Request::get("/pay").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
         res.into_body().collect().await.unwrap();
     }
-    let span = collector.wait_for_span("GET /pay", WAIT).await.expect("span");
+    let span = collector
+        .wait_for_span("GET /pay", WAIT)
+        .await
+        .expect("span");
     assert_eq!(span.attr_str("paytrace.slow").as_deref(), Some("true"));
     let logs = collector.wait_for_logs(1, WAIT).await;
-    let warn = logs.iter().find(|l| l.body_str().as_deref() == Some("slow HTTP request")).expect("slow WARN exported");
+    let warn = logs
+        .iter()
+        .find(|l| l.body_str().as_deref() == Some("slow HTTP request"))
+        .expect("slow WARN exported");
     assert_eq!(warn.severity_text(), "WARN");
     assert_eq!(warn.trace_id_hex(), span.trace_id_hex());
     assert_eq!(warn.attr_str("route").as_deref(), Some("/pay"));
@@ -116,10 +149,18 @@ async fn slow_request_warning_arrives_as_a_log_record_with_the_trace_id() {
 async fn red_metrics_reach_the_collector_through_the_bridge() {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = telemetry(&collector).await;
-    let app = Router::new().route("/orders/{id}", get(|| async { "order" })).layer(telemetry.http_layer());
-    let res = app.oneshot(Request::get("/orders/1").body(Body::empty()).unwrap()).await.unwrap();
+    let app = Router::new()
+        .route("/orders/{id}", get(|| async { "order" }))
+        .layer(telemetry.http_layer());
+    let res = app
+        .oneshot(Request::get("/orders/1").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     res.into_body().collect().await.unwrap();
     // The metrics module maps `http_server_request_duration_seconds` to the OTel name.
-    assert!(collector.wait_for_metric("http.server.request.duration", WAIT).await.is_some());
+    assert!(collector
+        .wait_for_metric("http.server.request.duration", WAIT)
+        .await
+        .is_some());
     shutdown(telemetry).await;
 }
