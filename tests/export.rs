@@ -122,7 +122,9 @@ async fn environment_configures_the_pipeline() {
     .with_shutdown_timeout(Duration::from_secs(2));
     let telemetry = Telemetry::start(config).unwrap();
     telemetry.tracer().start("env-span").end();
-    telemetry.force_flush().unwrap();
+    // Metrics and logs go to a dead port, so the flush as a whole reports a timeout; the
+    // traces part is what this test is about.
+    let _ = telemetry.force_flush();
     let span = collector
         .wait_for_span("env-span", WAIT)
         .await

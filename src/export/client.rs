@@ -1,13 +1,15 @@
 //! The gRPC side of an export: one lazily connected tonic channel per signal, requests encoded
-//! once and resent as the same bytes on retry, gzip, headers, TLS, and retry with exponential
-//! backoff and jitter bounded by the export timeout.
+//! and gzip-compressed once and resent as the same bytes on retry, headers, TLS, and retry with
+//! exponential backoff and jitter bounded by the export timeout.
+//!
+//! The unary call is framed here rather than through tonic's codec so that the gzip level is
+//! paytrace's: level 1 compresses OTLP about as well for a fraction of level 6's CPU, and
+//! compression is most of the export cost per span.
 
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use tokio::time::Instant;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{Ascii, MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
@@ -23,7 +25,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct OtlpClient {
     channel: Channel,
     path: http::uri::PathAndQuery,
-    metadata: MetadataMap,
+    headers: http::HeaderMap,
     gzip: bool,
     timeout: Duration,
     retry: bool,
@@ -50,14 +52,26 @@ impl OtlpClient {
                 .tls_config(tls)
                 .map_err(|e| Error::invalid("OTEL_EXPORTER_OTLP_CERTIFICATE", "<pem>", e))?;
         }
-        let mut metadata = MetadataMap::new();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        if target.gzip {
+            headers.insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+            headers.insert(
+                "grpc-accept-encoding",
+                http::HeaderValue::from_static("gzip"),
+            );
+        }
         for (k, v) in &target.headers {
             // Checked in Config::resolve; skipping here keeps this infallible.
             if let (Ok(k), Ok(v)) = (
-                MetadataKey::<Ascii>::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                MetadataValue::try_from(v.as_str()),
+                http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+                http::HeaderValue::from_str(v),
             ) {
-                metadata.insert(k, v);
+                headers.insert(k, v);
             }
         }
         let path = match target.signal {
@@ -68,7 +82,7 @@ impl OtlpClient {
         Ok(OtlpClient {
             channel: endpoint.connect_lazy(),
             path: http::uri::PathAndQuery::from_static(path),
-            metadata,
+            headers,
             gzip: target.gzip,
             timeout,
             retry,
@@ -82,6 +96,7 @@ impl OtlpClient {
     /// broken mid-request (a collector restart) — the stock exporter drops those batches.
     pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
         let deadline = Instant::now() + self.timeout;
+        let body = frame(&body, self.gzip);
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -104,22 +119,120 @@ impl OtlpClient {
         }
     }
 
+    /// One unary call, framed by hand so the gzip level is paytrace's choice (tonic's own
+    /// codec compresses at level 6, which costs more CPU per span than encoding does).
     async fn attempt(&self, body: Bytes, timeout: Duration) -> Result<(), Status> {
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-        if self.gzip {
-            grpc = grpc
-                .send_compressed(CompressionEncoding::Gzip)
-                .accept_compressed(CompressionEncoding::Gzip);
+        use tower_service::Service as _;
+        let mut request = http::Request::new(tonic::body::Body::new(OneShot(Some(body))));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = http::Uri::from(self.path.clone());
+        *request.version_mut() = http::Version::HTTP_2;
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        let millis = timeout.as_millis().clamp(1, 99_999_999);
+        if let Ok(v) = http::HeaderValue::from_str(&format!("{millis}m")) {
+            headers.insert("grpc-timeout", v);
         }
-        grpc.ready()
+        let mut channel = self.channel.clone();
+        std::future::poll_fn(|cx| channel.poll_ready(cx))
             .await
             .map_err(|e| Status::unavailable(format!("collector not reachable: {e}")))?;
-        let mut request = tonic::Request::new(body);
-        *request.metadata_mut() = self.metadata.clone();
-        request.set_timeout(timeout);
-        grpc.unary(request, self.path.clone(), RawCodec)
+        let response = channel
+            .call(request)
             .await
-            .map(drop)
+            .map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
+        grpc_outcome(response).await
+    }
+}
+
+/// A gRPC message frame: compressed flag, big-endian length, payload (gzip level 1 when on).
+fn frame(message: &[u8], gzip: bool) -> Bytes {
+    let payload: std::borrow::Cow<'_, [u8]> = if gzip {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(message.len() / 4 + 64),
+            flate2::Compression::fast(),
+        );
+        // Writing into a Vec cannot fail.
+        let _ = encoder.write_all(message);
+        std::borrow::Cow::Owned(encoder.finish().unwrap_or_default())
+    } else {
+        std::borrow::Cow::Borrowed(message)
+    };
+    let mut out = Vec::with_capacity(payload.len() + 5);
+    out.push(u8::from(gzip));
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(&payload);
+    Bytes::from(out)
+}
+
+/// Read the response to its end; the call's outcome is its `grpc-status` (headers for a
+/// trailers-only answer, else trailers).
+async fn grpc_outcome(response: http::Response<tonic::body::Body>) -> Result<(), Status> {
+    use http_body::Body as _;
+    let (parts, mut body) = response.into_parts();
+    if parts.status != http::StatusCode::OK {
+        return Err(Status::unavailable(format!(
+            "collector answered HTTP {}",
+            parts.status
+        )));
+    }
+    if let Some(outcome) = status_from(&parts.headers) {
+        return outcome;
+    }
+    let mut body = std::pin::Pin::new(&mut body);
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let frame = frame.map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
+        if let Ok(trailers) = frame.into_trailers() {
+            if let Some(outcome) = status_from(&trailers) {
+                return outcome;
+            }
+        }
+    }
+    Err(Status::unknown(
+        "collector closed the stream without a grpc-status",
+    ))
+}
+
+fn status_from(headers: &http::HeaderMap) -> Option<Result<(), Status>> {
+    let code: i32 = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if code == 0 {
+        return Some(Ok(()));
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    Some(Err(Status::new(Code::from(code), message)))
+}
+
+/// A body of one data frame.
+struct OneShot(Option<Bytes>);
+
+impl http_body::Body for OneShot {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0.as_ref().map_or(0, |b| b.len() as u64))
     }
 }
 
@@ -163,49 +276,6 @@ fn jitter(backoff: Duration) -> Duration {
     x ^= x << 17;
     let fraction = 0.5 + (x % 1000) as f64 / 2000.0;
     backoff.mul_f64(fraction)
-}
-
-// === impl RawCodec ===
-
-/// Sends already-encoded protobuf bytes; ignores the response body (an
-/// `Export*ServiceResponse`, whose partial-success details paytrace does not act on).
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = ();
-    type Encoder = RawCodec;
-    type Decoder = RawCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawCodec
-    }
-}
-
-impl Encoder for RawCodec {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawCodec {
-    type Item = ();
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Status> {
-        let n = src.remaining();
-        src.advance(n);
-        Ok(Some(()))
-    }
 }
 
 #[cfg(test)]
