@@ -92,7 +92,6 @@ pub struct Telemetry {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) settings: Settings,
-    pub(crate) resource: Resource,
     pub(crate) tracer_provider: SdkTracerProvider,
     pub(crate) tracer: Tracer,
     pub(crate) meter_provider: SdkMeterProvider,
@@ -112,22 +111,8 @@ struct Pipeline {
     runtime: ExportRuntime,
     bridge: Bridge,
     watchdog: tokio::task::AbortHandle,
-    metrics: MetricSender,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
-}
-
-impl Inner {
-    /// The export runtime, for background work (metric pushes, the watchdog); `None` when
-    /// disabled.
-    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
-        self.pipeline.as_ref().map(|p| p.runtime.handle())
-    }
-
-    /// Sends OTLP metric requests on the export runtime; `None` when disabled.
-    pub(crate) fn metric_sender(&self) -> Option<&MetricSender> {
-        self.pipeline.as_ref().map(|p| &p.metrics)
-    }
 }
 
 impl Telemetry {
@@ -249,7 +234,6 @@ impl Telemetry {
                 runtime,
                 bridge,
                 watchdog,
-                metrics,
                 spans,
                 logs,
             })
@@ -258,7 +242,6 @@ impl Telemetry {
         let tracer_provider = tracer_builder.build();
         let tracer = tracer_provider.tracer_with_scope(scope());
         let inner = Inner {
-            resource,
             tracer_provider,
             tracer,
             meter_provider: meter_builder.build(),

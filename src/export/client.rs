@@ -136,11 +136,11 @@ impl OtlpClient {
         let mut channel = self.channel.clone();
         std::future::poll_fn(|cx| channel.poll_ready(cx))
             .await
-            .map_err(|e| Status::unavailable(format!("collector not reachable: {e}")))?;
+            .map_err(|e| Status::unavailable(format!("collector not reachable: {}", chain(&e))))?;
         let response = channel
             .call(request)
             .await
-            .map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
+            .map_err(|e| Status::unavailable(chain(&e)))?;
         grpc_outcome(response).await
     }
 }
@@ -247,6 +247,21 @@ fn retryable(code: Code) -> bool {
             | Code::DataLoss
             | Code::Unknown
     )
+}
+
+/// An error and its sources, each distinct part once.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn describe(status: &Status) -> String {
