@@ -129,8 +129,9 @@ async fn payment_callback(State(state): State<AppState>, Json(body): Json<Value>
     let cx = opentelemetry::Context::current();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let _request = cx.attach();
-        tracing::info!(order_id = id, ledger_ok, "payment notification sent");
+        paytrace::log::logger()
+            .with_context(&cx)
+            .in_scope(|| tracing::info!(order_id = id, ledger_ok, "payment notification sent"));
     });
     tracing::info!(order_id = id, ledger_ok, "payment callback processed");
     StatusCode::OK

@@ -99,6 +99,10 @@ pub(crate) struct Inner {
     pub(crate) registry: prometheus::Registry,
     pub(crate) stats: Arc<ExportStats>,
     pub(crate) redactor: Redactor,
+    /// The non-blocking stdout writer; `None` when stdout logging is off.
+    pub(crate) stdout: Option<crate::log::Stdout>,
+    /// `service.name` as resolved into the resource, for the stdout lines.
+    pub(crate) service_name: String,
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     pub(crate) http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     pipeline: Option<Pipeline>,
@@ -137,6 +141,7 @@ impl Telemetry {
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
         );
         crate::metrics::register_defaults(&registry)?;
+        let stdout = crate::log::Stdout::start(&settings, &registry)?;
         let resource = build_resource(&settings);
         let redactor = Redactor::default();
         let limits = SpanLimits {
@@ -241,7 +246,13 @@ impl Telemetry {
 
         let tracer_provider = tracer_builder.build();
         let tracer = tracer_provider.tracer_with_scope(scope());
+        let service_name = resource
+            .get(&opentelemetry::Key::from_static_str("service.name"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
         let inner = Inner {
+            stdout,
+            service_name,
             tracer_provider,
             tracer,
             meter_provider: meter_builder.build(),
@@ -439,6 +450,9 @@ impl Telemetry {
                 result
             }
         };
+        if let Some(stdout) = &self.inner.stdout {
+            stdout.close();
+        }
         if self.global {
             GLOBAL.store(false, Ordering::Release);
         }

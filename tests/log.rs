@@ -1,0 +1,179 @@
+//! The context-aware logger: trace ids on stdout (JSON) and in OTLP log records, for events in a
+//! request's context, in a tracing span, through `with_context`, and in a spawned task; and no
+//! secret on either side.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+use paytrace::log::JsonLayer;
+use paytrace::testing::TestCollector;
+use paytrace::Telemetry;
+use support::{config, WAIT};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A `MakeWriter` collecting lines in memory.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Lines {
+    fn json(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
+            .collect()
+    }
+
+    fn find(&self, message: &str) -> serde_json::Value {
+        self.json()
+            .into_iter()
+            .find(|v| v["message"] == message)
+            .unwrap_or_else(|| panic!("no {message}"))
+    }
+}
+
+fn ids(cx: &opentelemetry::Context) -> (String, String) {
+    let sc = cx.span().span_context().clone();
+    (sc.trace_id().to_string(), sc.span_id().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_carry_trace_ids_on_stdout_and_in_otlp() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(config(&collector)).unwrap();
+    let lines = Lines::default();
+    let make = lines.clone();
+    let subscriber = Arc::new(
+        tracing_subscriber::registry()
+            .with(JsonLayer::new(move || make.clone()).with_service_name("paytrace-test"))
+            .with(telemetry.layers()),
+    );
+
+    // 1. An OpenTelemetry context attached (what the HTTP layer does during a request).
+    let request =
+        opentelemetry::Context::current_with_span(telemetry.tracer().start("POST /callback"));
+    let (trace_a, span_a) = ids(&request);
+    tracing::subscriber::with_default(subscriber.clone(), || {
+        let _attached = request.clone().attach();
+        tracing::info!(order_id = 1, "in request");
+    });
+    // 2. A plain tracing span, bridged by tracing-opentelemetry.
+    let (trace_b, span_b) = tracing::subscriber::with_default(subscriber.clone(), || {
+        let span = tracing::info_span!("settle");
+        let _entered = span.enter();
+        tracing::info!("in tracing span");
+        ids(&opentelemetry::Context::current())
+    });
+    // 3. `with_context` in a task spawned from the request, after the request has finished.
+    let cx = request.clone();
+    request.span().end();
+    let sub = subscriber.clone();
+    tokio::spawn(async move {
+        tracing::subscriber::with_default(sub, || {
+            paytrace::log::logger()
+                .with_context(&cx)
+                .in_scope(|| tracing::info!(order_id = 1, "spawned later"));
+        });
+    })
+    .await
+    .unwrap();
+
+    for (message, trace, span) in [
+        ("in request", &trace_a, &span_a),
+        ("in tracing span", &trace_b, &span_b),
+        ("spawned later", &trace_a, &span_a),
+    ] {
+        let line = lines.find(message);
+        assert_eq!(line["trace_id"], **trace, "{line}");
+        assert_eq!(line["span_id"], **span, "{line}");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["service.name"], "paytrace-test");
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(lines.find("in request")["order_id"], 1);
+
+    let telemetry = Arc::new(telemetry);
+    let t = telemetry.clone();
+    tokio::task::spawn_blocking(move || t.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+    collector.wait_for_logs(3, WAIT).await;
+    let logs = collector.log_records();
+    for (message, trace, span) in [
+        ("in request", &trace_a, &span_a),
+        ("in tracing span", &trace_b, &span_b),
+        ("spawned later", &trace_a, &span_a),
+    ] {
+        let record = logs
+            .iter()
+            .find(|l| l.body_str().as_deref() == Some(message))
+            .expect(message);
+        assert_eq!(&record.trace_id_hex(), trace, "{message}");
+        assert_eq!(&record.span_id_hex(), span, "{message}");
+        assert_eq!(record.severity_text(), "INFO");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_stdout_or_otlp() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(config(&collector)).unwrap();
+    let lines = Lines::default();
+    let make = lines.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(JsonLayer::new(move || make.clone()))
+        .with(telemetry.layers());
+    let secrets = [
+        "4111111111111111",
+        "hunter2",
+        "tok_live_123",
+        "sig-abcdef",
+        "Bearer s3cr3t",
+    ];
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(
+            card_number = "4111111111111111",
+            password = "hunter2",
+            "card 4111 1111 1111 1111 charged"
+        );
+        tracing::warn!(
+            access_token = "tok_live_123",
+            sign = "sig-abcdef",
+            "callback"
+        );
+        tracing::error!(
+            authorization = "Bearer s3cr3t",
+            note = "pan 4111-1111-1111-1111",
+            "auth failed"
+        );
+    });
+    let stdout = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let telemetry = Arc::new(telemetry);
+    let t = telemetry.clone();
+    tokio::task::spawn_blocking(move || t.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = collector.wait_for_logs(3, WAIT).await;
+    let otlp = format!("{:?}", logs.iter().map(|l| &l.record).collect::<Vec<_>>());
+    for secret in secrets {
+        assert!(!stdout.contains(secret), "{secret} on stdout: {stdout}");
+        assert!(!otlp.contains(secret), "{secret} in OTLP: {otlp}");
+    }
+    assert!(stdout.contains("411111******1111"), "{stdout}");
+    assert!(stdout.contains("REDACTED"), "{stdout}");
+}
