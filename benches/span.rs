@@ -1,0 +1,53 @@
+//! One span created and ended, sampled:
+//! - `paytrace`: `telemetry.tracer()` into paytrace's bounded queue (export disabled by a
+//!   schedule delay of an hour and a queue that drops when full, so only the request-path cost
+//!   is measured);
+//! - `otel api + stock batch`: the OpenTelemetry API on the stock SDK batch processor;
+//! - `tracing + tracing-otel`: `tracing::info_span!` through tracing-opentelemetry into the
+//!   stock batch processor.
+//!
+//! Run: `cargo bench --bench span`. Results: README.
+
+mod support;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+fn spans(c: &mut Criterion) {
+    let telemetry = paytrace::Telemetry::start(
+        paytrace::Config::new()
+            .with_endpoint("http://127.0.0.1:9")
+            .with_install_subscriber(false)
+            .with_log_format(paytrace::LogFormat::Off)
+            .with_span_schedule_delay(std::time::Duration::from_secs(3600))
+            .with_span_batch_size(1 << 20)
+            .with_span_queue_size(1 << 20)
+            .with_shutdown_timeout(std::time::Duration::from_millis(100)),
+    )
+    .expect("telemetry");
+    let stock = support::stock_provider();
+    let stock_tracer = stock.tracer("bench");
+
+    let mut group = c.benchmark_group("span");
+    group.bench_function("paytrace", |b| {
+        b.iter(|| telemetry.tracer().start("op").end())
+    });
+    group.bench_function("otel api + stock batch", |b| {
+        b.iter(|| stock_tracer.start("op").end())
+    });
+    {
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(stock_tracer.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        group.bench_function("tracing + tracing-otel", |b| {
+            b.iter(|| tracing::info_span!("op").in_scope(|| {}))
+        });
+    }
+    group.finish();
+    let _ = telemetry.shutdown();
+    let _ = stock.shutdown();
+}
+
+criterion_group!(benches, spans);
+criterion_main!(benches);
