@@ -1,6 +1,6 @@
 //! Shared pieces of the benchmarks: the trivial router, a discarding span exporter for the stock
 //! SDK pipeline every in-process row shares, and a sink writer.
-#![allow(dead_code)] // each bench binary uses a subset
+#![allow(dead_code, unreachable_pub)] // each bench binary uses a subset
 
 use std::future::Future;
 use std::pin::Pin;

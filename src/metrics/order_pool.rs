@@ -441,7 +441,8 @@ mod tests {
 
     #[test]
     fn golden_text() {
-        let cases: &[(&str, &dyn Fn(&OrderPoolMetrics), &str)] = &[
+        type Record = dyn Fn(&OrderPoolMetrics);
+        let cases: &[(&str, &Record, &str)] = &[
             ("size", &|m| m.set_pool_size(7), "order_pool_size 7\n"),
             (
                 "capacity",
