@@ -6,6 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, Tracer as _};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -33,6 +45,30 @@ impl TraceService for Counter {
             .sum();
         self.0.fetch_add(spans, Ordering::SeqCst);
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+/// Accepts metrics and logs (the pipeline pushes them at shutdown) without counting them.
+#[derive(Clone, Default)]
+struct Sink;
+
+#[tonic::async_trait]
+impl MetricsService for Sink {
+    async fn export(
+        &self,
+        _request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Sink {
+    async fn export(
+        &self,
+        _request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
 
@@ -72,6 +108,13 @@ async fn exports_over_tls_with_a_custom_ca() {
         .add_service(
             TraceServiceServer::new(counter.clone())
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .add_service(
+            MetricsServiceServer::new(Sink)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .add_service(
+            LogsServiceServer::new(Sink).accept_compressed(tonic::codec::CompressionEncoding::Gzip),
         )
         .serve_with_incoming(Incoming(listener));
     let server = tokio::spawn(server);
