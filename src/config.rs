@@ -214,6 +214,7 @@ pub struct Config {
     watchdog_interval: Option<Duration>,
     failure_threshold: Option<u64>,
     stale_windows: Option<u32>,
+    log_sampling: Option<crate::log::LogSampling>,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -486,6 +487,13 @@ impl Config {
         self
     }
 
+    /// Sample DEBUG/INFO log records (stdout and OTLP alike); WARN/ERROR and critical routes
+    /// are always kept. Defaults to off (every record kept).
+    pub fn with_log_sampling(mut self, sampling: crate::log::LogSampling) -> Self {
+        self.log_sampling = Some(sampling);
+        self
+    }
+
     /// How often the exporter-health watchdog checks. Defaults to 30 s.
     pub fn with_watchdog_interval(mut self, interval: Duration) -> Self {
         self.watchdog_interval = Some(interval);
@@ -623,7 +631,17 @@ impl Config {
             DEFAULT_SHUTDOWN_TIMEOUT,
         )?;
 
+        if let Some(sampling) = &self.log_sampling {
+            if !sampling.is_valid() {
+                return Err(Error::invalid(
+                    "with_log_sampling",
+                    format!("{sampling:?}"),
+                    "ratio must be within [0, 1]",
+                ));
+            }
+        }
         Ok(Settings {
+            log_sampling: self.log_sampling.clone(),
             disabled,
             service_name,
             service_version: self.service_version.clone(),
@@ -821,6 +839,7 @@ pub(crate) struct Settings {
     pub(crate) watchdog_interval: Duration,
     pub(crate) failure_threshold: u64,
     pub(crate) stale_windows: u32,
+    pub(crate) log_sampling: Option<crate::log::LogSampling>,
 }
 
 #[derive(Clone)]

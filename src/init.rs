@@ -103,6 +103,8 @@ pub(crate) struct Inner {
     pub(crate) stdout: Option<crate::log::Stdout>,
     /// `service.name` as resolved into the resource, for the stdout lines.
     pub(crate) service_name: String,
+    /// Records dropped by log sampling.
+    pub(crate) sampled_out: Arc<std::sync::atomic::AtomicU64>,
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     pub(crate) http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     pipeline: Option<Pipeline>,
@@ -142,6 +144,19 @@ impl Telemetry {
         );
         crate::metrics::register_defaults(&registry)?;
         let stdout = crate::log::Stdout::start(&settings, &registry)?;
+        let sampled_out = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        if settings.log_sampling.is_some() {
+            let counter = sampled_out.clone();
+            let collector = crate::log::DroppedCollector::new("sampled", move || {
+                counter.load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .map_err(|e| {
+                Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e)
+            })?;
+            registry.register(Box::new(collector)).map_err(|e| {
+                Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e)
+            })?;
+        }
         let resource = build_resource(&settings);
         let redactor = Redactor::default();
         let limits = SpanLimits {
@@ -253,6 +268,7 @@ impl Telemetry {
         let inner = Inner {
             stdout,
             service_name,
+            sampled_out,
             tracer_provider,
             tracer,
             meter_provider: meter_builder.build(),
@@ -361,8 +377,14 @@ impl Telemetry {
         )
         .with_filter(not_internal);
         let stdout = crate::log::stdout_layer(self);
+        // Sampling decides before every output, so stdout and OTLP keep the same records.
+        let sampler = s
+            .log_sampling
+            .as_ref()
+            .map(|sampling| crate::log::Sampler::new(sampling, self.inner.sampled_out.clone()));
         Box::new(
             filter
+                .and_then(sampler)
                 .and_then(stdout)
                 .and_then(otel_spans)
                 .and_then(otel_logs),

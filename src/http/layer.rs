@@ -76,6 +76,8 @@ pub(crate) struct Options {
     pub(crate) request_id: bool,
     pub(crate) trace_id_header: Option<HeaderName>,
     pub(crate) record_headers: Arc<[(HeaderName, Key)]>,
+    /// Routes whose log records escape log sampling ([`crate::log::LogSampling`]).
+    pub(crate) critical_routes: Arc<[String]>,
 }
 
 impl Shared {
@@ -151,9 +153,16 @@ impl TraceLayer {
                 }
             })
             .clone();
+        let critical: Arc<[String]> = inner
+            .settings
+            .log_sampling
+            .as_ref()
+            .map(|s| Arc::from(s.critical_routes.clone()))
+            .unwrap_or_else(|| Arc::from(Vec::new()));
         TraceLayer::from_tracer(inner.tracer.clone())
             .with_redactor(inner.redactor.clone())
             .with_metrics(metrics)
+            .with(|o| o.critical_routes = critical)
     }
 
     /// A layer recording with `tracer`, without metrics (add them with
@@ -181,6 +190,7 @@ impl TraceLayer {
             request_id: true,
             trace_id_header: None,
             record_headers: Arc::from(Vec::new()),
+            critical_routes: Arc::from(Vec::new()),
         };
         TraceLayer {
             shared: Arc::new(Shared::new(opts)),

@@ -176,7 +176,13 @@ impl Inflight {
         // Set directly (not `with_attributes`) so the reserved capacity reaches the span.
         builder.attributes = Some(attrs);
         let span = opts.tracer.build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
+        let mut cx = parent.with_span(span);
+        if !opts.critical_routes.is_empty()
+            && opts.critical_routes.iter().any(|r| *r == *resolved.route)
+        {
+            // Log records of this request escape log sampling.
+            cx = cx.with_value(crate::log::KeepLogs);
+        }
 
         let mut generated_id = None;
         if opts.request_id && request_id.is_none() {

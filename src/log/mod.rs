@@ -26,11 +26,14 @@
 //! `paytrace_log_records_dropped_total{reason="stdout_full"}`), the caller never waits.
 
 mod json;
+mod sampling;
 
 use std::sync::Mutex;
 
 pub use json::JsonLayer;
 use prometheus::core::{Collector, Desc};
+pub use sampling::LogSampling;
+pub(crate) use sampling::{KeepLogs, Sampler};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -125,6 +128,8 @@ impl ContextLogger {
 pub struct LogStats {
     /// Lines dropped because stdout could not keep up.
     pub stdout_dropped: u64,
+    /// DEBUG/INFO records dropped by [`LogSampling`].
+    pub sampled_out: u64,
 }
 
 impl Telemetry {
@@ -147,6 +152,10 @@ impl Telemetry {
                 .stdout
                 .as_ref()
                 .map_or(0, |s| s.dropped.dropped_lines() as u64),
+            sampled_out: self
+                .inner
+                .sampled_out
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 }
@@ -169,9 +178,11 @@ impl Stdout {
             return Ok(None);
         }
         let stdout = Self::with_writer(std::io::stdout(), settings.stdout_buffer);
-        let collector = DroppedCollector::new(stdout.dropped.clone()).map_err(|e| {
-            Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e)
-        })?;
+        let counter = stdout.dropped.clone();
+        let collector =
+            DroppedCollector::new("stdout_full", move || counter.dropped_lines() as u64).map_err(
+                |e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e),
+            )?;
         registry.register(Box::new(collector)).map_err(|e| {
             Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e)
         })?;
@@ -215,31 +226,41 @@ where
     }
 }
 
-/// `paytrace_log_records_dropped_total{reason="stdout_full"}`, read at scrape time.
-#[derive(Debug)]
-struct DroppedCollector {
-    source: tracing_appender::non_blocking::ErrorCounter,
+/// `paytrace_log_records_dropped_total{reason=...}`, read at scrape time.
+pub(crate) struct DroppedCollector {
+    source: Box<dyn Fn() -> u64 + Send + Sync>,
     counter: prometheus::IntCounter,
     seen: Mutex<u64>,
     descs: Vec<Desc>,
 }
 
 impl DroppedCollector {
-    fn new(source: tracing_appender::non_blocking::ErrorCounter) -> prometheus::Result<Self> {
+    pub(crate) fn new(
+        reason: &str,
+        source: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> prometheus::Result<Self> {
         let counter = prometheus::IntCounter::with_opts(
             prometheus::Opts::new(
                 "paytrace_log_records_dropped_total",
                 "Log records dropped before reaching their output.",
             )
-            .const_label("reason", "stdout_full"),
+            .const_label("reason", reason),
         )?;
         let descs = counter.desc().into_iter().cloned().collect();
         Ok(DroppedCollector {
-            source,
+            source: Box::new(source),
             counter,
             seen: Mutex::new(0),
             descs,
         })
+    }
+}
+
+impl std::fmt::Debug for DroppedCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DroppedCollector")
+            .field("counter", &self.counter.get())
+            .finish()
     }
 }
 
@@ -249,7 +270,7 @@ impl Collector for DroppedCollector {
     }
 
     fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let now = self.source.dropped_lines() as u64;
+        let now = (self.source)();
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if now > *seen {
             self.counter.inc_by(now - *seen);
