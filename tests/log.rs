@@ -4,45 +4,14 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
 use paytrace::log::JsonLayer;
 use paytrace::testing::TestCollector;
 use paytrace::Telemetry;
-use support::{config, WAIT};
+use support::{config, Lines, WAIT};
 use tracing_subscriber::layer::SubscriberExt as _;
-
-/// A `MakeWriter` collecting lines in memory.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn json(&self) -> Vec<serde_json::Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
-            .collect()
-    }
-
-    fn find(&self, message: &str) -> serde_json::Value {
-        self.json()
-            .into_iter()
-            .find(|v| v["message"] == message)
-            .unwrap_or_else(|| panic!("no {message}"))
-    }
-}
 
 fn ids(cx: &opentelemetry::Context) -> (String, String) {
     let sc = cx.span().span_context().clone();
@@ -160,7 +129,7 @@ async fn no_secret_reaches_stdout_or_otlp() {
             "auth failed"
         );
     });
-    let stdout = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let stdout = lines.text();
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     let telemetry = Arc::new(telemetry);
     let t = telemetry.clone();

@@ -3,38 +3,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
 use paytrace::log::{JsonLayer, LogSampling};
 use paytrace::testing::TestCollector;
 use paytrace::Telemetry;
-use support::config;
+use support::{config, Lines};
 use tower::ServiceExt as _;
 use tracing_subscriber::layer::SubscriberExt as _;
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Lines {
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-}
 
 fn subscriber(telemetry: &Telemetry, lines: &Lines) -> impl tracing::Subscriber + Send + Sync {
     let make = lines.clone();
