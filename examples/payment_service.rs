@@ -9,7 +9,8 @@
 //!
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT=http://host:4317` exports to that collector instead; if it is
 //!   down, refusing or hanging, the demo still completes, says so, and exits 0.
-//! - `--serve` keeps serving on 127.0.0.1:3000 after the self-load (Ctrl-C to stop).
+//! - `--serve` keeps serving on 127.0.0.1:3000 (or `--port N`) after the self-load (Ctrl-C to
+//!   stop).
 //! - `--seconds N` sets the self-load duration (default 3).
 //! - `--logs` writes the JSON log records to stdout as well (off by default to keep the summary
 //!   readable; they always go to the collector).
@@ -286,12 +287,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ledger: ledger_addr,
         client,
     };
-    let listener = tokio::net::TcpListener::bind(if serve {
-        "127.0.0.1:3000"
-    } else {
-        "127.0.0.1:0"
-    })
-    .await?;
+    let port: u16 = flag("--port").and_then(|p| p.parse().ok()).unwrap_or(if serve { 3000 } else { 0 });
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     let app = app(&telemetry, state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
