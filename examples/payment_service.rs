@@ -287,7 +287,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ledger: ledger_addr,
         client,
     };
-    let port: u16 = flag("--port").and_then(|p| p.parse().ok()).unwrap_or(if serve { 3000 } else { 0 });
+    let port: u16 = flag("--port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(if serve { 3000 } else { 0 });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     let app = app(&telemetry, state).into_make_service_with_connect_info::<SocketAddr>();

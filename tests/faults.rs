@@ -22,6 +22,47 @@ fn spans(telemetry: &Telemetry, n: usize) {
     }
 }
 
+/// `tasks` concurrent clients, each sending `per_task` requests through a traced axum router
+/// whose handler logs; returns how many got a 200.
+async fn router_load(telemetry: &Telemetry, tasks: usize, per_task: usize) -> usize {
+    use tower::ServiceExt as _;
+    let app = axum::Router::new()
+        .route(
+            "/orders/{id}",
+            axum::routing::get(|| async {
+                tracing::info!(order_id = 7, "order queried");
+                "ok"
+            }),
+        )
+        .layer(telemetry.http_layer());
+    use tracing::instrument::WithSubscriber as _;
+    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let app = app.clone();
+        let client = async move {
+            let mut ok = 0;
+            for i in 0..per_task {
+                let request = http::Request::get(format!("/orders/{}", t * per_task + i))
+                    .body(axum::body::Body::empty())
+                    .unwrap();
+                let response = app.clone().oneshot(request).await.unwrap();
+                if response.status() == 200 {
+                    ok += 1;
+                }
+            }
+            ok
+        };
+        // The handlers' log records go through paytrace's layers during every poll.
+        handles.push(tokio::spawn(client.with_subscriber(dispatch.clone())));
+    }
+    let mut ok = 0;
+    for handle in handles {
+        ok += handle.await.expect("no client task panicked");
+    }
+    ok
+}
+
 /// Let the watchdog's window elapse on the paused clock: sleeping auto-advances the clock to
 /// each pending timer in order, so the watchdog's tick (due first) runs before this returns.
 async fn next_window() {
@@ -172,30 +213,15 @@ async fn absent_collector_never_blocks_the_caller_and_shutdown_keeps_its_bound()
         )
         .unwrap(),
     );
-    let subscriber = std::sync::Arc::new(telemetry.subscriber());
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let telemetry = telemetry.clone();
-        let subscriber = subscriber.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..2_000 {
-                let span = telemetry.tracer().start("request");
-                tracing::subscriber::with_default(subscriber.clone(), || {
-                    tracing::info!(task = t, i, "handled")
-                });
-                drop(span);
-                if i % 100 == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("every request completes");
-    }
+    assert_eq!(
+        router_load(&telemetry, 8, 2_000).await,
+        16_000,
+        "every request succeeds"
+    );
     let health = telemetry.exporter_health();
     let traces = health.get(Signal::Traces);
-    // 16,000 spans against a 2048 queue and a dead collector: most are dropped, none blocks.
+    // 16,000 request spans against a 2048 queue and a dead collector: most are dropped, none
+    // blocks.
     assert!(traces.dropped > 0, "{traces:?}");
     assert_eq!(traces.exported, 0);
     let telemetry = std::sync::Arc::try_unwrap(telemetry).expect("sole owner");
@@ -253,4 +279,28 @@ async fn memory_stays_bounded_and_drops_are_exact_while_the_collector_hangs() {
     assert_eq!(dropped, produced as u64 - queue as u64);
     assert!(grown < 64 << 20, "resident memory grew by {grown} bytes");
     let _ = telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_collector_does_not_slow_the_router_and_shutdown_keeps_its_bound() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Hang);
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_export_timeout(Duration::from_secs(30))
+            .with_shutdown_timeout(Duration::from_millis(500)),
+    )
+    .unwrap();
+    assert_eq!(
+        router_load(&telemetry, 4, 1_000).await,
+        4_000,
+        "every request succeeds"
+    );
+    let health = telemetry.exporter_health();
+    assert_eq!(health.get(Signal::Traces).exported, 0);
+    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, paytrace::Error::Timeout { .. }), "{err}");
 }
