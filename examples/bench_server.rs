@@ -134,7 +134,12 @@ fn process_cpu_seconds() -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // USER_HZ is 100 on every Linux configuration this runs on.
     (ticks(11) + ticks(12)) / 100.0
 }
@@ -179,11 +184,7 @@ async fn main() {
             let t = paytrace::init_tracer(config).expect("paytrace init");
             let layer = paytrace::http::TraceLayer::new(&t);
             telemetry = Some(t);
-            let route = if log {
-                get(order_with_log)
-            } else {
-                get(order)
-            };
+            let route = if log { get(order_with_log) } else { get(order) };
             Router::new().route("/orders/{id}", route).layer(layer)
         }
         Mode::Common => {
