@@ -7,7 +7,13 @@
 //!   send; read from `/proc/self/task/*/stat`, so the in-process collector's own CPU is not
 //!   counted), and the bytes of the same requests with gzip and without.
 //!
-//! Run: `cargo bench --bench export`. Results: see README "Performance".
+//! Run: `cargo bench --bench export -- --warm-up-time 1 --measurement-time 3`.
+//! Machine: 2 vCPU AMD EPYC (shared, noisy). Results: 85 k spans/s (76–97 k) through the queue
+//! into the in-process collector; export-thread CPU 3.22 µs per span (target ≤ 2.5 µs: missed);
+//! 20 requests of 512 spans: 3 831 520 bytes uncompressed, 447 540 gzipped (8.6× smaller).
+//! Profile (perf, export thread): malloc/free ≈ 55 % of its samples (proto structs and Strings
+//! built per attribute, SpanData freed on another thread than it was allocated), redaction's
+//! `is_sensitive_name` per attribute key ≈ 15 %, memmove ≈ 10 %, deflate ≈ 6 %.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};

@@ -6,7 +6,9 @@
 //! - `tracing + tracing-otel`: `tracing::info_span!` through tracing-opentelemetry into the
 //!   stock batch processor.
 //!
-//! Run: `cargo bench --bench span`. Results: README.
+//! Run: `cargo bench --bench span -- --warm-up-time 1 --measurement-time 3`.
+//! Machine: 2 vCPU AMD EPYC (shared, noisy). Results: paytrace 421 ns, OTel API on the stock
+//! batch processor 323 ns (paytrace 1.30×), tracing + tracing-otel 1.75 µs (paytrace 0.24×).
 
 mod support;
 

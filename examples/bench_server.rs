@@ -1,0 +1,268 @@
+//! Run with: `cargo run --release --example bench_server -- --mode paytrace --port 8080 --endpoint http://127.0.0.1:4317`
+//!
+//! The minimal axum service `scripts/bench_load.sh` puts under `wrk`: one route,
+//! `GET /orders/{id}`, answering a short body. `--mode` picks the instrumentation:
+//!
+//! - `bare`: none;
+//! - `paytrace`: `paytrace::http::TraceLayer` with its RED metrics, spans over paytrace's
+//!   gzip OTLP/gRPC pipeline, no log records;
+//! - `paytrace-log`: the same plus one INFO record per request, JSON to stdout and OTLP;
+//! - `common`: tower-http `TraceLayer::new_for_http()` + `tracing-opentelemetry` +
+//!   `tracing-subscriber` JSON to stdout under the usual `info,tower_http=debug` filter (so
+//!   tower-http's DEBUG span is traced and its two DEBUG events per request are written) + the stock
+//!   `opentelemetry-otlp` gRPC exporter with gzip behind the stock batch span processor.
+//!
+//! Sampling is 100 % in every instrumented mode. On SIGTERM or Ctrl-C the server stops
+//! accepting, shuts telemetry down (final flush) and prints one line to stderr:
+//! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N`, so the script can
+//! check that no span was silently lost.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Path;
+use axum::routing::get;
+use axum::Router;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{WithExportConfig as _, WithTonicConfig as _};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tracing_subscriber::layer::SubscriberExt as _;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Bare,
+    Paytrace,
+    PaytraceLog,
+    Common,
+}
+
+struct Args {
+    mode: Mode,
+    port: u16,
+    endpoint: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        mode: Mode::Bare,
+        port: 8080,
+        endpoint: "http://127.0.0.1:4317".to_owned(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mode" => {
+                args.mode = match value()?.as_str() {
+                    "bare" => Mode::Bare,
+                    "paytrace" => Mode::Paytrace,
+                    "paytrace-log" => Mode::PaytraceLog,
+                    "common" => Mode::Common,
+                    other => return Err(format!("unknown mode {other}")),
+                }
+            }
+            "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--endpoint" => args.endpoint = value()?,
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+/// Requests answered, counted in the handler (all modes alike).
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+async fn order(Path(id): Path<u64>) -> &'static str {
+    SERVED.fetch_add(1, Ordering::Relaxed);
+    order_logged(id, false)
+}
+
+async fn order_with_log(Path(id): Path<u64>) -> &'static str {
+    SERVED.fetch_add(1, Ordering::Relaxed);
+    order_logged(id, true)
+}
+
+fn order_logged(id: u64, log: bool) -> &'static str {
+    if log {
+        tracing::info!(order_id = id, "order fetched");
+    }
+    "{\"status\":\"paid\"}"
+}
+
+/// Counts what the stock exporter really delivered (the stock batch processor reports drops
+/// only in its own log at shutdown).
+#[derive(Debug)]
+struct Counting {
+    inner: opentelemetry_otlp::SpanExporter,
+    exported: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl SpanExporter for Counting {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        match &result {
+            Ok(()) => self.exported.fetch_add(n, Ordering::Relaxed),
+            Err(_) => self.failed.fetch_add(n, Ordering::Relaxed),
+        };
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// user + system CPU seconds of this process so far (Linux; 0 elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // USER_HZ is 100 on every Linux configuration this runs on.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+// One worker thread: the script pins the process to one core, and a payment service's
+// per-request CPU is what is compared, not its scaling.
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("bench_server: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut telemetry = None;
+    let mut stock = None;
+    let (exported, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+
+    let app = match args.mode {
+        Mode::Bare => Router::new().route("/orders/{id}", get(order)),
+        Mode::Paytrace | Mode::PaytraceLog => {
+            let log = args.mode == Mode::PaytraceLog;
+            let config = paytrace::Config::new()
+                .with_service_name("bench_server")
+                .with_endpoint(args.endpoint.clone())
+                .with_gzip(true)
+                .with_log_format(if log {
+                    paytrace::LogFormat::Json
+                } else {
+                    paytrace::LogFormat::Off
+                });
+            let t = paytrace::init_tracer(config).expect("paytrace init");
+            let layer = paytrace::http::TraceLayer::new(&t);
+            telemetry = Some(t);
+            let route = if log { get(order_with_log) } else { get(order) };
+            Router::new().route("/orders/{id}", route).layer(layer)
+        }
+        Mode::Common => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(args.endpoint.clone())
+                .with_compression(opentelemetry_otlp::Compression::Gzip)
+                .build()
+                .expect("otlp exporter");
+            let provider = SdkTracerProvider::builder()
+                .with_batch_exporter(Counting {
+                    inner: exporter,
+                    exported: exported.clone(),
+                    failed: failed.clone(),
+                })
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name("bench_server")
+                        .build(),
+                )
+                .build();
+            let tracer = provider.tracer("bench_server");
+            // The usual axum setup: `info,tower_http=debug`. Without a filter the exporter's own
+            // tonic/h2 spans would be traced and exported too (a feedback loop).
+            let subscriber = tracing_subscriber::registry()
+                .with(tracing_subscriber::EnvFilter::new("info,tower_http=debug"))
+                .with(tracing_subscriber::fmt::layer().json())
+                .with(tracing_opentelemetry::layer().with_tracer(tracer));
+            tracing::subscriber::set_global_default(subscriber).expect("subscriber");
+            stock = Some(provider);
+            Router::new()
+                .route("/orders/{id}", get(order))
+                .layer(tower_http::trace::TraceLayer::new_for_http())
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .expect("bind");
+    eprintln!(
+        "bench_server listening on {} mode={:?}",
+        listener.local_addr().expect("local addr"),
+        args.mode
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .expect("serve");
+
+    let requests = SERVED.load(Ordering::Relaxed);
+    let (exported, dropped, failed) = if let Some(t) = telemetry {
+        // Shut down off the runtime's worker: the final flush blocks.
+        let health = tokio::task::spawn_blocking(move || {
+            if let Err(e) = t.force_flush() {
+                eprintln!("bench_server: flush: {e}");
+            }
+            let h = t.exporter_health();
+            let _ = t.shutdown();
+            h
+        })
+        .await
+        .expect("flush task");
+        let traces = health.get(paytrace::Signal::Traces);
+        (traces.exported, traces.dropped, traces.failed)
+    } else if let Some(provider) = stock {
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+        let (e, f) = (
+            exported.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+        );
+        // The stock processor does not tell; whatever neither succeeded nor failed was dropped.
+        (e, requests.saturating_sub(e + f), f)
+    } else {
+        (0, 0, 0)
+    };
+    eprintln!(
+        "bench_server mode={:?} requests={requests} cpu_s={:.2} exported={exported} dropped={dropped} failed={failed}",
+        args.mode,
+        process_cpu_seconds()
+    );
+}

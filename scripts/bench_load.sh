@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# End-to-end load figure over loopback: server CPU time per request of examples/bench_server.rs
+# under wrk, each instrumented mode as a paired ratio to bare, exporting to a real collector
+# (rotel, blackhole exporter) with gzip at 100 % sampling.
+#
+#   scripts/bench_load.sh                      # all modes, 3 pairs of 10 s runs (~5 min)
+#   MODES="paytrace" PAIRS=5 DURATION=10 scripts/bench_load.sh
+#
+# Server pinned to core 0 (taskset -c 0); wrk and rotel to core 1. Runs alternate bare, X,
+# bare, X, ... so drift on this shared machine hits both sides of each pair. CPU per request is
+# utime+stime of the server process (from /proc/PID/stat) over the measured wrk window divided by
+# the requests wrk completed in it. At exit the server prints its own totals: requests served,
+# spans exported, dropped (counted) and failed; the script flags any span that is unaccounted for.
+# Not part of CI or the test run (it needs two cores, a release build, wrk and rotel).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/tools.sh
+source "$ROOT/scripts/tools.sh"
+
+MODES="${MODES:-paytrace paytrace-log common}"
+PAIRS="${PAIRS:-3}"
+DURATION="${DURATION:-10}"
+WARMUP="${WARMUP:-2}"
+CONNS="${CONNS:-32}"
+OUT="${OUT:-$ROOT/target/bench_load}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET_DIR/release/examples/bench_server"
+
+mkdir -p "$OUT"
+RESULTS="$OUT/results.tsv"
+: >"$RESULTS"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "bench_load: wrk missing and not root to install it" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2 \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } >&2
+fi
+command -v taskset >/dev/null || { echo "bench_load: taskset missing (util-linux)" >&2; exit 1; }
+[ "$(nproc)" -ge 2 ] || { echo "bench_load: needs two cores" >&2; exit 1; }
+
+echo "building bench_server (release)..." >&2
+(cd "$ROOT" && cargo build --release --example bench_server >&2)
+
+# rotel without its debug log: printing every span would make the collector, not the server,
+# the bottleneck on the load generator's core.
+install_rotel >/dev/null
+ROTEL_DIR="$OUT/rotel"
+mkdir -p "$ROTEL_DIR"
+GRPC_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+ENDPOINT="http://127.0.0.1:$GRPC_PORT"
+NO_COLOR=1 taskset -c 1 "$ROTEL_BIN" start \
+  --otlp-grpc-endpoint "127.0.0.1:$GRPC_PORT" --otlp-http-endpoint "127.0.0.1:$HTTP_PORT" \
+  --exporter blackhole \
+  --pid-file "$ROTEL_DIR/rotel.pid" --log-file "$ROTEL_DIR/rotel-agent.log" \
+  >"$ROTEL_DIR/rotel.out" 2>&1 &
+ROTEL=$!
+SERVER=
+cleanup() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
+  kill "$ROTEL" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 1 300); do
+  grep -q 'Starting Rotel' "$ROTEL_DIR/rotel.out" && break
+  kill -0 "$ROTEL" 2>/dev/null || { cat "$ROTEL_DIR/rotel.out" >&2; echo "bench_load: rotel exited" >&2; exit 1; }
+  sleep 0.1
+done
+grep -q 'Starting Rotel' "$ROTEL_DIR/rotel.out" || { echo "bench_load: rotel did not start" >&2; exit 1; }
+
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# run MODE PAIR: one measured run; appends a line to results.tsv.
+run() {
+  local mode=$1 pair=$2 port err wrk_out
+  port=$(free_port)
+  err="$OUT/$mode.$pair.err"
+  wrk_out="$OUT/$mode.$pair.wrk"
+  taskset -c 0 "$BIN" --mode "$mode" --port "$port" --endpoint "$ENDPOINT" >/dev/null 2>"$err" &
+  SERVER=$!
+  for _ in $(seq 1 100); do grep -qs listening "$err" && break; sleep 0.05; done
+  grep -q listening "$err" || { cat "$err" >&2; echo "bench_load: server did not start" >&2; exit 1; }
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/orders/42" >/dev/null
+  local before after
+  before=$(ticks "$SERVER")
+  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/orders/42" >"$wrk_out"
+  after=$(ticks "$SERVER")
+  kill -TERM "$SERVER"
+  wait "$SERVER" || { cat "$err" >&2; echo "bench_load: server failed" >&2; exit 1; }
+  SERVER=
+  local requests rps p99 errors summary
+  requests=$(awk '/requests in/ {print $1}' "$wrk_out")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$wrk_out")
+  p99=$(awk '$1 == "99%" {print $2}' "$wrk_out")
+  errors=$(grep -c 'Non-2xx\|Socket errors' "$wrk_out" || true)
+  summary=$(grep '^bench_server mode=' "$err")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$pair" "$((after - before))" "$requests" "$rps" "$p99" "$errors" "$summary" >>"$RESULTS"
+  echo "  $mode #$pair: $requests requests, $((after - before)) ticks, $rps req/s, p99 $p99 | $summary" >&2
+}
+
+for mode in $MODES; do
+  for pair in $(seq 1 "$PAIRS"); do
+    run bare "$mode-$pair"
+    run "$mode" "$pair"
+  done
+done
+
+python3 - "$RESULTS" <<'EOF'
+import re, statistics, sys
+
+def latency_us(text):
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
+
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+runs = {}
+for mode, pair, ticks, requests, rps, p99, errors, summary in rows:
+    served = dict(kv.split("=", 1) for kv in summary.split()[1:])
+    runs[(mode, pair)] = dict(
+        cpu_us=int(ticks) * 1e4 / int(requests),  # ticks are 10 ms
+        rps=float(rps), p99=latency_us(p99), errors=int(errors), **served)
+
+modes = []
+for mode, pair in runs:
+    if mode != "bare" and mode not in modes:
+        modes.append(mode)
+print(f"\n{'mode':<14}{'CPU µs/req':>12}{'bare':>8}{'ratio':>8}{'req/s':>10}{'bare':>10}{'p99 µs':>9}{'bare':>8}  spans exported/dropped/failed of served")
+lost = False
+for mode in modes:
+    pairs = sorted(p for m, p in runs if m == mode)
+    ratios = []
+    for p in pairs:
+        x, b = runs[(mode, p)], runs[("bare", f"{mode}-{p}")]
+        ratios.append(x["cpu_us"] / b["cpu_us"])
+        served, exported = int(x["requests"]), int(x["exported"])
+        dropped, failed = int(x["dropped"]), int(x["failed"])
+        unaccounted = served - exported - dropped - failed
+        lost |= unaccounted != 0 or x["errors"] or b["errors"]
+        print(f"{mode + ' #' + p:<14}{x['cpu_us']:>12.2f}{b['cpu_us']:>8.2f}{ratios[-1]:>8.2f}"
+              f"{x['rps']:>10.0f}{b['rps']:>10.0f}{x['p99']:>9.0f}{b['p99']:>8.0f}"
+              f"  {exported}/{dropped}/{failed} of {served}" + (f" UNACCOUNTED {unaccounted}" if unaccounted else ""))
+    print(f"{mode + ' median':<14}{'':>12}{'':>8}{statistics.median(ratios):>8.2f}")
+if lost:
+    print("WARNING: spans unaccounted for or wrk errors (see above)")
+EOF
