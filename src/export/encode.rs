@@ -29,12 +29,35 @@ pub(crate) struct Sanitizer {
     pub(crate) redactor: Redactor,
 }
 
+thread_local! {
+    /// Sensitive-name decisions per attribute key. Every Telemetry exports on its own thread, so
+    /// one thread sees one redaction policy; keys repeat from span to span (semantic-convention
+    /// names), so the word splitting runs once per key instead of once per attribute.
+    static SENSITIVE_KEYS: std::cell::RefCell<HashMap<String, bool>> = std::cell::RefCell::new(HashMap::new());
+}
+
 impl Sanitizer {
+    fn is_sensitive(&self, key: &str) -> bool {
+        if let Some(known) = SENSITIVE_KEYS.with(|c| c.borrow().get(key).copied()) {
+            return known;
+        }
+        let sensitive = self.redactor.is_sensitive_name(key);
+        SENSITIVE_KEYS.with(|c| {
+            let mut cache = c.borrow_mut();
+            // Bounded: attribute keys chosen by clients must not grow it without limit.
+            if cache.len() >= 4096 {
+                cache.clear();
+            }
+            cache.insert(key.to_owned(), sensitive);
+        });
+        sensitive
+    }
+
     fn attributes(&self, attributes: &mut Vec<KeyValue>) -> u32 {
         let dropped = attributes.len().saturating_sub(self.count_limit);
         attributes.truncate(self.count_limit);
         for kv in attributes.iter_mut() {
-            if self.redactor.is_sensitive_name(&kv.key) {
+            if self.is_sensitive(&kv.key) {
                 kv.value = Some(string_value(crate::redact::REDACTED.to_owned()));
             } else if let Some(v) = kv.value.as_mut() {
                 self.any_value(v);
