@@ -251,24 +251,24 @@ fn retryable(code: Code) -> bool {
 
 /// An error and its sources, each distinct part once.
 fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
+    with_sources(error.to_string(), error.source())
 }
 
+/// A status as `Code: message` plus its sources.
 fn describe(status: &Status) -> String {
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = std::error::Error::source(status);
+    with_sources(
+        format!("{:?}: {}", status.code(), status.message()),
+        std::error::Error::source(status),
+    )
+}
+
+/// Append each source's text unless already present (tonic nests the same message at several
+/// levels).
+fn with_sources(
+    mut text: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
     while let Some(s) = source {
-        // tonic nests the same message at several levels: keep each distinct part once.
         let part = s.to_string();
         if !text.contains(&part) {
             text.push_str(": ");
