@@ -47,7 +47,12 @@ _launch_rotel() {
   : >>"$ROTEL_OUT"
   local before
   before=$(grep -c 'Starting Rotel' "$ROTEL_OUT" || true)
-  NO_COLOR=1 "$ROTEL_BIN" start \
+  # rotel reads ~130 ROTEL_* variables (ROTEL_DAEMON would even daemonize it): start it without
+  # any, including the ones this library exports.
+  local unset_rotel=()
+  local name
+  for name in $(compgen -e | grep '^ROTEL_' || true); do unset_rotel+=(-u "$name"); done
+  env "${unset_rotel[@]}" NO_COLOR=1 "$ROTEL_BIN" start \
     --otlp-grpc-endpoint "127.0.0.1:$ROTEL_GRPC_PORT" \
     --otlp-http-endpoint "127.0.0.1:$ROTEL_HTTP_PORT" \
     --exporter blackhole \
