@@ -19,7 +19,7 @@ use tracing_subscriber::Layer;
 use crate::config::{Propagator, Sampler, Settings};
 use crate::export::batch::{Batcher, DrainError};
 use crate::export::client::OtlpClient;
-use crate::export::encode::{proto_resource, Sanitizer};
+use crate::export::encode::{encode_resource, Sanitizer};
 use crate::export::processor::{is_internal_target, LogQueue, MetricSender, Sender, SpanQueue};
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
@@ -189,7 +189,7 @@ impl Telemetry {
                 count_limit: settings.span_attribute_count as usize,
                 redactor: redactor.clone(),
             };
-            let proto_res = proto_resource(&resource);
+            let proto_res = encode_resource(&resource);
             // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
             let client = |signal: Signal, queue_timeout: Duration| {
                 let target = &settings.targets[signal.index()];

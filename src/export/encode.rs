@@ -1,25 +1,27 @@
 //! SDK data → OTLP protobuf bytes, applying on the way what the SDK does not: the sampled-only
 //! filter, attribute limits, redaction, and the request size cap.
 //!
-//! All of this runs on the export thread, never on the request path.
+//! Spans and log records are written straight into request bytes ([`Writer`]); no generated
+//! proto struct is built per item, so an attribute costs no allocation unless redaction has to
+//! rewrite its value. All of this runs on the export thread, never on the request path.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use opentelemetry::InstrumentationScope;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry::logs::AnyValue as LogValue;
+use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::{span, status, SpanFlags};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 
-use crate::redact::Redactor;
+use super::wire::{field_len, Writer};
+use crate::redact::{Redactor, REDACTED};
 
 /// What every exported value goes through.
 #[derive(Debug, Clone)]
@@ -53,55 +55,230 @@ impl Sanitizer {
         sensitive
     }
 
-    fn attributes(&self, attributes: &mut Vec<KeyValue>) -> u32 {
-        let dropped = attributes.len().saturating_sub(self.count_limit);
-        attributes.truncate(self.count_limit);
-        for kv in attributes.iter_mut() {
-            if self.is_sensitive(&kv.key) {
-                kv.value = Some(string_value(crate::redact::REDACTED.to_owned()));
-            } else if let Some(v) = kv.value.as_mut() {
-                self.any_value(v);
+    /// A string value as exported: card numbers masked, then cut to the value limit on a char
+    /// boundary. Borrows unless masking had to rewrite it.
+    fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let cut = |s: &str| {
+            let mut end = self.value_limit.min(s.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            end
+        };
+        match self.redactor.mask_pan(s) {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..cut(s)]),
+            Cow::Owned(mut s) => {
+                s.truncate(cut(&s));
+                Cow::Owned(s)
             }
         }
-        dropped as u32
     }
 
-    fn any_value(&self, value: &mut AnyValue) {
-        match value.value.as_mut() {
-            Some(any_value::Value::StringValue(s)) => self.string(s),
-            Some(any_value::Value::ArrayValue(a)) => {
-                a.values.iter_mut().for_each(|v| self.any_value(v))
-            }
-            Some(any_value::Value::KvlistValue(kv)) => {
-                self.attributes(&mut kv.values);
-            }
+    /// Writes at most `count_limit` attributes as repeated `KeyValue` fields `tag`, values of
+    /// sensitive keys replaced; returns how many were dropped.
+    fn attributes<'v, V: AnyValueBody + 'v>(
+        &self,
+        w: &mut Writer,
+        tag: u32,
+        attributes: impl Iterator<Item = (&'v str, &'v V)>,
+    ) -> u32 {
+        let mut attributes = attributes;
+        for (key, value) in attributes.by_ref().take(self.count_limit) {
+            w.message(tag, |w| {
+                w.bytes(1, key.as_bytes());
+                w.message(2, |w| {
+                    if self.is_sensitive(key) {
+                        w.bytes_always(1, REDACTED.as_bytes());
+                    } else {
+                        value.write(self, w);
+                    }
+                });
+            });
+        }
+        u32::try_from(attributes.count()).unwrap_or(u32::MAX)
+    }
+
+    /// An `InstrumentationScope` message body, `name` standing in for the scope's own.
+    fn scope(&self, w: &mut Writer, scope: &InstrumentationScope, name: &str) {
+        w.bytes(1, name.as_bytes());
+        w.bytes(2, scope.version().unwrap_or_default().as_bytes());
+        self.attributes(
+            w,
+            3,
+            scope.attributes().map(|kv| (kv.key.as_str(), &kv.value)),
+        );
+    }
+
+    /// A `Span` message body.
+    fn span(&self, w: &mut Writer, span: &SpanData) {
+        let cx = &span.span_context;
+        w.bytes(1, &cx.trace_id().to_bytes());
+        w.bytes(2, &cx.span_id().to_bytes());
+        w.bytes(3, cx.trace_state().header().as_bytes());
+        if span.parent_span_id != SpanId::INVALID {
+            w.bytes(4, &span.parent_span_id.to_bytes());
+        }
+        w.bytes(5, self.redactor.mask_pan(&span.name).as_bytes());
+        w.uint(6, span_kind(&span.span_kind) as u64);
+        w.fixed64(7, nanos(span.start_time));
+        w.fixed64(8, nanos(span.end_time));
+        let dropped = self.attributes(w, 9, key_values(&span.attributes));
+        w.uint(
+            10,
+            u64::from(span.dropped_attributes_count) + u64::from(dropped),
+        );
+        for event in &span.events.events {
+            w.message(11, |w| {
+                w.fixed64(1, nanos(event.timestamp));
+                w.bytes(2, self.text(&event.name).as_bytes());
+                let dropped = self.attributes(w, 3, key_values(&event.attributes));
+                w.uint(
+                    4,
+                    u64::from(event.dropped_attributes_count) + u64::from(dropped),
+                );
+            });
+        }
+        w.uint(12, span.events.dropped_count.into());
+        for link in &span.links.links {
+            let cx = &link.span_context;
+            w.message(13, |w| {
+                w.bytes(1, &cx.trace_id().to_bytes());
+                w.bytes(2, &cx.span_id().to_bytes());
+                w.bytes(3, cx.trace_state().header().as_bytes());
+                let dropped = self.attributes(w, 4, key_values(&link.attributes));
+                w.uint(
+                    5,
+                    u64::from(link.dropped_attributes_count) + u64::from(dropped),
+                );
+                w.fixed32(6, span_flags(cx.trace_flags().to_u8(), cx.is_remote()));
+            });
+        }
+        w.uint(14, span.links.dropped_count.into());
+        // Always present, as the SDK's own exporter sends it.
+        w.message(15, |w| {
+            let code = match &span.status {
+                Status::Unset => status::StatusCode::Unset,
+                Status::Ok => status::StatusCode::Ok,
+                Status::Error { description } => {
+                    w.bytes(2, self.text(description).as_bytes());
+                    status::StatusCode::Error
+                }
+            };
+            w.uint(3, code as u64);
+        });
+        w.fixed32(
+            16,
+            span_flags(cx.trace_flags().to_u8(), span.parent_span_is_remote),
+        );
+    }
+
+    /// A `LogRecord` message body.
+    fn log(&self, w: &mut Writer, record: &SdkLogRecord) {
+        w.fixed64(1, record.timestamp().map_or(0, nanos));
+        w.uint(2, record.severity_number().map_or(0, |s| s as u64));
+        w.bytes(3, record.severity_text().unwrap_or_default().as_bytes());
+        if let Some(body) = record.body() {
+            w.message(5, |w| body.write(self, w));
+        }
+        let dropped = self.attributes(w, 6, record.attributes_iter().map(|(k, v)| (k.as_str(), v)));
+        w.uint(7, dropped.into());
+        if let Some(cx) = record.trace_context() {
+            w.fixed32(8, cx.trace_flags.map_or(0, |f| f.to_u8().into()));
+            w.bytes(9, &cx.trace_id.to_bytes());
+            w.bytes(10, &cx.span_id.to_bytes());
+        }
+        let observed = record.observed_timestamp().or(record.timestamp());
+        w.fixed64(11, observed.map_or(0, nanos));
+        w.bytes(12, record.event_name().unwrap_or_default().as_bytes());
+    }
+}
+
+/// A value that can be written as the body of an `AnyValue` message.
+trait AnyValueBody {
+    fn write(&self, sanitizer: &Sanitizer, w: &mut Writer);
+}
+
+// AnyValue fields: 1 string, 2 bool, 3 int, 4 double, 5 array, 6 kvlist, 7 bytes.
+
+impl AnyValueBody for Value {
+    fn write(&self, s: &Sanitizer, w: &mut Writer) {
+        match self {
+            Value::Bool(b) => w.uint_always(2, u64::from(*b)),
+            Value::I64(i) => w.uint_always(3, *i as u64),
+            Value::F64(f) => w.fixed64_always(4, f.to_bits()),
+            Value::String(v) => w.bytes_always(1, s.text(v.as_str()).as_bytes()),
+            Value::Array(array) => w.message(5, |w| {
+                let mut each = |element: &dyn Fn(&mut Writer)| w.message(1, element);
+                match array {
+                    Array::Bool(v) => v
+                        .iter()
+                        .for_each(|b| each(&|w| w.uint_always(2, u64::from(*b)))),
+                    Array::I64(v) => v
+                        .iter()
+                        .for_each(|i| each(&|w| w.uint_always(3, *i as u64))),
+                    Array::F64(v) => v
+                        .iter()
+                        .for_each(|f| each(&|w| w.fixed64_always(4, f.to_bits()))),
+                    Array::String(v) => v
+                        .iter()
+                        .for_each(|t| each(&|w| w.bytes_always(1, s.text(t.as_str()).as_bytes()))),
+                    // A kind added to the API later: an empty array rather than a wrong value.
+                    _ => {}
+                }
+            }),
+            // A kind added to the API later: an empty value rather than a wrong one.
             _ => {}
         }
     }
+}
 
-    pub(crate) fn string(&self, s: &mut String) {
-        if let Cow::Owned(masked) = self.redactor.mask_pan(s) {
-            *s = masked;
+impl AnyValueBody for LogValue {
+    fn write(&self, s: &Sanitizer, w: &mut Writer) {
+        match self {
+            LogValue::Int(i) => w.uint_always(3, *i as u64),
+            LogValue::Double(f) => w.fixed64_always(4, f.to_bits()),
+            LogValue::String(v) => w.bytes_always(1, s.text(v.as_str()).as_bytes()),
+            LogValue::Boolean(b) => w.uint_always(2, u64::from(*b)),
+            LogValue::Bytes(b) => w.bytes_always(7, b),
+            LogValue::ListAny(values) => w.message(5, |w| {
+                for v in values.iter() {
+                    w.message(1, |w| v.write(s, w));
+                }
+            }),
+            LogValue::Map(map) => w.message(6, |w| {
+                s.attributes(w, 1, map.iter().map(|(k, v)| (k.as_str(), v)));
+            }),
+            _ => {}
         }
-        truncate(s, self.value_limit);
     }
 }
 
-fn string_value(s: String) -> AnyValue {
-    AnyValue {
-        value: Some(any_value::Value::StringValue(s)),
+fn key_values(attributes: &[opentelemetry::KeyValue]) -> impl Iterator<Item = (&str, &Value)> {
+    attributes.iter().map(|kv| (kv.key.as_str(), &kv.value))
+}
+
+fn nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn span_kind(kind: &SpanKind) -> span::SpanKind {
+    match kind {
+        SpanKind::Client => span::SpanKind::Client,
+        SpanKind::Server => span::SpanKind::Server,
+        SpanKind::Producer => span::SpanKind::Producer,
+        SpanKind::Consumer => span::SpanKind::Consumer,
+        SpanKind::Internal => span::SpanKind::Internal,
     }
 }
 
-/// Truncate to at most `limit` bytes on a char boundary.
-fn truncate(s: &mut String, limit: usize) {
-    if s.len() > limit {
-        let mut end = limit;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+/// W3C flags plus OTLP's "is the parent remote" bits.
+fn span_flags(trace_flags: u8, remote: bool) -> u32 {
+    let mut flags = u32::from(trace_flags) | SpanFlags::ContextHasIsRemoteMask as u32;
+    if remote {
+        flags |= SpanFlags::ContextIsRemoteMask as u32;
     }
+    flags
 }
 
 pub(crate) fn proto_resource(resource: &opentelemetry_sdk::Resource) -> Resource {
@@ -111,6 +288,11 @@ pub(crate) fn proto_resource(resource: &opentelemetry_sdk::Resource) -> Resource
     }
 }
 
+/// The `Resource` message every request of one pipeline repeats, encoded once.
+pub(crate) fn encode_resource(resource: &opentelemetry_sdk::Resource) -> Bytes {
+    Bytes::from(proto_resource(resource).encode_to_vec())
+}
+
 /// One encoded request and the number of items in it.
 #[derive(Debug)]
 pub(crate) struct Encoded {
@@ -118,200 +300,179 @@ pub(crate) struct Encoded {
     pub(crate) items: u64,
 }
 
-/// Splits items of one resource into requests under `max_bytes`, grouped by scope.
-struct Chunker<T> {
-    max_bytes: usize,
-    scopes: HashMap<(String, String), usize>,
-    current: Vec<(
-        opentelemetry_proto::tonic::common::v1::InstrumentationScope,
-        Vec<T>,
-    )>,
-    size: usize,
-    items: u64,
+/// Encoded items of one scope.
+struct Group {
+    name: String,
+    version: String,
+    scope: Vec<u8>,
+    items: Vec<u8>,
 }
 
-impl<T: Message> Chunker<T> {
-    fn new(max_bytes: usize) -> Self {
+/// Collects encoded items of one resource, grouped by scope, into requests under `max_bytes`.
+///
+/// Traces and logs share the request layout and its field numbers: the request holds one
+/// `Resource{Spans,Logs}` (1), which holds the resource (1) and one `Scope{Spans,Logs}` (2) per
+/// scope, each holding its scope (1) and items (2).
+struct Chunker<'a> {
+    resource: &'a [u8],
+    sanitizer: &'a Sanitizer,
+    max_bytes: usize,
+    groups: Vec<Group>,
+    size: usize,
+    items: u64,
+    out: Vec<Encoded>,
+}
+
+/// Room for the request's and the resource's own headers.
+const REQUEST_OVERHEAD: usize = 16;
+/// Room for one scope group's header.
+const GROUP_OVERHEAD: usize = 8;
+
+impl<'a> Chunker<'a> {
+    fn new(resource: &'a [u8], sanitizer: &'a Sanitizer, max_bytes: usize) -> Self {
         Chunker {
+            resource,
+            sanitizer,
             max_bytes,
-            scopes: HashMap::new(),
-            current: Vec::new(),
+            groups: Vec::new(),
             size: 0,
             items: 0,
+            out: Vec::new(),
         }
     }
 
-    fn push(
-        &mut self,
-        scope: &InstrumentationScope,
-        scope_name: Option<&str>,
-        item: T,
-        out: &mut Vec<Encoded>,
-        finish: &dyn Fn(
-            Vec<(
-                opentelemetry_proto::tonic::common::v1::InstrumentationScope,
-                Vec<T>,
-            )>,
-        ) -> Bytes,
-    ) {
-        // Field tag + length prefix per item: a few bytes over encoded_len().
-        let size = item.encoded_len() + 8;
+    /// Adds one encoded item (a message body) under the scope `name`.
+    fn push(&mut self, scope: &InstrumentationScope, name: &str, item: &[u8]) {
+        let size = field_len(item.len());
         if self.items > 0 && self.size + size > self.max_bytes {
-            self.flush(out, finish);
+            self.flush();
         }
-        let name = scope_name.unwrap_or_else(|| scope.name());
-        let key = (
-            name.to_owned(),
-            scope.version().unwrap_or_default().to_owned(),
-        );
-        let index = match self.scopes.get(&key) {
-            Some(&i) => i,
+        if self.items == 0 {
+            self.size = REQUEST_OVERHEAD + field_len(self.resource.len());
+        }
+        let version = scope.version().unwrap_or_default();
+        let group = match self
+            .groups
+            .iter()
+            .position(|g| g.name == name && g.version == version)
+        {
+            Some(i) => &mut self.groups[i],
             None => {
-                let proto_scope =
-                    opentelemetry_proto::tonic::common::v1::InstrumentationScope::from((
-                        scope,
-                        scope_name.map(|n| Cow::Owned(n.to_owned())),
-                    ));
-                self.size += proto_scope.encoded_len() + 16;
-                self.current.push((proto_scope, Vec::new()));
-                self.scopes.insert(key, self.current.len() - 1);
-                self.current.len() - 1
+                let mut w = Writer::default();
+                self.sanitizer.scope(&mut w, scope, name);
+                self.size += GROUP_OVERHEAD + field_len(w.buf.len());
+                self.groups.push(Group {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    scope: w.buf,
+                    items: Vec::new(),
+                });
+                self.groups.last_mut().expect("just pushed")
             }
         };
-        self.current[index].1.push(item);
+        let mut w = Writer {
+            buf: std::mem::take(&mut group.items),
+        };
+        w.bytes_always(2, item);
+        group.items = w.buf;
         self.size += size;
         self.items += 1;
     }
 
-    fn flush(
-        &mut self,
-        out: &mut Vec<Encoded>,
-        finish: &dyn Fn(
-            Vec<(
-                opentelemetry_proto::tonic::common::v1::InstrumentationScope,
-                Vec<T>,
-            )>,
-        ) -> Bytes,
-    ) {
+    fn flush(&mut self) {
         if self.items == 0 {
             return;
         }
-        let groups = std::mem::take(&mut self.current);
-        out.push(Encoded {
-            body: finish(groups),
+        let group_len = |g: &Group| field_len(g.scope.len()) + g.items.len();
+        let resource_len = field_len(self.resource.len())
+            + self
+                .groups
+                .iter()
+                .map(|g| field_len(group_len(g)))
+                .sum::<usize>();
+        let mut w = Writer {
+            buf: Vec::with_capacity(field_len(resource_len)),
+        };
+        w.header(1, resource_len);
+        w.bytes_always(1, self.resource);
+        for group in self.groups.drain(..) {
+            w.header(2, group_len(&group));
+            w.bytes_always(1, &group.scope);
+            w.buf.extend_from_slice(&group.items);
+        }
+        self.out.push(Encoded {
+            body: Bytes::from(w.buf),
             items: self.items,
         });
-        self.scopes.clear();
         self.size = 0;
         self.items = 0;
     }
+
+    fn finish(mut self) -> Vec<Encoded> {
+        self.flush();
+        self.out
+    }
 }
 
-/// Encode sampled spans into requests of at most `max_bytes`.
+/// Encode sampled spans into requests of at most `max_bytes` (a single span larger than that
+/// goes alone).
 ///
 /// Unsampled spans are skipped: the SDK's batch path hands over spans that were only recorded
 /// (sampler decision RecordOnly), which must not be exported.
 pub(crate) fn encode_spans(
     spans: Vec<SpanData>,
-    resource: &Resource,
+    resource: &[u8],
     sanitizer: &Sanitizer,
     max_bytes: usize,
 ) -> Vec<Encoded> {
-    let mut out = Vec::new();
-    let mut chunker = Chunker::<Span>::new(max_bytes);
-    let finish = |groups: Vec<(_, Vec<Span>)>| -> Bytes {
-        let request = ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(resource.clone()),
-                scope_spans: groups
-                    .into_iter()
-                    .map(|(scope, spans)| ScopeSpans {
-                        scope: Some(scope),
-                        spans,
-                        schema_url: String::new(),
-                    })
-                    .collect(),
-                schema_url: String::new(),
-            }],
-        };
-        Bytes::from(request.encode_to_vec())
-    };
-    for data in spans {
-        if !data.span_context.is_sampled() {
-            continue;
-        }
-        let scope = data.instrumentation_scope.clone();
-        let mut span = Span::from(data);
-        if let Cow::Owned(name) = sanitizer.redactor.mask_pan(&span.name) {
-            span.name = name;
-        }
-        span.dropped_attributes_count += sanitizer.attributes(&mut span.attributes);
-        for event in &mut span.events {
-            sanitizer.string(&mut event.name);
-            event.dropped_attributes_count += sanitizer.attributes(&mut event.attributes);
-        }
-        for link in &mut span.links {
-            sanitizer.attributes(&mut link.attributes);
-        }
-        if let Some(status) = span.status.as_mut() {
-            sanitizer.string(&mut status.message);
-        }
-        chunker.push(&scope, None, span, &mut out, &finish);
+    let mut chunker = Chunker::new(resource, sanitizer, max_bytes);
+    let mut w = Writer::default();
+    for span in spans.iter().filter(|s| s.span_context.is_sampled()) {
+        w.clear();
+        sanitizer.span(&mut w, span);
+        let scope = &span.instrumentation_scope;
+        chunker.push(scope, scope.name(), &w.buf);
     }
-    chunker.flush(&mut out, &finish);
-    out
+    chunker.finish()
 }
 
 /// Encode log records into requests of at most `max_bytes`. The record's target (the `tracing`
 /// target) names its scope, as the official bridge does.
 pub(crate) fn encode_logs(
     logs: &[(SdkLogRecord, InstrumentationScope)],
-    resource: &Resource,
+    resource: &[u8],
     sanitizer: &Sanitizer,
     max_bytes: usize,
 ) -> Vec<Encoded> {
-    let mut out = Vec::new();
-    let mut chunker = Chunker::<LogRecord>::new(max_bytes);
-    let finish = |groups: Vec<(_, Vec<LogRecord>)>| -> Bytes {
-        let request = ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(resource.clone()),
-                scope_logs: groups
-                    .into_iter()
-                    .map(|(scope, log_records)| ScopeLogs {
-                        scope: Some(scope),
-                        log_records,
-                        schema_url: String::new(),
-                    })
-                    .collect(),
-                schema_url: String::new(),
-            }],
-        };
-        Bytes::from(request.encode_to_vec())
-    };
+    let mut chunker = Chunker::new(resource, sanitizer, max_bytes);
+    let mut w = Writer::default();
     for (record, scope) in logs {
-        let mut proto = LogRecord::from(record);
-        if let Some(body) = proto.body.as_mut() {
-            sanitizer.any_value(body);
-        }
-        proto.dropped_attributes_count += sanitizer.attributes(&mut proto.attributes);
-        let target = record.target().map(|t| t.as_ref());
-        chunker.push(scope, target, proto, &mut out, &finish);
+        w.clear();
+        sanitizer.log(&mut w, record);
+        let name = record.target().map_or_else(|| scope.name(), |t| t.as_ref());
+        chunker.push(scope, name, &w.buf);
     }
-    chunker.flush(&mut out, &finish);
-    out
+    chunker.finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{
-        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-    };
+    use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry::KeyValue;
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, InstrumentationScope as ProtoScope};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_sdk::logs::{LogProcessor, SdkLoggerProvider};
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::time::SystemTime;
+    use proptest::prelude::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
-    fn span(i: u64, sampled: bool, attrs: Vec<opentelemetry::KeyValue>) -> SpanData {
+    fn span(i: u64, sampled: bool, attrs: Vec<KeyValue>) -> SpanData {
         let flags = if sampled {
             TraceFlags::SAMPLED
         } else {
@@ -340,6 +501,69 @@ mod tests {
         }
     }
 
+    /// Everything the SDK can put in a span, none of it touched by limits or redaction.
+    fn rich_span(i: u64) -> SpanData {
+        let remote = SpanContext::new(
+            TraceId::from(0xabcdef_u128),
+            SpanId::from(7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).unwrap(),
+        );
+        let mut data = span(
+            i,
+            true,
+            vec![
+                KeyValue::new("s", "text"),
+                KeyValue::new("empty", ""),
+                KeyValue::new("b", false),
+                KeyValue::new("i", -5_i64),
+                KeyValue::new("zero", 0_i64),
+                KeyValue::new("f", 2.5),
+                KeyValue::new("bs", Value::Array(Array::Bool(vec![true, false]))),
+                KeyValue::new("is", Value::Array(Array::I64(vec![0, -1, i64::MAX]))),
+                KeyValue::new("fs", Value::Array(Array::F64(vec![0.0, -1.5]))),
+                KeyValue::new(
+                    "ss",
+                    Value::Array(Array::String(vec!["a".into(), "".into()])),
+                ),
+                KeyValue::new("long", "y".repeat(300)),
+            ],
+        );
+        data.span_context = SpanContext::new(
+            TraceId::from(0xabcdef_u128),
+            SpanId::from(i + 100),
+            TraceFlags::SAMPLED,
+            false,
+            remote.trace_state().clone(),
+        );
+        data.parent_span_id = SpanId::from(7);
+        data.parent_span_is_remote = true;
+        data.span_kind = SpanKind::Client;
+        data.dropped_attributes_count = 3;
+        data.events.events = vec![
+            Event::new("retry", SystemTime::now(), vec![KeyValue::new("n", 2)], 1),
+            Event::with_name("bare"),
+        ];
+        data.events.dropped_count = 4;
+        data.links.links = vec![Link::new(remote, vec![KeyValue::new("why", "fan-in")], 2)];
+        data.links.dropped_count = 5;
+        data.status = Status::error("upstream timed out");
+        data.instrumentation_scope = InstrumentationScope::builder("payments")
+            .with_version("1.2.3")
+            .with_attributes([KeyValue::new("lib", "x")])
+            .build();
+        data
+    }
+
+    fn lenient() -> Sanitizer {
+        Sanitizer {
+            value_limit: usize::MAX,
+            count_limit: usize::MAX,
+            redactor: Redactor::default(),
+        }
+    }
+
     fn sanitizer() -> Sanitizer {
         Sanitizer {
             value_limit: 16,
@@ -348,24 +572,217 @@ mod tests {
         }
     }
 
-    fn decode(encoded: &[Encoded]) -> Vec<Span> {
+    fn resource() -> opentelemetry_sdk::Resource {
+        opentelemetry_sdk::Resource::builder_empty()
+            .with_attributes([KeyValue::new("service.name", "checkout")])
+            .build()
+    }
+
+    fn requests(encoded: &[Encoded]) -> Vec<ExportTraceServiceRequest> {
         encoded
             .iter()
-            .flat_map(|e| {
-                ExportTraceServiceRequest::decode(e.body.clone())
-                    .unwrap()
-                    .resource_spans
-            })
+            .map(|e| ExportTraceServiceRequest::decode(e.body.clone()).unwrap())
+            .collect()
+    }
+
+    fn decode(encoded: &[Encoded]) -> Vec<Span> {
+        requests(encoded)
+            .into_iter()
+            .flat_map(|r| r.resource_spans)
             .flat_map(|rs| rs.scope_spans)
             .flat_map(|ss| ss.spans)
             .collect()
+    }
+
+    /// What opentelemetry-proto's own conversion makes of the same spans, one scope each.
+    fn reference(spans: &[SpanData]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(proto_resource(&resource())),
+                scope_spans: spans
+                    .iter()
+                    .map(|s| ScopeSpans {
+                        scope: Some(ProtoScope::from((&s.instrumentation_scope, None))),
+                        spans: vec![Span::from(s.clone())],
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn spans_decode_to_what_the_reference_conversion_builds() {
+        let spans = vec![rich_span(1)];
+        let out = encode_spans(
+            spans.clone(),
+            &encode_resource(&resource()),
+            &lenient(),
+            1 << 20,
+        );
+        assert_eq!(requests(&out), vec![reference(&spans)]);
+    }
+
+    proptest! {
+        #[test]
+        fn attribute_values_decode_to_the_reference(values in proptest::collection::vec(
+            prop_oneof![
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                (-1e12..1e12f64).prop_map(Value::from),
+                "[a-zé ]{0,200}".prop_map(Value::from),
+                proptest::collection::vec(any::<i64>(), 0..5).prop_map(|v| Value::Array(Array::I64(v))),
+                proptest::collection::vec("[a-z]{0,5}", 0..5)
+                    .prop_map(|v| Value::Array(Array::String(v.into_iter().map(Into::into).collect()))),
+            ],
+            0..40,
+        )) {
+            let attrs = values
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| KeyValue::new(format!("k{i}"), v))
+                .collect();
+            let spans = vec![span(1, true, attrs)];
+            let out = encode_spans(spans.clone(), &encode_resource(&resource()), &lenient(), 1 << 20);
+            prop_assert_eq!(requests(&out), vec![reference(&spans)]);
+        }
+    }
+
+    #[derive(Debug, Default, Clone)]
+    struct Captured(Arc<Mutex<Vec<(SdkLogRecord, InstrumentationScope)>>>);
+
+    impl LogProcessor for Captured {
+        fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
+            self.0.lock().unwrap().push((record.clone(), scope.clone()));
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn logs_decode_to_what_the_reference_conversion_builds() {
+        let captured = Captured::default();
+        let provider = SdkLoggerProvider::builder()
+            .with_log_processor(captured.clone())
+            .build();
+        let logger = provider.logger("paytrace");
+        let mut record = logger.create_log_record();
+        record.set_target("checkout::pay");
+        record.set_timestamp(SystemTime::now());
+        record.set_observed_timestamp(SystemTime::now());
+        record.set_severity_number(Severity::Warn);
+        record.set_severity_text("WARN");
+        record.set_body("card declined".into());
+        record.set_event_name("payment.declined");
+        record.set_trace_context(
+            TraceId::from(9_u128),
+            SpanId::from(3),
+            Some(TraceFlags::SAMPLED),
+        );
+        record.add_attribute("n", 1_i64);
+        record.add_attribute("ok", false);
+        record.add_attribute("ratio", 0.5);
+        record.add_attribute("raw", LogValue::Bytes(Box::new(vec![1, 2, 3])));
+        record.add_attribute(
+            "list",
+            LogValue::ListAny(Box::new(vec![LogValue::Int(1), "a".into()])),
+        );
+        record.add_attribute(
+            "map",
+            LogValue::Map(Box::new(HashMap::from([(
+                "inner".into(),
+                LogValue::Int(2),
+            )]))),
+        );
+        logger.emit(record);
+        let mut bare = logger.create_log_record();
+        bare.set_observed_timestamp(SystemTime::now());
+        logger.emit(bare);
+        let logs = captured.0.lock().unwrap().clone();
+
+        let out = encode_logs(&logs, &encode_resource(&resource()), &lenient(), 1 << 20);
+        let decoded: Vec<_> = out
+            .iter()
+            .map(|e| ExportLogsServiceRequest::decode(e.body.clone()).unwrap())
+            .collect();
+        let scope = |name: &str| ProtoScope {
+            name: name.into(),
+            ..Default::default()
+        };
+        let expected = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(proto_resource(&resource())),
+                scope_logs: vec![
+                    ScopeLogs {
+                        scope: Some(scope("checkout::pay")),
+                        log_records: vec![LogRecord::from(&logs[0].0)],
+                        schema_url: String::new(),
+                    },
+                    ScopeLogs {
+                        scope: Some(scope("paytrace")),
+                        log_records: vec![LogRecord::from(&logs[1].0)],
+                        schema_url: String::new(),
+                    },
+                ],
+                schema_url: String::new(),
+            }],
+        };
+        assert_eq!(decoded, vec![expected]);
+    }
+
+    #[test]
+    fn log_values_are_sanitized_to_any_depth() {
+        let captured = Captured::default();
+        let provider = SdkLoggerProvider::builder()
+            .with_log_processor(captured.clone())
+            .build();
+        let logger = provider.logger("paytrace");
+        let mut record = logger.create_log_record();
+        record.set_body("paid with 4111 1111 1111 1111".into());
+        record.add_attribute(
+            "payment",
+            LogValue::Map(Box::new(HashMap::from([(
+                "cvv".into(),
+                LogValue::String("123".into()),
+            )]))),
+        );
+        logger.emit(record);
+        let logs = captured.0.lock().unwrap().clone();
+        let out = encode_logs(&logs, &[], &lenient(), 1 << 20);
+        let request = ExportLogsServiceRequest::decode(out[0].body.clone()).unwrap();
+        let log = &request.resource_logs[0].scope_logs[0].log_records[0];
+        let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
+            .as_ref()
+            .and_then(|v| v.value.as_ref())
+        {
+            Some(any_value::Value::StringValue(s)) => s.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            !text(&log.body).contains("4111 1111 1111 1111"),
+            "{:?}",
+            log.body
+        );
+        let Some(any_value::Value::KvlistValue(map)) = log.attributes[0]
+            .value
+            .as_ref()
+            .and_then(|v| v.value.as_ref())
+        else {
+            panic!("{:?}", log.attributes)
+        };
+        assert_eq!(text(&map.values[0].value), REDACTED);
     }
 
     #[test]
     fn unsampled_spans_are_not_exported() {
         let out = encode_spans(
             vec![span(1, true, vec![]), span(2, false, vec![])],
-            &Resource::default(),
+            &[],
             &sanitizer(),
             1 << 20,
         );
@@ -376,42 +793,46 @@ mod tests {
     #[test]
     fn limits_and_redaction_apply() {
         let attrs = vec![
-            opentelemetry::KeyValue::new("note", "x".repeat(100)),
-            opentelemetry::KeyValue::new("card_number", "4111111111111111"),
-            opentelemetry::KeyValue::new("third", "dropped"),
+            KeyValue::new("note", "é".repeat(100)),
+            KeyValue::new("card_number", "4111111111111111"),
+            KeyValue::new("third", "dropped"),
         ];
-        let spans = decode(&encode_spans(
-            vec![span(1, true, attrs)],
-            &Resource::default(),
-            &sanitizer(),
-            1 << 20,
-        ));
+        let mut data = span(1, true, attrs);
+        data.name = "charge 4111111111111111".into();
+        data.dropped_attributes_count = 1;
+        let spans = decode(&encode_spans(vec![data], &[], &sanitizer(), 1 << 20));
         let attrs = &spans[0].attributes;
         assert_eq!(attrs.len(), 2);
-        assert_eq!(spans[0].dropped_attributes_count, 1);
+        assert_eq!(spans[0].dropped_attributes_count, 2);
         let value = |i: usize| match attrs[i].value.as_ref().unwrap().value.as_ref().unwrap() {
             any_value::Value::StringValue(s) => s.clone(),
             other => panic!("{other:?}"),
         };
-        assert_eq!(value(0).len(), 16);
-        assert_eq!(value(1), "REDACTED");
+        // Cut on a char boundary: 16 bytes of two-byte chars.
+        assert_eq!(value(0), "é".repeat(8));
+        assert_eq!(value(1), REDACTED);
+        assert!(
+            !spans[0].name.contains("4111111111111111"),
+            "{}",
+            spans[0].name
+        );
     }
 
     #[test]
-    fn large_batches_are_split_under_the_cap() {
+    fn large_batches_are_split_under_the_cap_and_keep_their_scopes() {
         let spans: Vec<_> = (0..500)
             .map(|i| {
-                span(
-                    i,
-                    true,
-                    vec![opentelemetry::KeyValue::new("k", "v".repeat(10))],
-                )
+                let mut s = span(i, true, vec![KeyValue::new("k", "v".repeat(10))]);
+                if i % 2 == 0 {
+                    s.instrumentation_scope = InstrumentationScope::builder("other").build();
+                }
+                s
             })
             .collect();
         let cap = 4096;
         let out = encode_spans(
             spans,
-            &Resource::default(),
+            &encode_resource(&resource()),
             &Sanitizer {
                 value_limit: 2048,
                 ..sanitizer()
@@ -425,6 +846,22 @@ mod tests {
             out.iter().map(|e| e.body.len()).collect::<Vec<_>>()
         );
         assert_eq!(out.iter().map(|e| e.items).sum::<u64>(), 500);
+        for request in requests(&out) {
+            let resource_spans = &request.resource_spans[0];
+            assert_eq!(resource_spans.resource, Some(proto_resource(&resource())));
+            let mut scopes = Vec::new();
+            for group in &resource_spans.scope_spans {
+                let scope = group.scope.as_ref().unwrap().name.clone();
+                // span(i) is named "... {i}"; even ones were given the scope "other".
+                for span in &group.spans {
+                    let i: u64 = span.name.rsplit(' ').next().unwrap().parse().unwrap();
+                    assert_eq!(scope == "other", i % 2 == 0, "{} in {scope}", span.name);
+                }
+                scopes.push(scope);
+            }
+            scopes.sort();
+            assert_eq!(scopes, ["other", "paytrace"]);
+        }
         assert_eq!(decode(&out).len(), 500);
     }
 }

@@ -21,6 +21,7 @@ pub(crate) mod encode;
 pub(crate) mod processor;
 pub(crate) mod runtime;
 pub(crate) mod stats;
+mod wire;
 
 use std::fmt;
 

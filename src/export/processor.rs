@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -48,7 +47,8 @@ pub(crate) fn is_internal_target(target: &str) -> bool {
 pub(crate) struct Sender {
     pub(crate) client: OtlpClient,
     pub(crate) stats: Arc<SignalStats>,
-    pub(crate) resource: Resource,
+    /// The encoded `Resource` message.
+    pub(crate) resource: bytes::Bytes,
     pub(crate) sanitizer: Sanitizer,
     pub(crate) max_bytes: usize,
 }

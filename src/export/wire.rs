@@ -1,0 +1,138 @@
+//! A protobuf writer for the few shapes OTLP needs, on prost's varint and key helpers.
+//!
+//! The export path writes SDK data straight into request bytes with it instead of building the
+//! generated `opentelemetry-proto` structs first: those cost a `String` or `Vec` per attribute,
+//! which made allocation the larger part of exporting a span.
+
+use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+
+/// Field writers over one growing buffer. Scalar writers skip proto3 default values, as prost
+/// does; the `*_always` variants are for `oneof` members, which are written whatever their value.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Writer {
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    pub(crate) fn uint(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.uint_always(tag, value);
+        }
+    }
+
+    pub(crate) fn uint_always(&mut self, tag: u32, value: u64) {
+        encode_key(tag, WireType::Varint, &mut self.buf);
+        encode_varint(value, &mut self.buf);
+    }
+
+    pub(crate) fn fixed64(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.fixed64_always(tag, value);
+        }
+    }
+
+    pub(crate) fn fixed64_always(&mut self, tag: u32, value: u64) {
+        encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+        self.buf.extend_from_slice(&value.to_le_bytes());
+    }
+
+    pub(crate) fn fixed32(&mut self, tag: u32, value: u32) {
+        if value != 0 {
+            encode_key(tag, WireType::ThirtyTwoBit, &mut self.buf);
+            self.buf.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+
+    pub(crate) fn bytes(&mut self, tag: u32, value: &[u8]) {
+        if !value.is_empty() {
+            self.bytes_always(tag, value);
+        }
+    }
+
+    pub(crate) fn bytes_always(&mut self, tag: u32, value: &[u8]) {
+        self.header(tag, value.len());
+        self.buf.extend_from_slice(value);
+    }
+
+    /// The key and length of a length-delimited field whose `len` bytes the caller writes next.
+    pub(crate) fn header(&mut self, tag: u32, len: usize) {
+        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        encode_varint(len as u64, &mut self.buf);
+    }
+
+    /// A nested message, always written (an empty one included, like prost's `Some(default)`).
+    ///
+    /// Its length is only known once written: one byte is reserved, which fits the common case
+    /// (attributes, values, status), and the body moves over when the length needs more.
+    pub(crate) fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
+        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        let at = self.buf.len();
+        self.buf.push(0);
+        body(self);
+        let len = self.buf.len() - at - 1;
+        let width = encoded_len_varint(len as u64);
+        if width > 1 {
+            self.buf.resize(self.buf.len() + width - 1, 0);
+            self.buf.copy_within(at + 1..at + 1 + len, at + width);
+        }
+        let mut slot = &mut self.buf[at..at + width];
+        encode_varint(len as u64, &mut slot);
+    }
+}
+
+/// Bytes taken by a length-delimited field of `len` bytes with a one-byte key (tags 1 to 15).
+pub(crate) fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
+    use prost::Message;
+
+    #[test]
+    fn nested_messages_of_every_length_class_decode() {
+        for len in [0usize, 1, 120, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let text = "x".repeat(len);
+            let mut w = Writer::default();
+            // KeyValue { key, value: AnyValue { array_value: [string_value] } }
+            w.bytes(1, b"k");
+            w.message(2, |w| {
+                w.message(5, |w| {
+                    w.message(1, |w| w.bytes_always(1, text.as_bytes()));
+                })
+            });
+            let expected = KeyValue {
+                key: "k".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::ArrayValue(ArrayValue {
+                        values: vec![AnyValue {
+                            value: Some(any_value::Value::StringValue(text.clone())),
+                        }],
+                    })),
+                }),
+                key_strindex: 0,
+            };
+            assert_eq!(w.buf, expected.encode_to_vec(), "length {len}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_skipped_except_when_always() {
+        let mut w = Writer::default();
+        w.uint(1, 0);
+        w.fixed64(2, 0);
+        w.fixed32(3, 0);
+        w.bytes(4, b"");
+        assert!(w.buf.is_empty());
+        w.uint_always(2, 0);
+        assert_eq!(w.buf, [0x10, 0]);
+        assert_eq!(field_len(3), 5);
+        assert_eq!(field_len(200), 203);
+    }
+}
