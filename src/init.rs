@@ -1,7 +1,7 @@
 //! [`init_tracer`] and the [`Telemetry`] guard.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
@@ -19,7 +19,7 @@ use tracing_subscriber::Layer;
 use crate::config::{Propagator, Sampler, Settings};
 use crate::export::batch::{Batcher, DrainError};
 use crate::export::client::OtlpClient;
-use crate::export::encode::{encode_resource, Sanitizer};
+use crate::export::encode::{Encoder, Sanitizer};
 use crate::export::processor::{is_internal_target, LogQueue, MetricSender, Sender, SpanQueue};
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
@@ -189,7 +189,6 @@ impl Telemetry {
                 count_limit: settings.span_attribute_count as usize,
                 redactor: redactor.clone(),
             };
-            let proto_res = encode_resource(&resource);
             // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
             let client = |signal: Signal, queue_timeout: Duration| {
                 let target = &settings.targets[signal.index()];
@@ -199,9 +198,11 @@ impl Telemetry {
                 Ok(Sender {
                     client: client(signal, queue_timeout)?,
                     stats: stats.get(signal).clone(),
-                    resource: proto_res.clone(),
-                    sanitizer: sanitizer.clone(),
-                    max_bytes: settings.max_request_bytes,
+                    encoder: Mutex::new(Encoder::new(
+                        sanitizer.clone(),
+                        &resource,
+                        settings.max_request_bytes,
+                    )),
                 })
             };
             let spans = Arc::new(Batcher::start(

@@ -1,11 +1,11 @@
-//! The gRPC side of an export: one lazily connected tonic channel per signal, requests encoded
-//! and gzip-compressed once and resent as the same bytes on retry, headers, TLS, and retry with
-//! exponential backoff and jitter bounded by the export timeout.
+//! The gRPC side of an export: one lazily connected tonic channel per signal, requests framed
+//! and gzip-compressed once ([`Framer`]) and resent as the same bytes on retry, headers, TLS,
+//! and retry with exponential backoff and jitter bounded by the export timeout.
 //!
-//! The unary call is framed here rather than through tonic's codec so that the gzip level is
-//! paytrace's: level 1 compresses OTLP about as well for a fraction of level 6's CPU, and
-//! compression is most of the export cost per span.
+//! The unary call is made here rather than through tonic's codec so that the gzip level is
+//! paytrace's: level 1 compresses OTLP about as well for a fraction of level 6's CPU.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
+use super::frame::Framer;
 use super::Signal;
 use crate::config::Target;
 use crate::Error;
@@ -26,7 +27,8 @@ pub(crate) struct OtlpClient {
     channel: Channel,
     path: http::uri::PathAndQuery,
     headers: http::HeaderMap,
-    gzip: bool,
+    /// Shared by clones: sends of one signal take turns, so the lock is uncontended.
+    framer: Arc<Mutex<Framer>>,
     timeout: Duration,
     retry: bool,
 }
@@ -83,20 +85,27 @@ impl OtlpClient {
             channel: endpoint.connect_lazy(),
             path: http::uri::PathAndQuery::from_static(path),
             headers,
-            gzip: target.gzip,
+            framer: Arc::new(Mutex::new(Framer::new(target.gzip))),
             timeout,
             retry,
         })
     }
 
-    /// Send one encoded request, retrying within the export timeout.
+    /// Frame one encoded request for [`send`](Self::send), gzip-compressed when configured.
+    pub(crate) fn frame(&self, message: &[u8]) -> Bytes {
+        self.framer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .frame(message)
+    }
+
+    /// Send one framed request, retrying within the export timeout.
     ///
     /// Retried: UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, CANCELLED, DEADLINE_EXCEEDED, DATA_LOSS
     /// (the OTLP specification's list) and UNKNOWN, which is how tonic reports a connection
     /// broken mid-request (a collector restart) — the stock exporter drops those batches.
     pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
         let deadline = Instant::now() + self.timeout;
-        let body = frame(&body, self.gzip);
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -143,27 +152,6 @@ impl OtlpClient {
             .map_err(|e| Status::unavailable(chain(&e)))?;
         grpc_outcome(response).await
     }
-}
-
-/// A gRPC message frame: compressed flag, big-endian length, payload (gzip level 1 when on).
-fn frame(message: &[u8], gzip: bool) -> Bytes {
-    let payload: std::borrow::Cow<'_, [u8]> = if gzip {
-        use std::io::Write as _;
-        let mut encoder = flate2::write::GzEncoder::new(
-            Vec::with_capacity(message.len() / 4 + 64),
-            flate2::Compression::fast(),
-        );
-        // Writing into a Vec cannot fail.
-        let _ = encoder.write_all(message);
-        std::borrow::Cow::Owned(encoder.finish().unwrap_or_default())
-    } else {
-        std::borrow::Cow::Borrowed(message)
-    };
-    let mut out = Vec::with_capacity(payload.len() + 5);
-    out.push(u8::from(gzip));
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(&payload);
-    Bytes::from(out)
 }
 
 /// Read the response to its end; the call's outcome is its `grpc-status` (headers for a

@@ -6,7 +6,6 @@
 //! rewrite its value. All of this runs on the export thread, never on the request path.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
+use rustc_hash::FxHashMap;
 
 use super::wire::{field_len, Writer};
 use crate::redact::{Redactor, REDACTED};
@@ -35,24 +35,24 @@ thread_local! {
     /// Sensitive-name decisions per attribute key. Every Telemetry exports on its own thread, so
     /// one thread sees one redaction policy; keys repeat from span to span (semantic-convention
     /// names), so the word splitting runs once per key instead of once per attribute.
-    static SENSITIVE_KEYS: std::cell::RefCell<HashMap<String, bool>> = std::cell::RefCell::new(HashMap::new());
+    static SENSITIVE_KEYS: std::cell::RefCell<FxHashMap<String, bool>> = std::cell::RefCell::default();
 }
 
 impl Sanitizer {
     fn is_sensitive(&self, key: &str) -> bool {
-        if let Some(known) = SENSITIVE_KEYS.with(|c| c.borrow().get(key).copied()) {
-            return known;
-        }
-        let sensitive = self.redactor.is_sensitive_name(key);
         SENSITIVE_KEYS.with(|c| {
             let mut cache = c.borrow_mut();
+            if let Some(&known) = cache.get(key) {
+                return known;
+            }
             // Bounded: attribute keys chosen by clients must not grow it without limit.
             if cache.len() >= 4096 {
                 cache.clear();
             }
+            let sensitive = self.redactor.is_sensitive_name(key);
             cache.insert(key.to_owned(), sensitive);
-        });
-        sensitive
+            sensitive
+        })
     }
 
     /// A string value as exported: card numbers masked, then cut to the value limit on a char
@@ -288,12 +288,7 @@ pub(crate) fn proto_resource(resource: &opentelemetry_sdk::Resource) -> Resource
     }
 }
 
-/// The `Resource` message every request of one pipeline repeats, encoded once.
-pub(crate) fn encode_resource(resource: &opentelemetry_sdk::Resource) -> Bytes {
-    Bytes::from(proto_resource(resource).encode_to_vec())
-}
-
-/// One encoded request and the number of items in it.
+/// One framed request and the number of items in it.
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub(crate) body: Bytes,
@@ -301,26 +296,12 @@ pub(crate) struct Encoded {
 }
 
 /// Encoded items of one scope.
+#[derive(Debug, Default)]
 struct Group {
     name: String,
     version: String,
-    scope: Vec<u8>,
-    items: Vec<u8>,
-}
-
-/// Collects encoded items of one resource, grouped by scope, into requests under `max_bytes`.
-///
-/// Traces and logs share the request layout and its field numbers: the request holds one
-/// `Resource{Spans,Logs}` (1), which holds the resource (1) and one `Scope{Spans,Logs}` (2) per
-/// scope, each holding its scope (1) and items (2).
-struct Chunker<'a> {
-    resource: &'a [u8],
-    sanitizer: &'a Sanitizer,
-    max_bytes: usize,
-    groups: Vec<Group>,
-    size: usize,
-    items: u64,
-    out: Vec<Encoded>,
+    scope: Writer,
+    items: Writer,
 }
 
 /// Room for the request's and the resource's own headers.
@@ -328,131 +309,143 @@ const REQUEST_OVERHEAD: usize = 16;
 /// Room for one scope group's header.
 const GROUP_OVERHEAD: usize = 8;
 
-impl<'a> Chunker<'a> {
-    fn new(resource: &'a [u8], sanitizer: &'a Sanitizer, max_bytes: usize) -> Self {
-        Chunker {
-            resource,
+/// Encodes the batches of one signal into requests under `max_bytes`, grouped by scope; its
+/// buffers are kept from batch to batch (growing them per batch cost page faults and copies).
+///
+/// Traces and logs share the request layout and its field numbers: the request holds one
+/// `Resource{Spans,Logs}` (1), which holds the resource (1) and one `Scope{Spans,Logs}` (2) per
+/// scope, each holding its scope (1) and items (2).
+#[derive(Debug)]
+pub(crate) struct Encoder {
+    sanitizer: Sanitizer,
+    /// The `Resource` message every request repeats, encoded once.
+    resource: Vec<u8>,
+    max_bytes: usize,
+    item: Writer,
+    /// `groups[..active]` belong to the request being built; the rest wait to be reused.
+    groups: Vec<Group>,
+    active: usize,
+    request: Writer,
+    size: usize,
+    items: u64,
+}
+
+impl Encoder {
+    pub(crate) fn new(
+        sanitizer: Sanitizer,
+        resource: &opentelemetry_sdk::Resource,
+        max_bytes: usize,
+    ) -> Self {
+        Encoder {
             sanitizer,
+            resource: proto_resource(resource).encode_to_vec(),
             max_bytes,
+            item: Writer::default(),
             groups: Vec::new(),
+            active: 0,
+            request: Writer::default(),
             size: 0,
             items: 0,
-            out: Vec::new(),
         }
     }
 
-    /// Adds one encoded item (a message body) under the scope `name`.
-    fn push(&mut self, scope: &InstrumentationScope, name: &str, item: &[u8]) {
-        let size = field_len(item.len());
+    /// Encode sampled spans; `emit` gets each request's bytes and its span count. A single span
+    /// larger than `max_bytes` goes alone.
+    ///
+    /// Unsampled spans are skipped: the SDK's batch path hands over spans that were only
+    /// recorded (sampler decision RecordOnly), which must not be exported.
+    pub(crate) fn spans(&mut self, spans: &[SpanData], emit: &mut dyn FnMut(&[u8], u64)) {
+        for span in spans.iter().filter(|s| s.span_context.is_sampled()) {
+            self.item.clear();
+            self.sanitizer.span(&mut self.item, span);
+            let scope = &span.instrumentation_scope;
+            self.push(scope, scope.name(), emit);
+        }
+        self.flush(emit);
+        self.item.recycle(self.max_bytes);
+    }
+
+    /// Encode log records, as [`spans`](Self::spans) does. The record's target (the `tracing`
+    /// target) names its scope, as the official bridge does.
+    pub(crate) fn logs(
+        &mut self,
+        logs: &[(SdkLogRecord, InstrumentationScope)],
+        emit: &mut dyn FnMut(&[u8], u64),
+    ) {
+        for (record, scope) in logs {
+            self.item.clear();
+            self.sanitizer.log(&mut self.item, record);
+            let name = record.target().map_or_else(|| scope.name(), |t| t.as_ref());
+            self.push(scope, name, emit);
+        }
+        self.flush(emit);
+        self.item.recycle(self.max_bytes);
+    }
+
+    /// Adds the item in `self.item` to its scope's group.
+    fn push(&mut self, scope: &InstrumentationScope, name: &str, emit: &mut dyn FnMut(&[u8], u64)) {
+        let size = field_len(self.item.buf.len());
         if self.items > 0 && self.size + size > self.max_bytes {
-            self.flush();
+            self.flush(emit);
         }
         if self.items == 0 {
             self.size = REQUEST_OVERHEAD + field_len(self.resource.len());
         }
         let version = scope.version().unwrap_or_default();
-        let group = match self
-            .groups
+        let index = match self.groups[..self.active]
             .iter()
             .position(|g| g.name == name && g.version == version)
         {
-            Some(i) => &mut self.groups[i],
+            Some(i) => i,
             None => {
-                let mut w = Writer::default();
-                self.sanitizer.scope(&mut w, scope, name);
-                self.size += GROUP_OVERHEAD + field_len(w.buf.len());
-                self.groups.push(Group {
-                    name: name.to_owned(),
-                    version: version.to_owned(),
-                    scope: w.buf,
-                    items: Vec::new(),
-                });
-                self.groups.last_mut().expect("just pushed")
+                if self.active == self.groups.len() {
+                    self.groups.push(Group::default());
+                }
+                let group = &mut self.groups[self.active];
+                group.name.clear();
+                group.name.push_str(name);
+                group.version.clear();
+                group.version.push_str(version);
+                group.scope.clear();
+                group.items.clear();
+                self.sanitizer.scope(&mut group.scope, scope, name);
+                self.size += GROUP_OVERHEAD + field_len(group.scope.buf.len());
+                self.active += 1;
+                self.active - 1
             }
         };
-        let mut w = Writer {
-            buf: std::mem::take(&mut group.items),
-        };
-        w.bytes_always(2, item);
-        group.items = w.buf;
+        self.groups[index].items.bytes_always(2, &self.item.buf);
         self.size += size;
         self.items += 1;
     }
 
-    fn flush(&mut self) {
+    fn flush(&mut self, emit: &mut dyn FnMut(&[u8], u64)) {
         if self.items == 0 {
             return;
         }
-        let group_len = |g: &Group| field_len(g.scope.len()) + g.items.len();
+        let groups = &mut self.groups[..self.active];
+        let group_len = |g: &Group| field_len(g.scope.buf.len()) + g.items.buf.len();
         let resource_len = field_len(self.resource.len())
-            + self
-                .groups
+            + groups
                 .iter()
                 .map(|g| field_len(group_len(g)))
                 .sum::<usize>();
-        let mut w = Writer {
-            buf: Vec::with_capacity(field_len(resource_len)),
-        };
+        let w = &mut self.request;
+        w.clear();
         w.header(1, resource_len);
-        w.bytes_always(1, self.resource);
-        for group in self.groups.drain(..) {
-            w.header(2, group_len(&group));
-            w.bytes_always(1, &group.scope);
-            w.buf.extend_from_slice(&group.items);
+        w.bytes_always(1, &self.resource);
+        for group in groups.iter_mut() {
+            w.header(2, group_len(group));
+            w.bytes_always(1, &group.scope.buf);
+            w.buf.extend_from_slice(&group.items.buf);
+            group.items.recycle(self.max_bytes);
         }
-        self.out.push(Encoded {
-            body: Bytes::from(w.buf),
-            items: self.items,
-        });
+        emit(&w.buf, self.items);
+        w.recycle(self.max_bytes);
+        self.active = 0;
         self.size = 0;
         self.items = 0;
     }
-
-    fn finish(mut self) -> Vec<Encoded> {
-        self.flush();
-        self.out
-    }
-}
-
-/// Encode sampled spans into requests of at most `max_bytes` (a single span larger than that
-/// goes alone).
-///
-/// Unsampled spans are skipped: the SDK's batch path hands over spans that were only recorded
-/// (sampler decision RecordOnly), which must not be exported.
-pub(crate) fn encode_spans(
-    spans: Vec<SpanData>,
-    resource: &[u8],
-    sanitizer: &Sanitizer,
-    max_bytes: usize,
-) -> Vec<Encoded> {
-    let mut chunker = Chunker::new(resource, sanitizer, max_bytes);
-    let mut w = Writer::default();
-    for span in spans.iter().filter(|s| s.span_context.is_sampled()) {
-        w.clear();
-        sanitizer.span(&mut w, span);
-        let scope = &span.instrumentation_scope;
-        chunker.push(scope, scope.name(), &w.buf);
-    }
-    chunker.finish()
-}
-
-/// Encode log records into requests of at most `max_bytes`. The record's target (the `tracing`
-/// target) names its scope, as the official bridge does.
-pub(crate) fn encode_logs(
-    logs: &[(SdkLogRecord, InstrumentationScope)],
-    resource: &[u8],
-    sanitizer: &Sanitizer,
-    max_bytes: usize,
-) -> Vec<Encoded> {
-    let mut chunker = Chunker::new(resource, sanitizer, max_bytes);
-    let mut w = Writer::default();
-    for (record, scope) in logs {
-        w.clear();
-        sanitizer.log(&mut w, record);
-        let name = record.target().map_or_else(|| scope.name(), |t| t.as_ref());
-        chunker.push(scope, name, &w.buf);
-    }
-    chunker.finish()
 }
 
 #[cfg(test)]
@@ -469,6 +462,7 @@ mod tests {
     use opentelemetry_sdk::logs::{LogProcessor, SdkLoggerProvider};
     use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use proptest::prelude::*;
+    use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
@@ -578,6 +572,42 @@ mod tests {
             .build()
     }
 
+    fn empty() -> opentelemetry_sdk::Resource {
+        opentelemetry_sdk::Resource::builder_empty().build()
+    }
+
+    fn encode_spans(
+        spans: Vec<SpanData>,
+        resource: &opentelemetry_sdk::Resource,
+        sanitizer: &Sanitizer,
+        max_bytes: usize,
+    ) -> Vec<Encoded> {
+        let mut out = Vec::new();
+        Encoder::new(sanitizer.clone(), resource, max_bytes).spans(&spans, &mut |body, items| {
+            out.push(Encoded {
+                body: Bytes::copy_from_slice(body),
+                items,
+            })
+        });
+        out
+    }
+
+    fn encode_logs(
+        logs: &[(SdkLogRecord, InstrumentationScope)],
+        resource: &opentelemetry_sdk::Resource,
+        sanitizer: &Sanitizer,
+        max_bytes: usize,
+    ) -> Vec<Encoded> {
+        let mut out = Vec::new();
+        Encoder::new(sanitizer.clone(), resource, max_bytes).logs(logs, &mut |body, items| {
+            out.push(Encoded {
+                body: Bytes::copy_from_slice(body),
+                items,
+            })
+        });
+        out
+    }
+
     fn requests(encoded: &[Encoded]) -> Vec<ExportTraceServiceRequest> {
         encoded
             .iter()
@@ -615,12 +645,7 @@ mod tests {
     #[test]
     fn spans_decode_to_what_the_reference_conversion_builds() {
         let spans = vec![rich_span(1)];
-        let out = encode_spans(
-            spans.clone(),
-            &encode_resource(&resource()),
-            &lenient(),
-            1 << 20,
-        );
+        let out = encode_spans(spans.clone(), &resource(), &lenient(), 1 << 20);
         assert_eq!(requests(&out), vec![reference(&spans)]);
     }
 
@@ -644,7 +669,7 @@ mod tests {
                 .map(|(i, v)| KeyValue::new(format!("k{i}"), v))
                 .collect();
             let spans = vec![span(1, true, attrs)];
-            let out = encode_spans(spans.clone(), &encode_resource(&resource()), &lenient(), 1 << 20);
+            let out = encode_spans(spans.clone(), &resource(), &lenient(), 1 << 20);
             prop_assert_eq!(requests(&out), vec![reference(&spans)]);
         }
     }
@@ -705,7 +730,7 @@ mod tests {
         logger.emit(bare);
         let logs = captured.0.lock().unwrap().clone();
 
-        let out = encode_logs(&logs, &encode_resource(&resource()), &lenient(), 1 << 20);
+        let out = encode_logs(&logs, &resource(), &lenient(), 1 << 20);
         let decoded: Vec<_> = out
             .iter()
             .map(|e| ExportLogsServiceRequest::decode(e.body.clone()).unwrap())
@@ -753,7 +778,7 @@ mod tests {
         );
         logger.emit(record);
         let logs = captured.0.lock().unwrap().clone();
-        let out = encode_logs(&logs, &[], &lenient(), 1 << 20);
+        let out = encode_logs(&logs, &empty(), &lenient(), 1 << 20);
         let request = ExportLogsServiceRequest::decode(out[0].body.clone()).unwrap();
         let log = &request.resource_logs[0].scope_logs[0].log_records[0];
         let text = |v: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>| match v
@@ -779,10 +804,27 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_encoder_writes_what_a_fresh_one_does() {
+        let first: Vec<_> = (0..300).map(rich_span).collect();
+        let second = vec![span(1, true, vec![KeyValue::new("k", "v")])];
+        let mut encoder = Encoder::new(lenient(), &resource(), 16 * 1024);
+        let mut reused = Vec::new();
+        for batch in [&first, &second] {
+            reused.clear();
+            encoder.spans(batch, &mut |body, _| reused.push(body.to_vec()));
+        }
+        let fresh: Vec<_> = encode_spans(second, &resource(), &lenient(), 16 * 1024)
+            .into_iter()
+            .map(|e| e.body.to_vec())
+            .collect();
+        assert_eq!(reused, fresh);
+    }
+
+    #[test]
     fn unsampled_spans_are_not_exported() {
         let out = encode_spans(
             vec![span(1, true, vec![]), span(2, false, vec![])],
-            &[],
+            &empty(),
             &sanitizer(),
             1 << 20,
         );
@@ -800,7 +842,7 @@ mod tests {
         let mut data = span(1, true, attrs);
         data.name = "charge 4111111111111111".into();
         data.dropped_attributes_count = 1;
-        let spans = decode(&encode_spans(vec![data], &[], &sanitizer(), 1 << 20));
+        let spans = decode(&encode_spans(vec![data], &empty(), &sanitizer(), 1 << 20));
         let attrs = &spans[0].attributes;
         assert_eq!(attrs.len(), 2);
         assert_eq!(spans[0].dropped_attributes_count, 2);
@@ -832,7 +874,7 @@ mod tests {
         let cap = 4096;
         let out = encode_spans(
             spans,
-            &encode_resource(&resource()),
+            &resource(),
             &Sanitizer {
                 value_limit: 2048,
                 ..sanitizer()

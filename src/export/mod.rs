@@ -18,6 +18,7 @@
 pub(crate) mod batch;
 pub(crate) mod client;
 pub(crate) mod encode;
+mod frame;
 pub(crate) mod processor;
 pub(crate) mod runtime;
 pub(crate) mod stats;

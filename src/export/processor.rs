@@ -1,7 +1,7 @@
 //! The SDK-facing ends of the pipeline: a [`SpanProcessor`], a [`LogProcessor`] and a
 //! [`PushMetricExporter`], each feeding an [`OtlpClient`] on the export runtime.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use opentelemetry::{Context, InstrumentationScope};
@@ -17,7 +17,7 @@ use tokio::runtime::Handle;
 
 use super::batch::{BatchExport, Batcher, DrainError};
 use super::client::OtlpClient;
-use super::encode::{encode_logs, encode_spans, Encoded, Sanitizer};
+use super::encode::{Encoded, Encoder};
 use super::stats::SignalStats;
 
 /// Targets whose records never go to the collector: paytrace's own export diagnostics and the
@@ -47,13 +47,24 @@ pub(crate) fn is_internal_target(target: &str) -> bool {
 pub(crate) struct Sender {
     pub(crate) client: OtlpClient,
     pub(crate) stats: Arc<SignalStats>,
-    /// The encoded `Resource` message.
-    pub(crate) resource: bytes::Bytes,
-    pub(crate) sanitizer: Sanitizer,
-    pub(crate) max_bytes: usize,
+    /// Batches of one signal are exported one after the other: never contended.
+    pub(crate) encoder: Mutex<Encoder>,
 }
 
 impl Sender {
+    /// Encode and frame a batch; the lock is released before anything is sent.
+    fn encode(&self, batch: impl FnOnce(&mut Encoder, &mut dyn FnMut(&[u8], u64))) -> Vec<Encoded> {
+        let mut requests = Vec::new();
+        let mut encoder = self.encoder.lock().unwrap_or_else(PoisonError::into_inner);
+        batch(&mut encoder, &mut |body, items| {
+            requests.push(Encoded {
+                body: self.client.frame(body),
+                items,
+            })
+        });
+        requests
+    }
+
     async fn send_all(&self, requests: Vec<Encoded>) -> Result<(), String> {
         let mut result = Ok(());
         for request in requests {
@@ -71,14 +82,16 @@ impl Sender {
 
 impl BatchExport<SpanData> for Sender {
     async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
-        let requests = encode_spans(batch, &self.resource, &self.sanitizer, self.max_bytes);
+        let requests = self.encode(|encoder, emit| encoder.spans(&batch, emit));
+        drop(batch);
         self.send_all(requests).await
     }
 }
 
 impl BatchExport<(SdkLogRecord, InstrumentationScope)> for Sender {
     async fn export(&self, batch: Vec<(SdkLogRecord, InstrumentationScope)>) -> Result<(), String> {
-        let requests = encode_logs(&batch, &self.resource, &self.sanitizer, self.max_bytes);
+        let requests = self.encode(|encoder, emit| encoder.logs(&batch, emit));
+        drop(batch);
         self.send_all(requests).await
     }
 }
@@ -158,7 +171,7 @@ impl MetricSender {
         if points == 0 {
             return Ok(());
         }
-        let body = bytes::Bytes::from(request.encode_to_vec());
+        let body = self.client.frame(&request.encode_to_vec());
         let client = self.client.clone();
         // Spawned on the export runtime so the caller (the SDK's reader thread, any executor)
         // only waits on a join handle.

@@ -18,6 +18,14 @@ impl Writer {
         self.buf.clear();
     }
 
+    /// Empty the buffer for reuse, releasing it if an outsized request grew it past `limit`.
+    pub(crate) fn recycle(&mut self, limit: usize) {
+        if self.buf.capacity() > limit.saturating_mul(2) {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+    }
+
     pub(crate) fn uint(&mut self, tag: u32, value: u64) {
         if value != 0 {
             self.uint_always(tag, value);
