@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
 # End-to-end load figure over loopback: server CPU time per request of examples/bench_server.rs
-# under wrk, each instrumented mode as a paired ratio to bare, exporting to a real collector
+# under load, each instrumented mode as a paired ratio to bare, exporting to a real collector
 # (rotel, blackhole exporter) with gzip at 100 % sampling.
 #
+# Two kinds of load:
+# - default: `wrk -t1 -c32`, closed loop: every mode runs as fast as its core allows. A slower
+#   server leaves the load generator idle more often, and waking it costs the server's kernel
+#   more per response, so this inflates the ratio of whatever is slower.
+# - RATE=N: `h2load --h1 -c32 --rps`, a fixed offered rate in req/s for both sides of a pair:
+#   the same work for the kernel, so the ratio is the instrumentation's own cost. Runs whose
+#   server could not keep up are flagged `saturated`.
+#
 #   scripts/bench_load.sh                      # all modes, 3 pairs of 10 s runs (~5 min)
+#   RATE=30000 scripts/bench_load.sh           # the same at a fixed 30 k req/s
 #   MODES="paytrace" PAIRS=5 DURATION=10 scripts/bench_load.sh
+#   BIN=/path/to/other/bench_server scripts/bench_load.sh   # a given build (before/after), not rebuilt
 #
 # Server pinned to core 0 (taskset -c 0); wrk and rotel to core 1. Runs alternate bare, X,
 # bare, X, ... so drift on this shared machine hits both sides of each pair. CPU per request is
@@ -25,7 +35,8 @@ WARMUP="${WARMUP:-2}"
 CONNS="${CONNS:-32}"
 OUT="${OUT:-$ROOT/target/bench_load}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="$TARGET_DIR/release/examples/bench_server"
+BIN_GIVEN="${BIN:-}"
+BIN="${BIN:-$TARGET_DIR/release/examples/bench_server}"
 
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -36,11 +47,18 @@ if ! command -v wrk >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2 \
     || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } >&2
 fi
+if [ -n "${RATE:-}" ] && ! command -v h2load >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || { echo "bench_load: h2load missing and not root to install it" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >&2 \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; } >&2
+fi
 command -v taskset >/dev/null || { echo "bench_load: taskset missing (util-linux)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench_load: needs two cores" >&2; exit 1; }
 
-echo "building bench_server (release)..." >&2
-(cd "$ROOT" && cargo build --release --example bench_server >&2)
+if [ -z "$BIN_GIVEN" ]; then
+  echo "building bench_server (release)..." >&2
+  (cd "$ROOT" && cargo build --release --example bench_server >&2)
+fi
 
 # rotel without its debug log: printing every span would make the collector, not the server,
 # the bottleneck on the load generator's core.
@@ -82,22 +100,33 @@ run() {
   SERVER=$!
   for _ in $(seq 1 100); do grep -qs listening "$err" && break; sleep 0.05; done
   grep -q listening "$err" || { cat "$err" >&2; echo "bench_load: server did not start" >&2; exit 1; }
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/orders/42" >/dev/null
-  local before after
-  before=$(ticks "$SERVER")
-  taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/orders/42" >"$wrk_out"
-  after=$(ticks "$SERVER")
+  local before after requests rps latency errors summary
+  if [ -n "${RATE:-}" ]; then
+    local per_client=$((RATE / CONNS))
+    taskset -c 1 h2load --h1 -c"$CONNS" -t1 --rps="$per_client" -D "$WARMUP" "http://127.0.0.1:$port/orders/42" >/dev/null
+    before=$(ticks "$SERVER")
+    taskset -c 1 h2load --h1 -c"$CONNS" -t1 --rps="$per_client" -D "$DURATION" "http://127.0.0.1:$port/orders/42" >"$wrk_out"
+    after=$(ticks "$SERVER")
+    requests=$(awk '/^requests:/ {print $8}' "$wrk_out")
+    rps=$(awk '/^finished in/ {print $4}' "$wrk_out")
+    latency=$(awk '/^time for request:/ {print $6}' "$wrk_out")
+    errors=$(awk '/^requests:/ {print ($10 + $12 + $14 > 0)}' "$wrk_out")
+  else
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${WARMUP}s" "http://127.0.0.1:$port/orders/42" >/dev/null
+    before=$(ticks "$SERVER")
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/orders/42" >"$wrk_out"
+    after=$(ticks "$SERVER")
+    requests=$(awk '/requests in/ {print $1}' "$wrk_out")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$wrk_out")
+    latency=$(awk '$1 == "99%" {print $2}' "$wrk_out")
+    errors=$(grep -c 'Non-2xx\|Socket errors' "$wrk_out" || true)
+  fi
   kill -TERM "$SERVER"
   wait "$SERVER" || { cat "$err" >&2; echo "bench_load: server failed" >&2; exit 1; }
   SERVER=
-  local requests rps p99 errors summary
-  requests=$(awk '/requests in/ {print $1}' "$wrk_out")
-  rps=$(awk '/Requests\/sec/ {print $2}' "$wrk_out")
-  p99=$(awk '$1 == "99%" {print $2}' "$wrk_out")
-  errors=$(grep -c 'Non-2xx\|Socket errors' "$wrk_out" || true)
   summary=$(grep '^bench_server mode=' "$err")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$pair" "$((after - before))" "$requests" "$rps" "$p99" "$errors" "$summary" >>"$RESULTS"
-  echo "  $mode #$pair: $requests requests, $((after - before)) ticks, $rps req/s, p99 $p99 | $summary" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$pair" "$((after - before))" "$requests" "$rps" "$latency" "$errors" "$summary" >>"$RESULTS"
+  echo "  $mode #$pair: $requests requests, $((after - before)) ticks, $rps req/s, latency $latency | $summary" >&2
 }
 
 for mode in $MODES; do
@@ -107,8 +136,12 @@ for mode in $MODES; do
   done
 done
 
-python3 - "$RESULTS" <<'EOF'
+python3 - "$RESULTS" "${RATE:-}" <<'EOF'
 import re, statistics, sys
+
+rate = float(sys.argv[2]) if sys.argv[2] else None
+# wrk reports p99; h2load only mean, sd and max.
+latency_label = "mean µs" if rate else "p99 µs"
 
 def latency_us(text):
     m = re.match(r"([\d.]+)(us|ms|s)$", text)
@@ -118,17 +151,19 @@ def latency_us(text):
 
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 runs = {}
-for mode, pair, ticks, requests, rps, p99, errors, summary in rows:
+for mode, pair, ticks, requests, rps, latency, errors, summary in rows:
     served = dict(kv.split("=", 1) for kv in summary.split()[1:])
     runs[(mode, pair)] = dict(
         cpu_us=int(ticks) * 1e4 / int(requests),  # ticks are 10 ms
-        rps=float(rps), p99=latency_us(p99), errors=int(errors), **served)
+        rps=float(rps), latency=latency_us(latency), errors=int(errors), **served)
 
 modes = []
 for mode, pair in runs:
     if mode != "bare" and mode not in modes:
         modes.append(mode)
-print(f"\n{'mode':<14}{'CPU µs/req':>12}{'bare':>8}{'ratio':>8}{'req/s':>10}{'bare':>10}{'p99 µs':>9}{'bare':>8}  spans exported/dropped/failed of served")
+load = f"fixed rate {rate:.0f} req/s (h2load)" if rate else "closed loop (wrk -c32)"
+print(f"\nload: {load}")
+print(f"{'mode':<14}{'CPU µs/req':>12}{'bare':>8}{'ratio':>8}{'req/s':>10}{'bare':>10}{latency_label:>9}{'bare':>8}  spans exported/dropped/failed of served")
 lost = False
 for mode in modes:
     pairs = sorted(p for m, p in runs if m == mode)
@@ -141,8 +176,9 @@ for mode in modes:
         unaccounted = served - exported - dropped - failed
         lost |= unaccounted != 0 or x["errors"] or b["errors"]
         print(f"{mode + ' #' + p:<14}{x['cpu_us']:>12.2f}{b['cpu_us']:>8.2f}{ratios[-1]:>8.2f}"
-              f"{x['rps']:>10.0f}{b['rps']:>10.0f}{x['p99']:>9.0f}{b['p99']:>8.0f}"
-              f"  {exported}/{dropped}/{failed} of {served}" + (f" UNACCOUNTED {unaccounted}" if unaccounted else ""))
+              f"{x['rps']:>10.0f}{b['rps']:>10.0f}{x['latency']:>9.0f}{b['latency']:>8.0f}"
+              f"  {exported}/{dropped}/{failed} of {served}" + (f" UNACCOUNTED {unaccounted}" if unaccounted else "")
+              + (" saturated" if rate and x["rps"] < 0.98 * rate else ""))
     print(f"{mode + ' median':<14}{'':>12}{'':>8}{statistics.median(ratios):>8.2f}")
 if lost:
     print("WARNING: spans unaccounted for or wrk errors (see above)")

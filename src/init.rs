@@ -100,7 +100,7 @@ pub(crate) struct Inner {
     pub(crate) stats: Arc<ExportStats>,
     pub(crate) redactor: Redactor,
     /// The non-blocking stdout writer; `None` when stdout logging is off.
-    pub(crate) stdout: Option<crate::log::Stdout>,
+    pub(crate) stdout: Option<std::sync::Arc<crate::log::Stdout>>,
     /// `service.name` as resolved into the resource, for the stdout lines.
     pub(crate) service_name: String,
     /// Records dropped by log sampling.
@@ -143,7 +143,7 @@ impl Telemetry {
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
         );
         crate::metrics::register_defaults(&registry)?;
-        let stdout = crate::log::Stdout::start(&settings, &registry)?;
+        let stdout = crate::log::start_stdout(&settings, &registry)?;
         let sampled_out = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if settings.log_sampling.is_some() {
             let counter = sampled_out.clone();

@@ -280,12 +280,18 @@ impl Redactor {
                 i += 1;
                 continue;
             }
-            let (end, digits, groups) = digit_run(bytes, i);
-            if let Some(masked) = mask_run(&digits, &groups) {
-                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                o.push_str(&text[copied..i]);
-                o.push_str(&masked);
-                copied = end;
+            // Counted first: most runs (ids, amounts, hex) are too short to hold a card, and
+            // collecting one allocates.
+            let mut count = 0;
+            let end = scan_run(bytes, i, |_, _| count += 1);
+            if count >= 13 {
+                let (digits, groups) = digit_run(bytes, i);
+                if let Some(masked) = mask_run(&digits, &groups) {
+                    let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                    o.push_str(&text[copied..i]);
+                    o.push_str(&masked);
+                    copied = end;
+                }
             }
             i = end.max(i + 1);
         }
@@ -399,30 +405,44 @@ fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
     }
 }
 
-/// A run of digits starting at `i`, allowing single separators (space, dash, plus) between
-/// digits. Returns (end, digits, group starts): the digit index where each group begins.
-fn digit_run(bytes: &[u8], i: usize) -> (usize, Vec<u8>, Vec<usize>) {
+/// The digits of the run starting at `i` (see [`scan_run`]) and the digit index where each of
+/// its groups begins.
+fn digit_run(bytes: &[u8], i: usize) -> (Vec<u8>, Vec<usize>) {
     let mut digits = Vec::with_capacity(24);
     let mut groups = vec![0];
+    scan_run(bytes, i, |digit, new_group| {
+        if new_group {
+            groups.push(digits.len());
+        }
+        digits.push(digit);
+    });
+    (digits, groups)
+}
+
+/// Walk the digit run starting at `i` — digits, with single spaces, dashes or `+` between
+/// them — calling `visit(digit, starts_a_new_group)` for each digit; returns the run's end.
+fn scan_run(bytes: &[u8], i: usize, mut visit: impl FnMut(u8, bool)) -> usize {
     let mut j = i;
     let mut end = i;
+    let mut new_group = false;
     while j < bytes.len() {
         let b = bytes[j];
         if b.is_ascii_digit() {
-            digits.push(b);
+            visit(b, new_group);
+            new_group = false;
             j += 1;
             end = j;
         } else if matches!(b, b' ' | b'-' | b'+')
             && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
             && j > i
         {
-            groups.push(digits.len());
+            new_group = true;
             j += 1;
         } else {
             break;
         }
     }
-    (end, digits, groups)
+    end
 }
 
 /// Mask every card number in one digit run. Candidates start and end at group boundaries (the

@@ -689,46 +689,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn logs_decode_to_what_the_reference_conversion_builds() {
+    /// The records (and scopes) an SDK logger hands its processors.
+    fn log_records(
+        emit: impl FnOnce(&opentelemetry_sdk::logs::SdkLogger),
+    ) -> Vec<(SdkLogRecord, InstrumentationScope)> {
         let captured = Captured::default();
         let provider = SdkLoggerProvider::builder()
             .with_log_processor(captured.clone())
             .build();
-        let logger = provider.logger("paytrace");
-        let mut record = logger.create_log_record();
-        record.set_target("checkout::pay");
-        record.set_timestamp(SystemTime::now());
-        record.set_observed_timestamp(SystemTime::now());
-        record.set_severity_number(Severity::Warn);
-        record.set_severity_text("WARN");
-        record.set_body("card declined".into());
-        record.set_event_name("payment.declined");
-        record.set_trace_context(
-            TraceId::from(9_u128),
-            SpanId::from(3),
-            Some(TraceFlags::SAMPLED),
-        );
-        record.add_attribute("n", 1_i64);
-        record.add_attribute("ok", false);
-        record.add_attribute("ratio", 0.5);
-        record.add_attribute("raw", LogValue::Bytes(Box::new(vec![1, 2, 3])));
-        record.add_attribute(
-            "list",
-            LogValue::ListAny(Box::new(vec![LogValue::Int(1), "a".into()])),
-        );
-        record.add_attribute(
-            "map",
-            LogValue::Map(Box::new(HashMap::from([(
-                "inner".into(),
-                LogValue::Int(2),
-            )]))),
-        );
-        logger.emit(record);
-        let mut bare = logger.create_log_record();
-        bare.set_observed_timestamp(SystemTime::now());
-        logger.emit(bare);
-        let logs = captured.0.lock().unwrap().clone();
+        emit(&provider.logger("paytrace"));
+        let records = captured.0.lock().unwrap().clone();
+        records
+    }
+
+    #[test]
+    fn logs_decode_to_what_the_reference_conversion_builds() {
+        let logs = log_records(|logger| {
+            let mut record = logger.create_log_record();
+            record.set_target("checkout::pay");
+            record.set_timestamp(SystemTime::now());
+            record.set_observed_timestamp(SystemTime::now());
+            record.set_severity_number(Severity::Warn);
+            record.set_severity_text("WARN");
+            record.set_body("card declined".into());
+            record.set_event_name("payment.declined");
+            record.set_trace_context(
+                TraceId::from(9_u128),
+                SpanId::from(3),
+                Some(TraceFlags::SAMPLED),
+            );
+            record.add_attribute("n", 1_i64);
+            record.add_attribute("ok", false);
+            record.add_attribute("ratio", 0.5);
+            record.add_attribute("raw", LogValue::Bytes(Box::new(vec![1, 2, 3])));
+            record.add_attribute(
+                "list",
+                LogValue::ListAny(Box::new(vec![LogValue::Int(1), "a".into()])),
+            );
+            record.add_attribute(
+                "map",
+                LogValue::Map(Box::new(HashMap::from([(
+                    "inner".into(),
+                    LogValue::Int(2),
+                )]))),
+            );
+            logger.emit(record);
+            let mut bare = logger.create_log_record();
+            bare.set_observed_timestamp(SystemTime::now());
+            logger.emit(bare);
+        });
 
         let out = encode_logs(&logs, &resource(), &lenient(), 1 << 20);
         let decoded: Vec<_> = out
@@ -762,22 +771,18 @@ mod tests {
 
     #[test]
     fn log_values_are_sanitized_to_any_depth() {
-        let captured = Captured::default();
-        let provider = SdkLoggerProvider::builder()
-            .with_log_processor(captured.clone())
-            .build();
-        let logger = provider.logger("paytrace");
-        let mut record = logger.create_log_record();
-        record.set_body("paid with 4111 1111 1111 1111".into());
-        record.add_attribute(
-            "payment",
-            LogValue::Map(Box::new(HashMap::from([(
-                "cvv".into(),
-                LogValue::String("123".into()),
-            )]))),
-        );
-        logger.emit(record);
-        let logs = captured.0.lock().unwrap().clone();
+        let logs = log_records(|logger| {
+            let mut record = logger.create_log_record();
+            record.set_body("paid with 4111 1111 1111 1111".into());
+            record.add_attribute(
+                "payment",
+                LogValue::Map(Box::new(HashMap::from([(
+                    "cvv".into(),
+                    LogValue::String("123".into()),
+                )]))),
+            );
+            logger.emit(record);
+        });
         let out = encode_logs(&logs, &empty(), &lenient(), 1 << 20);
         let request = ExportLogsServiceRequest::decode(out[0].body.clone()).unwrap();
         let log = &request.resource_logs[0].scope_logs[0].log_records[0];

@@ -42,6 +42,7 @@ pub struct JsonLayer<W> {
 
 thread_local! {
     static BUFFER: RefCell<String> = RefCell::new(String::with_capacity(512));
+    static SCRATCH: RefCell<String> = RefCell::new(String::with_capacity(256));
 }
 
 impl<W> JsonLayer<W>
@@ -172,8 +173,18 @@ impl Visit for JsonVisitor<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if self.key(field) {
-            let text = format!("{value:?}");
-            escape(&self.redactor.mask_pan(&text), self.out);
+            // The message arrives here: formatted into a reused buffer, not a new String.
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut text) => {
+                    text.clear();
+                    let _ = write!(text, "{value:?}");
+                    escape(&self.redactor.mask_pan(&text), self.out);
+                    if text.capacity() > 64 * 1024 {
+                        *text = String::new();
+                    }
+                }
+                Err(_) => escape(&self.redactor.mask_pan(&format!("{value:?}")), self.out),
+            });
         }
     }
 

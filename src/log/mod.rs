@@ -27,13 +27,15 @@
 
 mod json;
 mod sampling;
+mod stdout;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use json::JsonLayer;
 use prometheus::core::{Collector, Desc};
 pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, Sampler};
+pub(crate) use stdout::Stdout;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -147,11 +149,7 @@ impl Telemetry {
     /// ```
     pub fn log_stats(&self) -> LogStats {
         LogStats {
-            stdout_dropped: self
-                .inner
-                .stdout
-                .as_ref()
-                .map_or(0, |s| s.dropped.dropped_lines() as u64),
+            stdout_dropped: self.inner.stdout.as_ref().map_or(0, |s| s.dropped()),
             sampled_out: self
                 .inner
                 .sampled_out
@@ -160,54 +158,22 @@ impl Telemetry {
     }
 }
 
-/// The non-blocking stdout shared by every subscriber built from one Telemetry.
-#[derive(Debug)]
-pub(crate) struct Stdout {
-    writer: tracing_appender::non_blocking::NonBlocking,
-    dropped: tracing_appender::non_blocking::ErrorCounter,
-    guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
-}
-
-impl Stdout {
-    /// `None` when stdout logging is off.
-    pub(crate) fn start(
-        settings: &Settings,
-        registry: &prometheus::Registry,
-    ) -> Result<Option<Self>, Error> {
-        if settings.log_format == LogFormat::Off {
-            return Ok(None);
-        }
-        let stdout = Self::with_writer(std::io::stdout(), settings.stdout_buffer);
-        let counter = stdout.dropped.clone();
-        let collector =
-            DroppedCollector::new("stdout_full", move || counter.dropped_lines() as u64).map_err(
-                |e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e),
-            )?;
-        registry.register(Box::new(collector)).map_err(|e| {
-            Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e)
-        })?;
-        Ok(Some(stdout))
+/// Starts the stdout writer; `None` when stdout logging is off.
+pub(crate) fn start_stdout(
+    settings: &Settings,
+    registry: &prometheus::Registry,
+) -> Result<Option<Arc<Stdout>>, Error> {
+    if settings.log_format == LogFormat::Off {
+        return Ok(None);
     }
-
-    /// A lossy non-blocking writer over `out` holding at most `lines` lines.
-    fn with_writer<T: std::io::Write + Send + 'static>(out: T, lines: usize) -> Self {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(true)
-            .buffered_lines_limit(lines)
-            .thread_name("paytrace-stdout")
-            .finish(out);
-        let dropped = writer.error_counter();
-        Stdout {
-            writer,
-            dropped,
-            guard: Mutex::new(Some(guard)),
-        }
-    }
-
-    /// Flush what is buffered (bounded by tracing-appender's own shutdown timeout) and stop.
-    pub(crate) fn close(&self) {
-        drop(self.guard.lock().unwrap_or_else(|e| e.into_inner()).take());
-    }
+    let stdout = Arc::new(Stdout::new(std::io::stdout(), settings.stdout_buffer));
+    let counted = stdout.clone();
+    let collector = DroppedCollector::new("stdout_full", move || counted.dropped())
+        .map_err(|e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e))?;
+    registry
+        .register(Box::new(collector))
+        .map_err(|e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e))?;
+    Ok(Some(stdout))
 }
 
 /// The stdout layer for the configured [`LogFormat`].
@@ -217,7 +183,7 @@ where
 {
     let inner = &telemetry.inner;
     match &inner.stdout {
-        Some(stdout) => JsonLayer::new(stdout.writer.clone())
+        Some(stdout) => JsonLayer::new(stdout.writer())
             .with_service_name(inner.service_name.clone())
             .with_redactor(inner.redactor.clone())
             .pretty(inner.settings.log_format == LogFormat::Pretty)
@@ -277,45 +243,5 @@ impl Collector for DroppedCollector {
             *seen = now;
         }
         self.counter.collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tracing_subscriber::layer::SubscriberExt as _;
-
-    /// A stdout that never drains.
-    struct Stuck(std::sync::mpsc::Receiver<()>);
-
-    impl std::io::Write for Stuck {
-        fn write(&mut self, _buf: &[u8]) -> std::io::Result<usize> {
-            let _ = self.0.recv(); // blocks until the test ends
-            Err(std::io::Error::other("closed"))
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_stuck_stdout_drops_and_counts_instead_of_blocking() {
-        let (release, stuck) = std::sync::mpsc::channel();
-        let stdout = Stdout::with_writer(Stuck(stuck), 16);
-        let subscriber = tracing_subscriber::registry().with(JsonLayer::new(stdout.writer.clone()));
-        let total = 20_000;
-        tracing::subscriber::with_default(subscriber, || {
-            for i in 0..total {
-                tracing::info!(i, "line");
-            }
-        });
-        // One line is stuck in the writer, at most 16 wait in the buffer: the rest were dropped.
-        let dropped = stdout.dropped.dropped_lines() as u64;
-        assert!(
-            dropped >= total - 17 && dropped <= total,
-            "dropped {dropped}"
-        );
-        drop(release);
-        stdout.close();
     }
 }
