@@ -33,8 +33,8 @@ impl Writer {
     }
 
     pub(crate) fn uint_always(&mut self, tag: u32, value: u64) {
-        encode_key(tag, WireType::Varint, &mut self.buf);
-        encode_varint(value, &mut self.buf);
+        self.key(tag, WireType::Varint);
+        self.varint(value);
     }
 
     pub(crate) fn fixed64(&mut self, tag: u32, value: u64) {
@@ -44,13 +44,13 @@ impl Writer {
     }
 
     pub(crate) fn fixed64_always(&mut self, tag: u32, value: u64) {
-        encode_key(tag, WireType::SixtyFourBit, &mut self.buf);
+        self.key(tag, WireType::SixtyFourBit);
         self.buf.extend_from_slice(&value.to_le_bytes());
     }
 
     pub(crate) fn fixed32(&mut self, tag: u32, value: u32) {
         if value != 0 {
-            encode_key(tag, WireType::ThirtyTwoBit, &mut self.buf);
+            self.key(tag, WireType::ThirtyTwoBit);
             self.buf.extend_from_slice(&value.to_le_bytes());
         }
     }
@@ -68,8 +68,27 @@ impl Writer {
 
     /// The key and length of a length-delimited field whose `len` bytes the caller writes next.
     pub(crate) fn header(&mut self, tag: u32, len: usize) {
-        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
-        encode_varint(len as u64, &mut self.buf);
+        self.key(tag, WireType::LengthDelimited);
+        self.varint(len as u64);
+    }
+
+    // Most keys and lengths fit one byte: written inline, prost's loop for the rest.
+    #[inline]
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        if tag < 16 {
+            self.buf.push(((tag << 3) | wire_type as u32) as u8);
+        } else {
+            encode_key(tag, wire_type, &mut self.buf);
+        }
+    }
+
+    #[inline]
+    fn varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.buf.push(value as u8);
+        } else {
+            encode_varint(value, &mut self.buf);
+        }
     }
 
     /// A nested message, always written (an empty one included, like prost's `Some(default)`).
@@ -77,7 +96,7 @@ impl Writer {
     /// Its length is only known once written: one byte is reserved, which fits the common case
     /// (attributes, values, status), and the body moves over when the length needs more.
     pub(crate) fn message(&mut self, tag: u32, body: impl FnOnce(&mut Self)) {
-        encode_key(tag, WireType::LengthDelimited, &mut self.buf);
+        self.key(tag, WireType::LengthDelimited);
         let at = self.buf.len();
         self.buf.push(0);
         body(self);
@@ -140,6 +159,14 @@ mod tests {
         assert!(w.buf.is_empty());
         w.uint_always(2, 0);
         assert_eq!(w.buf, [0x10, 0]);
+        // Field 16 (a two-byte key) and a multi-byte varint, as prost writes them.
+        let mut w = Writer::default();
+        w.fixed32(16, 7);
+        w.uint(2, 300);
+        let mut expected = Vec::new();
+        prost::encoding::fixed32::encode(16, &7, &mut expected);
+        prost::encoding::uint64::encode(2, &300, &mut expected);
+        assert_eq!(w.buf, expected);
         assert_eq!(field_len(3), 5);
         assert_eq!(field_len(200), 203);
     }
