@@ -265,7 +265,103 @@ impl Redactor {
         mask_cards(text)
     }
 
-    /// [`REDACTED`] when `name` is sensitive, else `value` with card numbers masked.
+    /// Free text — a log message, a string value, a debug dump: card numbers masked as
+    /// [`mask_pan`](Self::mask_pan) does, and the value after a sensitive name written
+    /// `name=value`, `name: value` or `"name":"value"` replaced with [`REDACTED`] (with the
+    /// credential after an auth scheme such as `Bearer`). Borrowed when unchanged.
+    ///
+    /// ```
+    /// let r = paytrace::redact::Redactor::default();
+    /// assert_eq!(r.redact_text("login failed: password=hunter2 user=bob"),
+    ///            "login failed: password=REDACTED user=bob");
+    /// assert_eq!(r.redact_text(r#"body {"cvv":"123","amount":5}"#),
+    ///            r#"body {"cvv":"REDACTED","amount":5}"#);
+    /// assert_eq!(r.redact_text("Login { user: \"bob\", password: \"hunter2\" }"),
+    ///            "Login { user: \"bob\", password: \"REDACTED\" }");
+    /// assert_eq!(r.redact_text("authorization: Bearer abc.def"), "authorization: REDACTED");
+    /// assert!(matches!(r.redact_text("order 42 paid at 12:30"), std::borrow::Cow::Borrowed(_)));
+    /// ```
+    pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let masked = self.mask_pan(text);
+        let rewritten = match self.redact_pairs(&masked) {
+            Cow::Owned(s) => Some(s),
+            Cow::Borrowed(_) => None,
+        };
+        match rewritten {
+            Some(s) => Cow::Owned(s),
+            None => masked,
+        }
+    }
+
+    /// The `name=value` / `name: value` part of [`redact_text`](Self::redact_text).
+    fn redact_pairs<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let bytes = text.as_bytes();
+        let mut out: Option<String> = None;
+        let mut copied = 0;
+        for (at, &b) in bytes.iter().enumerate() {
+            if !matches!(b, b'=' | b':') || at < copied {
+                continue;
+            }
+            // The name: word characters before the separator, past one closing quote.
+            let mut end = at;
+            if end > 0 && matches!(bytes[end - 1], b'"' | b'\'') {
+                end -= 1;
+            }
+            let start = bytes[..end]
+                .iter()
+                .rposition(|&c| !is_name_byte(c))
+                .map_or(0, |i| i + 1);
+            if start == end || !self.is_sensitive_name(&text[start..end]) {
+                continue;
+            }
+            // The value: past spaces and one opening quote, to the closing quote or a delimiter.
+            let mut from = at + 1;
+            while bytes.get(from) == Some(&b' ') {
+                from += 1;
+            }
+            let quote = bytes
+                .get(from)
+                .copied()
+                .filter(|c| matches!(c, b'"' | b'\''));
+            let to = match quote {
+                Some(q) => {
+                    from += 1;
+                    bytes[from..]
+                        .iter()
+                        .position(|&c| c == q)
+                        .map_or(bytes.len(), |i| from + i)
+                }
+                None => {
+                    let to = value_end(bytes, from);
+                    let scheme = &text[from..to];
+                    if AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme))
+                        && bytes.get(to) == Some(&b' ')
+                    {
+                        value_end(bytes, to + 1)
+                    } else {
+                        to
+                    }
+                }
+            };
+            if to == from || &text[from..to] == REDACTED {
+                continue;
+            }
+            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            o.push_str(&text[copied..from]);
+            o.push_str(REDACTED);
+            copied = to;
+        }
+        match out {
+            None => Cow::Borrowed(text),
+            Some(mut o) => {
+                o.push_str(&text[copied..]);
+                Cow::Owned(o)
+            }
+        }
+    }
+
+    /// [`REDACTED`] when `name` is sensitive, else `value` as [`redact_text`](Self::redact_text)
+    /// leaves it.
     ///
     /// ```
     /// let r = paytrace::redact::Redactor::default();
@@ -276,7 +372,7 @@ impl Redactor {
         if self.is_sensitive_name(name) {
             Cow::Borrowed(REDACTED)
         } else {
-            self.mask_pan(value)
+            self.redact_text(value)
         }
     }
 
@@ -407,6 +503,25 @@ fn mask_cards(text: &str) -> Cow<'_, str> {
             Cow::Owned(o)
         }
     }
+}
+
+/// Words that precede a credential in an `Authorization` value.
+const AUTH_SCHEMES: &[&str] = &["Bearer", "Basic", "Digest", "Token", "Negotiate"];
+
+/// Characters of a name in `name=value` free text.
+fn is_name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// Where an unquoted value in free text ends.
+fn value_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&c| {
+            c.is_ascii_whitespace()
+                || matches!(c, b',' | b';' | b'&' | b'"' | b'\'' | b'}' | b')' | b']')
+        })
+        .map_or(bytes.len(), |i| from + i)
 }
 
 /// The fast path of [`Redactor::mask_pan`], one pass without allocation: false unless `bytes`
@@ -796,7 +911,22 @@ mod tests {
         }
 
         #[test]
+        fn free_text_redaction_never_panics_and_hides_the_value(
+            prefix in ".{0,20}",
+            name in prop_oneof![Just("password"), Just("api_key"), Just("cvv"), Just("token")],
+            separator in prop_oneof![Just("="), Just(": "), Just("\":\"")],
+            secret in "[a-zA-Z0-9]{6,20}",
+            suffix in ".{0,20}",
+        ) {
+            let r = Redactor::default();
+            let text = format!("{prefix} {name}{separator}{secret} {suffix}");
+            let redacted = r.redact_text(&text);
+            prop_assert!(!redacted.contains(&format!("{name}{separator}{secret}")), "{redacted}");
+        }
+
+        #[test]
         fn never_panics(text in ".*") {
+            let _ = Redactor::default().redact_text(&text);
             let _ = r().mask_pan(&text);
             let _ = r().redact_query(&text);
             let _ = r().is_sensitive_name(&text);

@@ -111,6 +111,9 @@ async fn no_secret_reaches_stdout_or_otlp() {
         "tok_live_123",
         "sig-abcdef",
         "Bearer s3cr3t",
+        "pa55word",
+        "k_live_9f8e",
+        "r0tat3d",
     ];
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!(
@@ -128,17 +131,34 @@ async fn no_secret_reaches_stdout_or_otlp() {
             note = "pan 4111-1111-1111-1111",
             "auth failed"
         );
+        // Secrets written into free text: the message, a string field, a debug dump.
+        #[derive(Debug)]
+        #[allow(dead_code)]
+        struct Login {
+            user: &'static str,
+            password: &'static str,
+        }
+        let login = Login {
+            user: "bob",
+            password: "r0tat3d",
+        };
+        tracing::warn!(
+            detail = "retry with api_key=k_live_9f8e",
+            ?login,
+            "login failed for bob, password=pa55word"
+        );
     });
     let stdout = lines.text();
-    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
     let telemetry = Arc::new(telemetry);
     let t = telemetry.clone();
     tokio::task::spawn_blocking(move || t.force_flush())
         .await
         .unwrap()
         .unwrap();
-    let logs = collector.wait_for_logs(3, WAIT).await;
+    let logs = collector.wait_for_logs(4, WAIT).await;
     let otlp = format!("{:?}", logs.iter().map(|l| &l.record).collect::<Vec<_>>());
+    assert!(otlp.contains("login failed for bob"), "{otlp}");
     for secret in secrets {
         assert!(!stdout.contains(secret), "{secret} on stdout: {stdout}");
         assert!(!otlp.contains(secret), "{secret} in OTLP: {otlp}");

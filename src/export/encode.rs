@@ -55,8 +55,8 @@ impl Sanitizer {
         })
     }
 
-    /// A string value as exported: card numbers masked, then cut to the value limit on a char
-    /// boundary. Borrows unless masking had to rewrite it.
+    /// A string value as exported: redacted as free text ([`Redactor::redact_text`]), then cut
+    /// to the value limit on a char boundary. Borrows unless redaction had to rewrite it.
     fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         let cut = |s: &str| {
             let mut end = self.value_limit.min(s.len());
@@ -65,7 +65,7 @@ impl Sanitizer {
             }
             end
         };
-        match self.redactor.mask_pan(s) {
+        match self.redactor.redact_text(s) {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..cut(s)]),
             Cow::Owned(mut s) => {
                 s.truncate(cut(&s));
@@ -773,7 +773,7 @@ mod tests {
     fn log_values_are_sanitized_to_any_depth() {
         let logs = log_records(|logger| {
             let mut record = logger.create_log_record();
-            record.set_body("paid with 4111 1111 1111 1111".into());
+            record.set_body("paid with 4111 1111 1111 1111, password=hunter2".into());
             record.add_attribute(
                 "payment",
                 LogValue::Map(Box::new(HashMap::from([(

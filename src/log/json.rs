@@ -167,7 +167,7 @@ impl JsonVisitor<'_> {
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.key(field) {
-            escape(&self.redactor.mask_pan(value), self.out);
+            escape(&self.redactor.redact_text(value), self.out);
         }
     }
 
@@ -178,12 +178,12 @@ impl Visit for JsonVisitor<'_> {
                 Ok(mut text) => {
                     text.clear();
                     let _ = write!(text, "{value:?}");
-                    escape(&self.redactor.mask_pan(&text), self.out);
+                    escape(&self.redactor.redact_text(&text), self.out);
                     if text.capacity() > 64 * 1024 {
                         *text = String::new();
                     }
                 }
-                Err(_) => escape(&self.redactor.mask_pan(&format!("{value:?}")), self.out),
+                Err(_) => escape(&self.redactor.redact_text(&format!("{value:?}")), self.out),
             });
         }
     }
@@ -228,7 +228,7 @@ impl Visit for PrettyVisitor<'_> {
         let text = format!("{value:?}");
         if field.name() == "message" && self.message.is_none() {
             self.message = Some(());
-            let _ = write!(self.out, " {}", self.redactor.mask_pan(&text));
+            let _ = write!(self.out, " {}", self.redactor.redact_text(&text));
         } else {
             let _ = write!(
                 self.out,
