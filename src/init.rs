@@ -100,7 +100,7 @@ pub(crate) struct Inner {
     pub(crate) stats: Arc<ExportStats>,
     pub(crate) redactor: Redactor,
     /// The non-blocking stdout writer; `None` when stdout logging is off.
-    pub(crate) stdout: Option<std::sync::Arc<crate::log::Stdout>>,
+    pub(crate) stdout: Option<Arc<crate::log::Stdout>>,
     /// `service.name` as resolved into the resource, for the stdout lines.
     pub(crate) service_name: String,
     /// Records dropped by log sampling.
@@ -184,11 +184,11 @@ impl Telemetry {
             let rt = runtime.handle().clone();
             // tonic channels spawn their connection task on the runtime they are created in.
             let _enter = rt.enter();
-            let sanitizer = Sanitizer {
-                value_limit: settings.attribute_value_length,
-                count_limit: settings.span_attribute_count as usize,
-                redactor: redactor.clone(),
-            };
+            let sanitizer = Sanitizer::new(
+                settings.attribute_value_length,
+                settings.span_attribute_count as usize,
+                redactor.clone(),
+            );
             // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
             let client = |signal: Signal, queue_timeout: Duration| {
                 let target = &settings.targets[signal.index()];

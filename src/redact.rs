@@ -296,10 +296,9 @@ impl Redactor {
     /// The `name=value` / `name: value` part of [`redact_text`](Self::redact_text).
     fn redact_pairs<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let bytes = text.as_bytes();
-        let mut out: Option<String> = None;
-        let mut copied = 0;
+        let mut splice = Splice::new(text);
         for (at, &b) in bytes.iter().enumerate() {
-            if !matches!(b, b'=' | b':') || at < copied {
+            if !matches!(b, b'=' | b':') || at < splice.copied {
                 continue;
             }
             // The name: word characters before the separator, past one closing quote.
@@ -346,18 +345,9 @@ impl Redactor {
             if to == from || &text[from..to] == REDACTED {
                 continue;
             }
-            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..from]);
-            o.push_str(REDACTED);
-            copied = to;
+            splice.replace(from, to, REDACTED);
         }
-        match out {
-            None => Cow::Borrowed(text),
-            Some(mut o) => {
-                o.push_str(&text[copied..]);
-                Cow::Owned(o)
-            }
-        }
+        splice.finish()
     }
 
     /// [`REDACTED`] when `name` is sensitive, else `value` as [`redact_text`](Self::redact_text)
@@ -389,47 +379,21 @@ impl Redactor {
     /// assert!(matches!(r.redact_query("page=2"), std::borrow::Cow::Borrowed(_)));
     /// ```
     pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
-        let mut out: Option<String> = None;
+        let mut splice = Splice::new(query);
         let mut start = 0;
         for pair in query.split('&') {
-            let (name, value) = match pair.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (pair, None),
-            };
-            let decoded = percent_decode_lossy(name);
-            let replacement: Option<Cow<'_, str>> = match value {
-                Some(v) if !v.is_empty() && self.is_sensitive_name(&decoded) => {
-                    Some(Cow::Borrowed(REDACTED))
+            if let Some((name, value)) = pair.split_once('=') {
+                let from = start + name.len() + 1;
+                let to = start + pair.len();
+                if !value.is_empty() && self.is_sensitive_name(&percent_decode_lossy(name)) {
+                    splice.replace(from, to, REDACTED);
+                } else if let Cow::Owned(masked) = self.mask_pan(value) {
+                    splice.replace(from, to, &masked);
                 }
-                Some(v) => match self.mask_pan(v) {
-                    Cow::Owned(m) => Some(Cow::Owned(m)),
-                    Cow::Borrowed(_) => None,
-                },
-                None => None,
-            };
-            if let Some(new_value) = replacement {
-                let o = out.get_or_insert_with(|| {
-                    let mut s = String::with_capacity(query.len());
-                    s.push_str(&query[..start]);
-                    s
-                });
-                o.push_str(name);
-                o.push('=');
-                o.push_str(&new_value);
-            } else if let Some(o) = out.as_mut() {
-                o.push_str(pair);
             }
             start += pair.len() + 1;
-            if let Some(o) = out.as_mut() {
-                if start <= query.len() {
-                    o.push('&');
-                }
-            }
         }
-        match out {
-            Some(o) => Cow::Owned(o),
-            None => Cow::Borrowed(query),
-        }
+        splice.finish()
     }
 }
 
@@ -465,15 +429,11 @@ fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
 /// Every card number and track in `text` masked: the full scan behind [`may_hold_card`].
 fn mask_cards(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    let mut out: Option<String> = None;
-    let mut copied = 0;
+    let mut splice = Splice::new(text);
     let mut i = 0;
     while i < bytes.len() {
         if let Some(end) = track_at(bytes, i) {
-            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..i]);
-            o.push_str(REDACTED_TRACK);
-            copied = end;
+            splice.replace(i, end, REDACTED_TRACK);
             i = end;
             continue;
         }
@@ -488,19 +448,48 @@ fn mask_cards(text: &str) -> Cow<'_, str> {
         if count >= 13 {
             let (digits, groups) = digit_run(bytes, i);
             if let Some(masked) = mask_run(&digits, &groups) {
-                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-                o.push_str(&text[copied..i]);
-                o.push_str(&masked);
-                copied = end;
+                splice.replace(i, end, &masked);
             }
         }
         i = end.max(i + 1);
     }
-    match out {
-        None => Cow::Borrowed(text),
-        Some(mut o) => {
-            o.push_str(&text[copied..]);
-            Cow::Owned(o)
+    splice.finish()
+}
+
+/// A text with ranges replaced, left to right; copied only once something is replaced.
+struct Splice<'a> {
+    text: &'a str,
+    out: Option<String>,
+    /// Where the text not yet copied starts: the end of the last replaced range.
+    copied: usize,
+}
+
+impl<'a> Splice<'a> {
+    fn new(text: &'a str) -> Self {
+        Splice {
+            text,
+            out: None,
+            copied: 0,
+        }
+    }
+
+    /// Replace `text[from..to]`; `from` is not before the end of the previous range.
+    fn replace(&mut self, from: usize, to: usize, with: &str) {
+        let out = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(self.text.len()));
+        out.push_str(&self.text[self.copied..from]);
+        out.push_str(with);
+        self.copied = to;
+    }
+
+    fn finish(self) -> Cow<'a, str> {
+        match self.out {
+            None => Cow::Borrowed(self.text),
+            Some(mut out) => {
+                out.push_str(&self.text[self.copied..]);
+                Cow::Owned(out)
+            }
         }
     }
 }

@@ -6,11 +6,12 @@
 //! rewrite its value. All of this runs on the export thread, never on the request path.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use opentelemetry::logs::AnyValue as LogValue;
-use opentelemetry::trace::{SpanId, SpanKind, Status};
+use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{Array, InstrumentationScope, Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, SpanFlags};
@@ -26,33 +27,36 @@ use crate::redact::{Redactor, REDACTED};
 /// What every exported value goes through.
 #[derive(Debug, Clone)]
 pub(crate) struct Sanitizer {
-    pub(crate) value_limit: usize,
-    pub(crate) count_limit: usize,
-    pub(crate) redactor: Redactor,
-}
-
-thread_local! {
-    /// Sensitive-name decisions per attribute key. Every Telemetry exports on its own thread, so
-    /// one thread sees one redaction policy; keys repeat from span to span (semantic-convention
-    /// names), so the word splitting runs once per key instead of once per attribute.
-    static SENSITIVE_KEYS: std::cell::RefCell<FxHashMap<String, bool>> = std::cell::RefCell::default();
+    value_limit: usize,
+    count_limit: usize,
+    redactor: Redactor,
+    /// Sensitive-name decisions per attribute key: keys repeat from span to span
+    /// (semantic-convention names), so the word splitting runs once per key, not per attribute.
+    keys: RefCell<FxHashMap<String, bool>>,
 }
 
 impl Sanitizer {
+    pub(crate) fn new(value_limit: usize, count_limit: usize, redactor: Redactor) -> Self {
+        Sanitizer {
+            value_limit,
+            count_limit,
+            redactor,
+            keys: RefCell::default(),
+        }
+    }
+
     fn is_sensitive(&self, key: &str) -> bool {
-        SENSITIVE_KEYS.with(|c| {
-            let mut cache = c.borrow_mut();
-            if let Some(&known) = cache.get(key) {
-                return known;
-            }
-            // Bounded: attribute keys chosen by clients must not grow it without limit.
-            if cache.len() >= 4096 {
-                cache.clear();
-            }
-            let sensitive = self.redactor.is_sensitive_name(key);
-            cache.insert(key.to_owned(), sensitive);
-            sensitive
-        })
+        let mut cache = self.keys.borrow_mut();
+        if let Some(&known) = cache.get(key) {
+            return known;
+        }
+        // Bounded: attribute keys chosen by clients must not grow it without limit.
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        let sensitive = self.redactor.is_sensitive_name(key);
+        cache.insert(key.to_owned(), sensitive);
+        sensitive
     }
 
     /// A string value as exported: redacted as free text ([`Redactor::redact_text`]), then cut
@@ -119,7 +123,7 @@ impl Sanitizer {
             w.bytes(4, &span.parent_span_id.to_bytes());
         }
         w.bytes(5, self.redactor.mask_pan(&span.name).as_bytes());
-        w.uint(6, span_kind(&span.span_kind) as u64);
+        w.uint(6, span::SpanKind::from(span.span_kind.clone()) as u64);
         w.fixed64(7, nanos(span.start_time));
         w.fixed64(8, nanos(span.end_time));
         let dropped = self.attributes(w, 9, key_values(&span.attributes));
@@ -260,16 +264,6 @@ fn key_values(attributes: &[opentelemetry::KeyValue]) -> impl Iterator<Item = (&
 fn nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn span_kind(kind: &SpanKind) -> span::SpanKind {
-    match kind {
-        SpanKind::Client => span::SpanKind::Client,
-        SpanKind::Server => span::SpanKind::Server,
-        SpanKind::Producer => span::SpanKind::Producer,
-        SpanKind::Consumer => span::SpanKind::Consumer,
-        SpanKind::Internal => span::SpanKind::Internal,
-    }
 }
 
 /// W3C flags plus OTLP's "is the parent remote" bits.
@@ -452,7 +446,9 @@ impl Encoder {
 mod tests {
     use super::*;
     use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _, Severity};
-    use opentelemetry::trace::{Event, Link, SpanContext, TraceFlags, TraceId, TraceState};
+    use opentelemetry::trace::{
+        Event, Link, SpanContext, SpanKind, TraceFlags, TraceId, TraceState,
+    };
     use opentelemetry::KeyValue;
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -551,19 +547,11 @@ mod tests {
     }
 
     fn lenient() -> Sanitizer {
-        Sanitizer {
-            value_limit: usize::MAX,
-            count_limit: usize::MAX,
-            redactor: Redactor::default(),
-        }
+        Sanitizer::new(usize::MAX, usize::MAX, Redactor::default())
     }
 
     fn sanitizer() -> Sanitizer {
-        Sanitizer {
-            value_limit: 16,
-            count_limit: 2,
-            redactor: Redactor::default(),
-        }
+        Sanitizer::new(16, 2, Redactor::default())
     }
 
     fn resource() -> opentelemetry_sdk::Resource {
@@ -880,10 +868,7 @@ mod tests {
         let out = encode_spans(
             spans,
             &resource(),
-            &Sanitizer {
-                value_limit: 2048,
-                ..sanitizer()
-            },
+            &Sanitizer::new(2048, 2, Redactor::default()),
             cap,
         );
         assert!(out.len() > 1);

@@ -83,6 +83,7 @@ impl Sender {
 impl BatchExport<SpanData> for Sender {
     async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
         let requests = self.encode(|encoder, emit| encoder.spans(&batch, emit));
+        // Freed now, not after the network round trip.
         drop(batch);
         self.send_all(requests).await
     }
@@ -91,6 +92,7 @@ impl BatchExport<SpanData> for Sender {
 impl BatchExport<(SdkLogRecord, InstrumentationScope)> for Sender {
     async fn export(&self, batch: Vec<(SdkLogRecord, InstrumentationScope)>) -> Result<(), String> {
         let requests = self.encode(|encoder, emit| encoder.logs(&batch, emit));
+        // Freed now, not after the network round trip.
         drop(batch);
         self.send_all(requests).await
     }

@@ -138,11 +138,15 @@ where
                 .writer
                 .make_writer_for(event.metadata())
                 .write_all(out.as_bytes());
-            if out.capacity() > 64 * 1024 {
-                // One huge record must not pin a huge buffer to this thread forever.
-                *out = String::with_capacity(512);
-            }
+            release_if_huge(out);
         });
+    }
+}
+
+/// One huge record must not pin a huge per-thread buffer forever.
+fn release_if_huge(buffer: &mut String) {
+    if buffer.capacity() > 64 * 1024 {
+        *buffer = String::new();
     }
 }
 
@@ -179,9 +183,7 @@ impl Visit for JsonVisitor<'_> {
                     text.clear();
                     let _ = write!(text, "{value:?}");
                     escape(&self.redactor.redact_text(&text), self.out);
-                    if text.capacity() > 64 * 1024 {
-                        *text = String::new();
-                    }
+                    release_if_huge(&mut text);
                 }
                 Err(_) => escape(&self.redactor.redact_text(&format!("{value:?}")), self.out),
             });

@@ -1,7 +1,8 @@
 //! Non-blocking, lossy stdout: callers append finished lines to a bounded shared buffer, and one
 //! thread writes the buffer out on a short tick.
 //!
-//! Callers never wake the writer. tracing-appender's worker (used before) sleeps on its channel,
+//! Callers never wake the writer, and hold the buffer's lock only to copy their line in (the
+//! writer swaps the buffer out under it and writes outside it). tracing-appender's worker (used before) sleeps on its channel,
 //! so under load every line paid a cross-thread wakeup — about 1 µs of kernel time per line on
 //! a server doing 30 k requests per second, more than formatting the line cost.
 
@@ -202,22 +203,24 @@ mod tests {
 
     #[test]
     fn a_stuck_stdout_drops_and_counts_instead_of_blocking() {
+        use tracing_subscriber::layer::SubscriberExt as _;
         let (release, stuck) = std::sync::mpsc::channel();
         let stdout = Stdout::new(Stuck(stuck), 16);
-        let mut writer = stdout.writer();
-        let total = 20_000u64;
-        let started = Instant::now();
-        for i in 0..total {
-            writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
-        }
-        // The writer thread holds at most one tick's lines; at most 16 wait in the buffer: the
-        // rest were dropped.
+        let subscriber =
+            tracing_subscriber::registry().with(crate::log::JsonLayer::new(stdout.writer()));
+        let total = 20_000;
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..total {
+                tracing::info!(i, "line");
+            }
+        });
+        // At most 16 lines are stuck in the writer (one swapped-out buffer) and at most 16 wait
+        // in the buffer: the rest were dropped.
         let dropped = stdout.dropped();
         assert!(
             dropped >= total - 32 && dropped <= total,
             "dropped {dropped}"
         );
-        assert!(started.elapsed() < Duration::from_secs(5));
         drop(release);
         stdout.close();
     }
