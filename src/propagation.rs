@@ -229,7 +229,12 @@ impl Extractor for Validated<'_> {
 
 /// The one value of a header that must appear at most once; `None` if absent, repeated or not
 /// ASCII.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+// `HeaderName` constants: a lookup by `&str` parses the name on every request.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
+
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -251,9 +256,9 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// assert!(!cx.span().span_context().is_valid());
 /// ```
 pub fn extract_context(headers: &HeaderMap) -> Context {
-    let traceparent = single(headers, "traceparent").filter(|v| valid_traceparent(v.as_bytes()));
+    let traceparent = single(headers, &TRACEPARENT).filter(|v| valid_traceparent(v.as_bytes()));
     let baggage = {
-        let mut all = headers.get_all("baggage").iter();
+        let mut all = headers.get_all(&BAGGAGE).iter();
         match (all.next(), all.next()) {
             // Several baggage headers are legal but rare; keep it simple and safe: use the first.
             (Some(v), _) => v.to_str().ok().filter(|v| valid_baggage(v.as_bytes())),
@@ -264,7 +269,7 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
         return Context::new();
     }
     let tracestate = traceparent
-        .and(single(headers, "tracestate"))
+        .and(single(headers, &TRACESTATE))
         .filter(|v| valid_tracestate(v.as_bytes()));
     let view = Validated {
         traceparent,

@@ -105,6 +105,8 @@ pub struct Redactor {
 
 #[derive(Debug)]
 struct Lists {
+    /// Process-unique: names the policy in [`Redactor::is_sensitive_field`]'s cache.
+    id: u64,
     words: Vec<String>,
     headers: Vec<HeaderName>,
     mask_pan: bool,
@@ -114,6 +116,7 @@ impl Default for Redactor {
     fn default() -> Self {
         Redactor {
             inner: Arc::new(Lists {
+                id: next_lists_id(),
                 words: DEFAULT_SENSITIVE_WORDS
                     .iter()
                     .map(|w| (*w).to_owned())
@@ -131,6 +134,7 @@ impl Default for Redactor {
 impl Redactor {
     fn edit(self, f: impl FnOnce(&mut Lists)) -> Self {
         let mut lists = Lists {
+            id: next_lists_id(),
             words: self.inner.words.clone(),
             headers: self.inner.headers.clone(),
             mask_pan: self.inner.mask_pan,
@@ -232,6 +236,33 @@ impl Redactor {
                 .is_ok_and(|whole| COMPOUNDS.contains(&whole) || words.iter().any(|w| w == whole))
     }
 
+    /// [`is_sensitive_name`](Self::is_sensitive_name) for a `tracing` field name, cached per
+    /// thread: field names are `&'static str`, so their address names them for good, and a
+    /// busy logger asks about the same few names on every record.
+    pub(crate) fn is_sensitive_field(&self, name: &'static str) -> bool {
+        thread_local! {
+            static FIELDS: std::cell::RefCell<rustc_hash::FxHashMap<(u64, usize, usize), bool>> =
+                std::cell::RefCell::default();
+        }
+        let key = (self.inner.id, name.as_ptr() as usize, name.len());
+        FIELDS.with(|cell| {
+            let Ok(mut cache) = cell.try_borrow_mut() else {
+                return self.is_sensitive_name(name);
+            };
+            if let Some(&known) = cache.get(&key) {
+                return known;
+            }
+            // Bounded: a process has finitely many field names, but many policies could come
+            // and go (tests build one per case).
+            if cache.len() >= 4096 {
+                cache.clear();
+            }
+            let sensitive = self.is_sensitive_name(name);
+            cache.insert(key, sensitive);
+            sensitive
+        })
+    }
+
     /// Whether a header must never be recorded: the sensitive header list, or a sensitive name.
     ///
     /// ```
@@ -259,7 +290,7 @@ impl Redactor {
         if !self.inner.mask_pan {
             return Cow::Borrowed(text);
         }
-        if !may_hold_card(text.as_bytes()) {
+        if Census::of(text.as_bytes()).cannot_hold_card() || !may_hold_card(text.as_bytes()) {
             return Cow::Borrowed(text);
         }
         mask_cards(text)
@@ -282,6 +313,9 @@ impl Redactor {
     /// assert!(matches!(r.redact_text("order 42 paid at 12:30"), std::borrow::Cow::Borrowed(_)));
     /// ```
     pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if plainly_clean(text.as_bytes()) {
+            return Cow::Borrowed(text);
+        }
         let masked = self.mask_pan(text);
         let rewritten = match self.redact_pairs(&masked) {
             Cow::Owned(s) => Some(s),
@@ -297,8 +331,8 @@ impl Redactor {
     fn redact_pairs<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let bytes = text.as_bytes();
         let mut splice = Splice::new(text);
-        for (at, &b) in bytes.iter().enumerate() {
-            if !matches!(b, b'=' | b':') || at < splice.copied {
+        for at in memchr::memchr2_iter(b'=', b':', bytes) {
+            if at < splice.copied {
                 continue;
             }
             // The name: word characters before the separator, past one closing quote.
@@ -399,6 +433,11 @@ impl Redactor {
 
 /// Call `f` with each word of `name`: split on non-alphanumerics, lower→upper camelCase and
 /// letter→digit boundaries (`track2` is `track`, `2`).
+fn next_lists_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
     let bytes = name.as_bytes();
     let mut start = None;
@@ -516,6 +555,45 @@ fn value_end(bytes: &[u8], from: usize) -> usize {
 /// The fast path of [`Redactor::mask_pan`], one pass without allocation: false unless `bytes`
 /// has a digit run (as [`scan_run`] reads one) of 13 or more digits, or a `%` or `;` that may
 /// open track data. Ids, amounts, timestamps and hex strings (request ids) stay on it.
+/// Text [`Redactor::redact_text`] cannot change whatever the policy: no `=`/`:` for a
+/// `name=value` pair and nothing [`may_hold_card`] would look at.
+fn plainly_clean(bytes: &[u8]) -> bool {
+    let census = Census::of(bytes);
+    !census.pair_separator && census.cannot_hold_card()
+}
+
+/// One branch-free pass over a text (it vectorizes): most values are short and plain, and
+/// this answers for them in a few nanoseconds what the byte-by-byte scans would.
+struct Census {
+    digits: usize,
+    /// `=` or `:`: a `name=value` pair may follow.
+    pair_separator: bool,
+    /// `%` or `;`: track data may start here.
+    track_sentinel: bool,
+}
+
+impl Census {
+    fn of(bytes: &[u8]) -> Census {
+        bytes.iter().fold(
+            Census {
+                digits: 0,
+                pair_separator: false,
+                track_sentinel: false,
+            },
+            |c, &b| Census {
+                digits: c.digits + usize::from(b.is_ascii_digit()),
+                pair_separator: c.pair_separator | matches!(b, b'=' | b':'),
+                track_sentinel: c.track_sentinel | matches!(b, b'%' | b';'),
+            },
+        )
+    }
+
+    /// Fewer than 13 digits in all and no track sentinel: no card number, no track data.
+    fn cannot_hold_card(&self) -> bool {
+        self.digits < 13 && !self.track_sentinel
+    }
+}
+
 fn may_hold_card(bytes: &[u8]) -> bool {
     let mut digits = 0;
     let mut after_separator = false;
@@ -866,6 +944,19 @@ mod tests {
         assert!(!r().is_sensitive_header(&HeaderName::from_static("x-request-id")));
     }
 
+    #[test]
+    fn field_names_are_cached_per_policy() {
+        let default = Redactor::default();
+        let custom = Redactor::default().with_sensitive_words(["order"]);
+        for _ in 0..2 {
+            assert!(default.is_sensitive_field("cvv"));
+            assert!(!default.is_sensitive_field("order_id"));
+            // Same static name, other policy: its own answer, not the cached one.
+            assert!(custom.is_sensitive_field("order_id"));
+            assert!(!custom.is_sensitive_field("cvv"));
+        }
+    }
+
     fn with_check_digit(body: &[u8]) -> Vec<u8> {
         (b'0'..=b'9')
             .map(|c| {
@@ -896,6 +987,29 @@ mod tests {
             prop_assert!(
                 may_hold_card(text.as_bytes()) || matches!(mask_cards(&text), Cow::Borrowed(_)),
                 "the fast path would leave {text:?} unmasked"
+            );
+        }
+
+        #[test]
+        fn plainly_clean_text_is_text_redaction_leaves_alone(
+            text in "[0-9 +\\-a-zA-Z%;=:\"_]{0,60}",
+            card in proptest::option::of(prop_oneof![
+                Just("4111111111111111"),
+                Just("4111 1111 1111 1111"),
+                Just("password=hunter2"),
+                Just("token: abc"),
+            ]),
+        ) {
+            let text = match card {
+                Some(card) => format!("{text}{card}{text}"),
+                None => text,
+            };
+            let r = Redactor::default();
+            // The slow path, without the shortcut.
+            let full = r.redact_pairs(&r.mask_pan(&text)).into_owned();
+            prop_assert!(
+                !plainly_clean(text.as_bytes()) || full == text,
+                "the shortcut would leave {text:?} as is, the scans give {full:?}"
             );
         }
 

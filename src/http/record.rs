@@ -117,7 +117,7 @@ impl Inflight {
             }
         }
         if let Some(ip) = client_ip(parts) {
-            attrs.push(KeyValue::new(CLIENT_ADDRESS, ip.to_string()));
+            attrs.push(KeyValue::new(CLIENT_ADDRESS, ip_text(ip)));
         }
         if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
             attrs.push(KeyValue::new(
@@ -159,7 +159,7 @@ impl Inflight {
         }
         let mut request_id = None;
         if opts.request_id {
-            if let Some(v) = parts.headers.get(REQUEST_ID_HEADER) {
+            if let Some(v) = parts.headers.get(&REQUEST_ID_HEADER) {
                 if valid_request_id(v.as_bytes()) {
                     // Valid ids are visible ASCII, so `to_str` cannot fail.
                     if let Ok(s) = v.to_str() {
@@ -218,7 +218,7 @@ impl Inflight {
     pub(crate) fn on_response(&mut self, parts: &mut http::response::Parts) {
         self.status = Some(parts.status);
         if let Some(id) = &self.request_id {
-            if !parts.headers.contains_key(REQUEST_ID_HEADER) {
+            if !parts.headers.contains_key(&REQUEST_ID_HEADER) {
                 parts.headers.insert(REQUEST_ID_HEADER, id.clone());
             }
         }
@@ -373,6 +373,24 @@ fn content_length(parts: &Parts) -> Option<u64> {
         .ok()
 }
 
+/// `client.address`: IPv4 written by hand (`to_string` runs the formatting machinery once per
+/// octet), IPv6 as std writes it.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                text.push_str(itoa::Buffer::new().format(octet));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
 #[cfg(feature = "axum")]
 fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
@@ -418,5 +436,24 @@ struct SharedStr(Arc<str>);
 impl AsRef<[u8]> for SharedStr {
     fn as_ref(&self) -> &[u8] {
         self.0.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn client_addresses_read_as_std_writes_them() {
+        for ip in [
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
+            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
+            IpAddr::V4(Ipv4Addr::new(255, 10, 100, 9)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V6("2001:db8::ff00:42:8329".parse().unwrap()),
+        ] {
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 }

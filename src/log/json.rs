@@ -100,10 +100,16 @@ where
         }
         out.push_str("{\"timestamp\":\"");
         rfc3339(SystemTime::now(), out);
-        let _ = write!(out, "\",\"level\":\"{}\",\"target\":", meta.level());
+        out.push_str("\",\"level\":\"");
+        out.push_str(meta.level().as_str());
+        out.push_str("\",\"target\":");
         escape(meta.target(), out);
         if let (Some(t), Some(s)) = (trace_id, span_id) {
-            let _ = write!(out, ",\"trace_id\":\"{t}\",\"span_id\":\"{s}\"");
+            out.push_str(",\"trace_id\":\"");
+            hex(&t.to_bytes(), out);
+            out.push_str("\",\"span_id\":\"");
+            hex(&s.to_bytes(), out);
+            out.push('"');
         }
         if !self.service_name.is_empty() {
             out.push_str(",\"service.name\":");
@@ -160,7 +166,7 @@ impl JsonVisitor<'_> {
         self.out.push(',');
         escape(field.name(), self.out);
         self.out.push(':');
-        if field.name() != "message" && self.redactor.is_sensitive_name(field.name()) {
+        if field.name() != "message" && self.redactor.is_sensitive_field(field.name()) {
             escape(REDACTED, self.out);
             return false;
         }
@@ -192,13 +198,13 @@ impl Visit for JsonVisitor<'_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if self.key(field) {
-            let _ = write!(self.out, "{value}");
+            self.out.push_str(itoa::Buffer::new().format(value));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.key(field) {
-            let _ = write!(self.out, "{value}");
+            self.out.push_str(itoa::Buffer::new().format(value));
         }
     }
 
@@ -249,6 +255,12 @@ impl Visit for PrettyVisitor<'_> {
 /// Write `s` as a JSON string literal.
 pub(crate) fn escape(s: &str, out: &mut String) {
     out.push('"');
+    // Most strings need no escape: one branch-free pass finds out.
+    if !s.bytes().any(needs_escape) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let replacement = match b {
@@ -272,6 +284,22 @@ pub(crate) fn escape(s: &str, out: &mut String) {
     out.push('"');
 }
 
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
+}
+
+/// Lowercase hex of an id, as W3C trace context writes it.
+fn hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    // Hex digits only: always UTF-8.
+    out.push_str(std::str::from_utf8(&buf[..bytes.len().min(16) * 2]).unwrap_or_default());
+}
+
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-22T12:00:00.000000Z`.
 fn rfc3339(t: SystemTime, out: &mut String) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -287,14 +315,22 @@ fn rfc3339(t: SystemTime, out: &mut String) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_micros()
-    );
+    // Digits by hand: `write!` with padding costs more than the rest of the line.
+    let mut buf = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut n: u64| {
+        for i in (at..at + width).rev() {
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, u64::try_from(year).unwrap_or(0).min(9999));
+    put(5, 2, month as u64);
+    put(8, 2, day as u64);
+    put(11, 2, rem / 3600);
+    put(14, 2, rem % 3600 / 60);
+    put(17, 2, rem % 60);
+    put(20, 6, u64::from(d.subsec_micros()));
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 #[cfg(test)]
