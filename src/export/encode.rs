@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -32,7 +33,20 @@ pub(crate) struct Sanitizer {
     redactor: Redactor,
     /// Sensitive-name decisions per attribute key: keys repeat from span to span
     /// (semantic-convention names), so the word splitting runs once per key, not per attribute.
-    keys: RefCell<FxHashMap<String, bool>>,
+    keys: RefCell<KeyCache>,
+}
+
+/// Slots of [`KeyCache::by_address`] (a power of two).
+const KEY_SLOTS: usize = 64;
+
+/// Every key seen, and in front of it a small table indexed by the key's address: most keys
+/// are the same `&'static str` on every span, so one comparison answers instead of hashing the
+/// name. The address only picks the slot; the name is compared too, since a freed key's memory
+/// can come back holding another.
+#[derive(Debug, Clone, Default)]
+struct KeyCache {
+    by_name: FxHashMap<Arc<str>, bool>,
+    by_address: Vec<Option<(usize, Arc<str>, bool)>>,
 }
 
 impl Sanitizer {
@@ -47,15 +61,32 @@ impl Sanitizer {
 
     fn is_sensitive(&self, key: &str) -> bool {
         let mut cache = self.keys.borrow_mut();
-        if let Some(&known) = cache.get(key) {
-            return known;
+        let address = key.as_ptr() as usize;
+        // Fibonacci hashing: the top bits of the product spread aligned addresses.
+        let slot = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (64 - KEY_SLOTS.trailing_zeros())) as usize;
+        if cache.by_address.is_empty() {
+            cache.by_address.resize(KEY_SLOTS, None);
         }
-        // Bounded: attribute keys chosen by clients must not grow it without limit.
-        if cache.len() >= 4096 {
-            cache.clear();
+        if let Some((at, name, known)) = &cache.by_address[slot] {
+            if *at == address && **name == *key {
+                return *known;
+            }
         }
-        let sensitive = self.redactor.is_sensitive_name(key);
-        cache.insert(key.to_owned(), sensitive);
+        let (name, sensitive) = match cache.by_name.get_key_value(key) {
+            Some((name, &known)) => (name.clone(), known),
+            None => {
+                // Bounded: attribute keys chosen by clients must not grow it without limit.
+                if cache.by_name.len() >= 4096 {
+                    cache.by_name.clear();
+                }
+                let name: Arc<str> = Arc::from(key);
+                let sensitive = self.redactor.is_sensitive_name(key);
+                cache.by_name.insert(name.clone(), sensitive);
+                (name, sensitive)
+            }
+        };
+        cache.by_address[slot] = Some((address, name, sensitive));
         sensitive
     }
 
@@ -628,6 +659,21 @@ mod tests {
                 schema_url: String::new(),
             }],
         }
+    }
+
+    #[test]
+    fn a_key_reusing_a_freed_keys_memory_gets_its_own_answer() {
+        let sanitizer = Sanitizer::new(64, 64, Redactor::default());
+        let mut key = String::from("order_no");
+        for _ in 0..2 {
+            assert!(!sanitizer.is_sensitive(&key)); // cached by address on the second round
+        }
+        // Same address, same length, other name: what a recycled allocation looks like.
+        let address = key.as_ptr();
+        key.replace_range(.., "password");
+        assert_eq!(key.as_ptr(), address);
+        assert!(sanitizer.is_sensitive(&key));
+        assert!(sanitizer.is_sensitive("cvv") && !sanitizer.is_sensitive("http.route"));
     }
 
     #[test]
