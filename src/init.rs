@@ -223,7 +223,7 @@ impl Telemetry {
                 rt: rt.clone(),
             };
             tracer_builder = tracer_builder.with_span_processor(SpanQueue(spans.clone()));
-            logger_builder = logger_builder.with_log_processor(LogQueue(logs.clone()));
+            logger_builder = logger_builder.with_log_processor(LogQueue::new(logs.clone()));
             meter_builder = meter_builder.with_reader(
                 PeriodicReader::builder(metrics.clone())
                     .with_interval(settings.metric_interval)

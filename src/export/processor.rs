@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use opentelemetry::logs::{Logger as _, LoggerProvider as _};
 use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -135,7 +136,25 @@ impl SpanProcessor for SpanQueue {
 
 /// The log processor: records enter a bounded queue; internal targets are skipped.
 #[derive(Debug, Clone)]
-pub(crate) struct LogQueue(pub(crate) Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>);
+pub(crate) struct LogQueue {
+    queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>,
+    /// An empty record, swapped in for the one taken (see `emit`).
+    blank: SdkLogRecord,
+}
+
+impl LogQueue {
+    /// The provider's only processor: `emit` takes the record instead of copying it, which
+    /// would leave nothing for a processor after it.
+    pub(crate) fn new(queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>) -> Self {
+        // The SDK makes empty records only through a logger; this provider has no processor
+        // and is dropped at once.
+        let blank = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
+            .build()
+            .logger("paytrace")
+            .create_log_record();
+        LogQueue { queue, blank }
+    }
+}
 
 impl LogProcessor for LogQueue {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
@@ -144,15 +163,18 @@ impl LogProcessor for LogQueue {
                 return;
             }
         }
-        self.0.push((record.clone(), scope.clone()));
+        // Taken, not cloned: the SDK drops the record right after its processors ran, and a
+        // clone copies the message and every attribute again.
+        let record = std::mem::replace(record, self.blank.clone());
+        self.queue.push((record, scope.clone()));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.flush(Duration::from_secs(5)).map_err(sdk_error)
+        self.queue.flush(Duration::from_secs(5)).map_err(sdk_error)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown(timeout).map_err(sdk_error)
+        self.queue.shutdown(timeout).map_err(sdk_error)
     }
 }
 

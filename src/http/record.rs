@@ -378,14 +378,21 @@ fn content_length(parts: &Parts) -> Option<u64> {
 fn ip_text(ip: std::net::IpAddr) -> String {
     match ip {
         std::net::IpAddr::V4(v4) => {
-            let mut text = String::with_capacity(15);
+            let mut buf = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    text.push('.');
+                    buf[len] = b'.';
+                    len += 1;
                 }
-                text.push_str(itoa::Buffer::new().format(octet));
+                let mut itoa = itoa::Buffer::new();
+                let digits = itoa.format(octet).as_bytes();
+                buf[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
             }
-            text
+            // Exactly sized: the attribute keeps it as a boxed str, and a spare capacity
+            // would cost a reallocation there. Digits and dots: always UTF-8.
+            String::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
         }
         std::net::IpAddr::V6(v6) => v6.to_string(),
     }
