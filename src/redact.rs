@@ -555,7 +555,7 @@ fn value_end(bytes: &[u8], from: usize) -> usize {
 /// The fast path of [`Redactor::mask_pan`], one pass without allocation: false unless `bytes`
 /// has a digit run (as [`scan_run`] reads one) of 13 or more digits, or a `%` or `;` that may
 /// open track data. Ids, amounts, timestamps and hex strings (request ids) stay on it.
-/// One branch-free pass over a text (it vectorizes): most values are short and plain, and
+/// One branch-free pass over a text: most values are short and plain, and
 /// this answers for them in a few nanoseconds what the byte-by-byte scans would. Text with no
 /// `=`/`:` and that [`Census::cannot_hold_card`] is text [`Redactor::redact_text`] cannot
 /// change, whatever the policy.
@@ -567,25 +567,37 @@ struct Census {
     track_sentinel: bool,
 }
 
+const DIGIT: u8 = 1;
+const PAIR_SEPARATOR: u8 = 2;
+const TRACK_SENTINEL: u8 = 4;
+
+/// What [`Census::of`] notes about each byte value.
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = b'0';
+    while b <= b'9' {
+        table[b as usize] = DIGIT;
+        b += 1;
+    }
+    table[b'=' as usize] = PAIR_SEPARATOR;
+    table[b':' as usize] = PAIR_SEPARATOR;
+    table[b'%' as usize] = TRACK_SENTINEL;
+    table[b';' as usize] = TRACK_SENTINEL;
+    table
+};
+
 impl Census {
     fn of(bytes: &[u8]) -> Census {
-        let (mut digits, mut pair, mut track) = (0, 0u8, 0u8);
-        // Byte-wide counters per chunk (a chunk has fewer than 256 digits) let it vectorize.
-        for chunk in bytes.chunks(128) {
-            let (mut d, mut p, mut t) = (0u8, 0u8, 0u8);
-            for &b in chunk {
-                d += u8::from(b.is_ascii_digit());
-                p |= u8::from(b == b'=') | u8::from(b == b':');
-                t |= u8::from(b == b'%') | u8::from(b == b';');
-            }
-            digits += usize::from(d);
-            pair |= p;
-            track |= t;
-        }
+        // One table lookup per byte, no branch: most values are a dozen bytes, too short for
+        // vector code to pay off.
+        let (digits, classes) = bytes.iter().fold((0, 0u8), |(digits, classes), &b| {
+            let class = BYTE_CLASS[usize::from(b)];
+            (digits + usize::from(class & DIGIT), classes | class)
+        });
         Census {
             digits,
-            pair_separator: pair != 0,
-            track_sentinel: track != 0,
+            pair_separator: classes & PAIR_SEPARATOR != 0,
+            track_sentinel: classes & TRACK_SENTINEL != 0,
         }
     }
 
