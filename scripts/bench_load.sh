@@ -42,16 +42,8 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
 
-if ! command -v wrk >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || { echo "bench_load: wrk missing and not root to install it" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2 \
-    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } >&2
-fi
-if [ -n "${RATE:-}" ] && ! command -v h2load >/dev/null 2>&1; then
-  [ "$(id -u)" = 0 ] || { echo "bench_load: h2load missing and not root to install it" >&2; exit 1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client >&2 \
-    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; } >&2
-fi
+apt_tool wrk wrk
+[ -n "${RATE:-}" ] && apt_tool h2load nghttp2-client
 command -v taskset >/dev/null || { echo "bench_load: taskset missing (util-linux)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench_load: needs two cores" >&2; exit 1; }
 
@@ -60,33 +52,15 @@ if [ -z "$BIN_GIVEN" ]; then
   (cd "$ROOT" && cargo build --release --example bench_server >&2)
 fi
 
-# rotel without its debug log: printing every span would make the collector, not the server,
-# the bottleneck on the load generator's core.
 install_rotel >/dev/null
-ROTEL_DIR="$OUT/rotel"
-mkdir -p "$ROTEL_DIR"
-GRPC_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-ENDPOINT="http://127.0.0.1:$GRPC_PORT"
-NO_COLOR=1 taskset -c 1 "$ROTEL_BIN" start \
-  --otlp-grpc-endpoint "127.0.0.1:$GRPC_PORT" --otlp-http-endpoint "127.0.0.1:$HTTP_PORT" \
-  --exporter blackhole \
-  --pid-file "$ROTEL_DIR/rotel.pid" --log-file "$ROTEL_DIR/rotel-agent.log" \
-  >"$ROTEL_DIR/rotel.out" 2>&1 &
-ROTEL=$!
+start_quiet_rotel "$OUT/rotel" 1
+ENDPOINT="$ROTEL_ENDPOINT"
 SERVER=
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
-  kill "$ROTEL" 2>/dev/null || true
-  wait 2>/dev/null || true
+  stop_rotel
 }
 trap cleanup EXIT
-for _ in $(seq 1 300); do
-  grep -q 'Starting Rotel' "$ROTEL_DIR/rotel.out" && break
-  kill -0 "$ROTEL" 2>/dev/null || { cat "$ROTEL_DIR/rotel.out" >&2; echo "bench_load: rotel exited" >&2; exit 1; }
-  sleep 0.1
-done
-grep -q 'Starting Rotel' "$ROTEL_DIR/rotel.out" || { echo "bench_load: rotel did not start" >&2; exit 1; }
 
 ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 

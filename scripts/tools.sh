@@ -38,7 +38,32 @@ start_rotel() {
   mkdir -p "$ROTEL_DIR"
   ROTEL_GRPC_PORT="${ROTEL_GRPC_PORT:-$(free_port)}"
   ROTEL_HTTP_PORT="${ROTEL_HTTP_PORT:-$(free_port)}"
+  _ROTEL_LAUNCH=(env)
+  _ROTEL_DEBUG=(--debug-log traces --debug-log metrics --debug-log logs --debug-log-verbosity detailed)
   _launch_rotel
+}
+
+# start_quiet_rotel DIR [CPUS]: the same without the debug log, pinned to CPUS (taskset list)
+# when given. For load benchmarks: printing every span would make the collector the bottleneck.
+start_quiet_rotel() {
+  ROTEL_DIR="$1"
+  mkdir -p "$ROTEL_DIR"
+  ROTEL_GRPC_PORT="${ROTEL_GRPC_PORT:-$(free_port)}"
+  ROTEL_HTTP_PORT="${ROTEL_HTTP_PORT:-$(free_port)}"
+  _ROTEL_LAUNCH=(env)
+  [ -n "${2:-}" ] && _ROTEL_LAUNCH=(taskset -c "$2" env)
+  _ROTEL_DEBUG=()
+  _launch_rotel
+}
+
+# Install a Debian package when its command is missing (root only; fails loudly otherwise).
+apt_tool() { # COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  [ "$(id -u)" = 0 ] || die "$1 missing and not root to install $2" || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2"; } >&2 \
+    || die "cannot install $2" || return 1
 }
 
 _launch_rotel() {
@@ -52,12 +77,11 @@ _launch_rotel() {
   local unset_rotel=()
   local name
   for name in $(compgen -e | grep '^ROTEL_' || true); do unset_rotel+=(-u "$name"); done
-  env "${unset_rotel[@]}" NO_COLOR=1 "$ROTEL_BIN" start \
+  "${_ROTEL_LAUNCH[@]}" "${unset_rotel[@]}" NO_COLOR=1 "$ROTEL_BIN" start \
     --otlp-grpc-endpoint "127.0.0.1:$ROTEL_GRPC_PORT" \
     --otlp-http-endpoint "127.0.0.1:$ROTEL_HTTP_PORT" \
     --exporter blackhole \
-    --debug-log traces --debug-log metrics --debug-log logs \
-    --debug-log-verbosity detailed \
+    "${_ROTEL_DEBUG[@]}" \
     --pid-file "$ROTEL_DIR/rotel.pid" --log-file "$ROTEL_DIR/rotel-agent.log" \
     >>"$ROTEL_OUT" 2>&1 &
   ROTEL_PID=$!
