@@ -44,9 +44,9 @@ async fn get_path(app: &Router, path: &str) {
     res.into_body().collect().await.unwrap();
 }
 
-fn slow_warnings(events: &Events) -> Vec<Event> {
+fn slow_warnings(events: &Capture) -> Vec<Captured> {
     events
-        .all()
+        .events()
         .into_iter()
         .filter(|e| e.level == tracing::Level::WARN && e.target == "paytrace::http")
         .collect()
@@ -54,7 +54,7 @@ fn slow_warnings(events: &Events) -> Vec<Event> {
 
 #[tokio::test(start_paused = true)]
 async fn above_the_threshold_is_flagged_once() {
-    let events = Events::default();
+    let events = Capture::default();
     let _guard = tracing::subscriber::set_default(events.subscriber());
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
@@ -97,7 +97,7 @@ async fn above_the_threshold_is_flagged_once() {
 
 #[tokio::test(start_paused = true)]
 async fn below_or_at_the_threshold_is_not_flagged() {
-    let events = Events::default();
+    let events = Capture::default();
     let _guard = tracing::subscriber::set_default(events.subscriber());
     let spans = Spans::new();
     let (layer, registry) = spans.layer();
@@ -111,13 +111,13 @@ async fn below_or_at_the_threshold_is_not_flagged() {
     for span in &all {
         assert_eq!(attr(span, "paytrace.slow"), None, "{}", span.name);
     }
-    assert!(slow_warnings(&events).is_empty(), "{:#?}", events.all());
+    assert!(slow_warnings(&events).is_empty(), "{:#?}", events.events());
     assert!(!metrics_text(&registry).contains("http_server_slow_requests_total{"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_threshold_is_configurable_and_covers_body_streaming() {
-    let events = Events::default();
+    let events = Capture::default();
     let _guard = tracing::subscriber::set_default(events.subscriber());
     let spans = Spans::new();
     let app = app(spans.layer().0.with_slow_threshold(Duration::from_secs(3)));

@@ -1,10 +1,9 @@
 //! Shared helpers for the integration tests: an in-memory span pipeline, the HTTP layer built on
-//! it, a `tracing` event recorder, a slow streaming body.
+//! it, a slow streaming body.
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Once;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -121,66 +120,6 @@ pub fn metrics_text(registry: &prometheus::Registry) -> String {
     prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
         .expect("encode")
-}
-
-// === tracing events ===
-
-/// One recorded `tracing` event.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub level: tracing::Level,
-    pub target: String,
-    pub fields: BTreeMap<String, String>,
-    /// The trace id of the OpenTelemetry context current when the event fired (what log
-    /// bridges stamp on the record); all zeros without one.
-    pub current_trace_id: String,
-}
-
-/// A `tracing` layer that records events, for a scoped `set_default`.
-#[derive(Clone, Default)]
-pub struct Events(pub Arc<Mutex<Vec<Event>>>);
-
-impl Events {
-    pub fn all(&self) -> Vec<Event> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// A subscriber recording into `self`.
-    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        tracing_subscriber::registry().with(self.clone())
-    }
-}
-
-struct Visitor<'a>(&'a mut BTreeMap<String, String>);
-
-impl tracing::field::Visit for Visitor<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut fields = BTreeMap::new();
-        event.record(&mut Visitor(&mut fields));
-        self.0.lock().unwrap().push(Event {
-            level: *event.metadata().level(),
-            target: event.metadata().target().to_owned(),
-            fields,
-            current_trace_id: {
-                use opentelemetry::trace::TraceContextExt as _;
-                opentelemetry::Context::current()
-                    .span()
-                    .span_context()
-                    .trace_id()
-                    .to_string()
-            },
-        });
-    }
 }
 
 // === bodies ===

@@ -43,6 +43,9 @@ pub struct Captured {
     pub level: tracing::Level,
     pub target: String,
     pub fields: std::collections::BTreeMap<String, String>,
+    /// The trace id of the OpenTelemetry context current when the event fired (what log
+    /// bridges stamp on the record); all zeros without one.
+    pub current_trace_id: String,
 }
 
 impl Captured {
@@ -58,6 +61,12 @@ pub struct Capture(pub std::sync::Arc<std::sync::Mutex<Vec<Captured>>>);
 impl Capture {
     pub fn events(&self) -> Vec<Captured> {
         self.0.lock().unwrap().clone()
+    }
+
+    /// A subscriber recording into `self`, for a scoped `set_default`.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        tracing_subscriber::registry().with(self.clone())
     }
 
     pub fn with_target(&self, target: &str) -> Vec<Captured> {
@@ -88,6 +97,14 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
             level: *event.metadata().level(),
             target: event.metadata().target().to_owned(),
             fields,
+            current_trace_id: {
+                use opentelemetry::trace::TraceContextExt as _;
+                opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .trace_id()
+                    .to_string()
+            },
         });
     }
 }
