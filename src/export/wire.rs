@@ -101,11 +101,13 @@ impl Writer {
         self.buf.push(0);
         body(self);
         let len = self.buf.len() - at - 1;
-        let width = encoded_len_varint(len as u64);
-        if width > 1 {
-            self.buf.resize(self.buf.len() + width - 1, 0);
-            self.buf.copy_within(at + 1..at + 1 + len, at + width);
+        if len < 0x80 {
+            self.buf[at] = len as u8;
+            return;
         }
+        let width = encoded_len_varint(len as u64);
+        self.buf.resize(self.buf.len() + width - 1, 0);
+        self.buf.copy_within(at + 1..at + 1 + len, at + width);
         let mut slot = &mut self.buf[at..at + width];
         encode_varint(len as u64, &mut slot);
     }
