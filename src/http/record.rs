@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::layer::{Shared, REQUEST_ID_HEADER};
 use super::metrics::{Recorded, RouteEntry};
 use super::semconv::*;
-use crate::propagation::{extract_context, valid_request_id};
+use crate::propagation::{extract_context, hex_into, valid_request_id};
 
 /// Room for the attributes of a typical request, start and end, so the span's attribute
 /// vector is allocated once. Kept under 1 KiB (`KeyValue` is 56 bytes): glibc serves larger

@@ -185,15 +185,6 @@ pub(crate) fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
-/// Lower-hex encode `bytes` into `out` (which must be twice as long).
-pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
-}
-
 /// A `Cow` into an attribute value without copying static strings.
 pub(crate) fn cow_value(s: Cow<'static, str>) -> StringValue {
     s.into()

@@ -13,6 +13,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
+use crate::propagation::hex_into;
 use crate::redact::{Redactor, REDACTED};
 
 /// A `tracing` layer writing one JSON object per event:
@@ -288,16 +289,14 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
 }
 
-/// Lowercase hex of an id, as W3C trace context writes it.
+/// Lowercase hex of an id (at most 16 bytes), as W3C trace context writes it.
 fn hex(bytes: &[u8], out: &mut String) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 32];
-    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0xf)];
-    }
+    let bytes = &bytes[..bytes.len().min(16)];
+    let text = &mut buf[..bytes.len() * 2];
+    hex_into(bytes, text);
     // Hex digits only: always UTF-8.
-    out.push_str(std::str::from_utf8(&buf[..bytes.len().min(16) * 2]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
 }
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-22T12:00:00.000000Z`.
