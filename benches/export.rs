@@ -8,12 +8,12 @@
 //!   counted), and the bytes of the same requests with gzip and without.
 //!
 //! Run: `cargo bench --bench export -- --warm-up-time 1 --measurement-time 3`.
-//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span, the same binary
-//! alternated with the previous commit's three times: 2.15–2.64 µs (before: 4.39–5.96 µs with
-//! opentelemetry-proto structs and a deflate state per request). Gzip: 8.6× fewer bytes
-//! (3.83 MB → 0.45 MB for 20 requests of 512 spans). Profile of what is left (perf, export
-//! thread): deflate ≈ 10–27 %, freeing the SDK's spans (allocated on request threads) ≈ 20 %,
-//! copies ≈ 12 %, the protobuf writer ≈ 10 %, the per-key redaction cache ≈ 5 %.
+//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span, the binary alternated
+//! with the previous round's three times: 2.73–2.93 µs (previous round's: 2.93–3.81 µs on the
+//! same, busier machine; 2.15–2.64 µs when it was quieter). Gzip: 8.5× fewer bytes (3.83 MB →
+//! 0.45 MB for 20 requests of 512 spans). What is left (callgrind, per span): deflate level 1
+//! ≈ 8 k instructions (about 21 per input byte, at zlib-rs's and libdeflate's floor), the
+//! protobuf writer with redaction ≈ 6 k, draining the queue and freeing the SDK's spans ≈ 2.5 k.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};

@@ -24,12 +24,12 @@
 //!
 //! Run: `cargo bench --bench http -- --warm-up-time 1 --measurement-time 3`.
 //! Machine: 2 vCPU AMD EPYC (shared, noisy). Results (see README "Performance" for ratios):
-//! bare 1.08 µs; floor 1.99 µs (+0.91); paytrace 2.97 µs (+1.89); paytrace full stack 5.00 µs
-//! (+3.93); otel-instrumentation-tower 3.67 µs (+2.59); axum-tracing-opentelemetry 21.8 µs
-//! (+20.7); tower-http + tracing-otel 23.0 µs (+21.9). Added cost vs the common stack:
-//! paytrace 0.09, full stack 0.18 (target ≤ 1/3: met). The full-stack row's queue dropped
-//! (counted) 412 k of 873 k spans: the loop outruns one export thread, so export CPU is mostly
-//! absent from that row (it is measured by `benches/export.rs` and `scripts/bench_load.sh`).
+//! bare 1.05 µs; floor 1.63 µs (+0.59); paytrace 3.08 µs (+2.03); paytrace full stack 4.62 µs
+//! (+3.57); otel-instrumentation-tower 4.13 µs (+3.09); axum-tracing-opentelemetry 19.9 µs
+//! (+18.8); tower-http + tracing-otel 22.3 µs (+21.2). Added cost vs the common stack:
+//! paytrace 0.10, full stack 0.17 (target ≤ 1/3: met). The full-stack row's queue drops
+//! (counted) most spans: the loop outruns one export thread, so export CPU is mostly absent
+//! from that row (it is measured by `benches/export.rs` and `scripts/bench_load.sh`).
 
 mod support;
 

@@ -43,10 +43,19 @@ const KEY_SLOTS: usize = 64;
 /// are the same `&'static str` on every span, so one comparison answers instead of hashing the
 /// name. The address only picks the slot; the name is compared too, since a freed key's memory
 /// can come back holding another.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct KeyCache {
     by_name: FxHashMap<Arc<str>, bool>,
     by_address: Vec<Option<(usize, Arc<str>, bool)>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            by_name: FxHashMap::default(),
+            by_address: vec![None; KEY_SLOTS],
+        }
+    }
 }
 
 impl Sanitizer {
@@ -65,9 +74,6 @@ impl Sanitizer {
         // Fibonacci hashing: the top bits of the product spread aligned addresses.
         let slot = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             >> (64 - KEY_SLOTS.trailing_zeros())) as usize;
-        if cache.by_address.is_empty() {
-            cache.by_address.resize(KEY_SLOTS, None);
-        }
         if let Some((at, name, known)) = &cache.by_address[slot] {
             if *at == address && **name == *key {
                 return *known;

@@ -2,9 +2,10 @@
 //! thread writes the buffer out on a short tick.
 //!
 //! Callers never wake the writer, and hold the buffer's lock only to copy their line in (the
-//! writer swaps the buffer out under it and writes outside it). tracing-appender's worker (used before) sleeps on its channel,
-//! so under load every line paid a cross-thread wakeup — about 1 µs of kernel time per line on
-//! a server doing 30 k requests per second, more than formatting the line cost.
+//! writer swaps the buffer out under it and writes outside it). tracing-appender's worker (used
+//! before) sleeps on its channel, so under load every line paid a cross-thread wakeup — about
+//! 1 µs of kernel time per line on a server doing 30 k requests per second, more than formatting
+//! the line cost.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
