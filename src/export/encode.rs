@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use opentelemetry::logs::AnyValue as LogValue;
 use opentelemetry::trace::{SpanId, Status};
-use opentelemetry::{Array, InstrumentationScope, Value};
+use opentelemetry::{Array, InstrumentationScope, Key, Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, status, SpanFlags};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -38,15 +38,37 @@ pub(crate) struct Sanitizer {
 
 /// Slots of [`KeyCache::by_address`] (a power of two).
 const KEY_SLOTS: usize = 64;
+/// Slots a key may take from its home slot on.
+const KEY_PROBES: usize = 4;
 
 /// Every key seen, and in front of it a small table indexed by the key's address: most keys
-/// are the same `&'static str` on every span, so one comparison answers instead of hashing the
-/// name. The address only picks the slot; the name is compared too, since a freed key's memory
-/// can come back holding another.
+/// are the same `&'static str` (or shared `Arc<str>`) on every span, so comparing an address
+/// answers instead of hashing the name.
+///
+/// A slot holds a clone of the key it answers for, which keeps that memory alive and
+/// unchanged: an address match then proves the same name. Only keys whose clone shares their
+/// memory (static and shared ones) get a slot; an owned key's clone is a new allocation that
+/// no later key can share, and would be an allocation per lookup for nothing.
 #[derive(Debug, Clone)]
 struct KeyCache {
-    by_name: FxHashMap<Arc<str>, bool>,
-    by_address: Vec<Option<(usize, Arc<str>, bool)>>,
+    /// Sensitive, and whether the name has been seen as an owned key (not worth a slot).
+    by_name: FxHashMap<Arc<str>, (bool, bool)>,
+    by_address: Vec<Option<Slot>>,
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    address: usize,
+    len: usize,
+    /// Keeps `address` alive for as long as the slot answers for it.
+    _held: Key,
+    sensitive: bool,
+}
+
+/// Fibonacci hashing: the top bits of the product spread aligned addresses.
+fn home_slot(address: usize) -> usize {
+    ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEY_SLOTS.trailing_zeros()))
+        as usize
 }
 
 impl Default for KeyCache {
@@ -68,31 +90,67 @@ impl Sanitizer {
         }
     }
 
-    fn is_sensitive(&self, key: &str) -> bool {
-        let mut cache = self.keys.borrow_mut();
-        let address = key.as_ptr() as usize;
-        // Fibonacci hashing: the top bits of the product spread aligned addresses.
-        let slot = ((address as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (64 - KEY_SLOTS.trailing_zeros())) as usize;
-        if let Some((at, name, known)) = &cache.by_address[slot] {
-            if *at == address && **name == *key {
-                return *known;
+    #[inline]
+    fn is_sensitive(&self, key: &Key) -> bool {
+        let name = key.as_str();
+        let address = name.as_ptr() as usize;
+        let home = home_slot(address);
+        let cache = self.keys.borrow();
+        // A few slots from `home` on (a dozen keys in 64 slots often share one), up to a free
+        // slot: keys that collide would otherwise evict each other on every span.
+        for probe in 0..KEY_PROBES {
+            match &cache.by_address[(home + probe) % KEY_SLOTS] {
+                Some(slot) if slot.address == address && slot.len == name.len() => {
+                    return slot.sensitive
+                }
+                Some(_) => {}
+                None => break,
             }
         }
-        let (name, sensitive) = match cache.by_name.get_key_value(key) {
-            Some((name, &known)) => (name.clone(), known),
+        drop(cache);
+        self.learn(key, home)
+    }
+
+    /// The slow path of [`is_sensitive`](Self::is_sensitive): by name, then a slot if the key
+    /// can have one.
+    #[cold]
+    #[inline(never)]
+    fn learn(&self, key: &Key, home: usize) -> bool {
+        let name = key.as_str();
+        let address = name.as_ptr() as usize;
+        let mut cache = self.keys.borrow_mut();
+        let (sensitive, owned_seen) = match cache.by_name.get(name) {
+            Some(&known) => known,
             None => {
                 // Bounded: attribute keys chosen by clients must not grow it without limit.
                 if cache.by_name.len() >= 4096 {
                     cache.by_name.clear();
                 }
-                let name: Arc<str> = Arc::from(key);
-                let sensitive = self.redactor.is_sensitive_name(key);
-                cache.by_name.insert(name.clone(), sensitive);
-                (name, sensitive)
+                let sensitive = self.redactor.is_sensitive_name(name);
+                cache.by_name.insert(Arc::from(name), (sensitive, false));
+                (sensitive, false)
             }
         };
-        cache.by_address[slot] = Some((address, name, sensitive));
+        if owned_seen {
+            return sensitive;
+        }
+        let held = key.clone();
+        if held.as_str().as_ptr() as usize != address {
+            if let Some(entry) = cache.by_name.get_mut(name) {
+                entry.1 = true;
+            }
+            return sensitive;
+        }
+        let index = (0..KEY_PROBES)
+            .map(|probe| (home + probe) % KEY_SLOTS)
+            .find(|&i| cache.by_address[i].is_none())
+            .unwrap_or(home);
+        cache.by_address[index] = Some(Slot {
+            address,
+            len: name.len(),
+            _held: held,
+            sensitive,
+        });
         sensitive
     }
 
@@ -121,12 +179,12 @@ impl Sanitizer {
         &self,
         w: &mut Writer,
         tag: u32,
-        attributes: impl Iterator<Item = (&'v str, &'v V)>,
+        attributes: impl Iterator<Item = (&'v Key, &'v V)>,
     ) -> u32 {
         let mut attributes = attributes;
         for (key, value) in attributes.by_ref().take(self.count_limit) {
             w.message(tag, |w| {
-                w.bytes(1, key.as_bytes());
+                w.bytes(1, key.as_str().as_bytes());
                 w.message(2, |w| {
                     if self.is_sensitive(key) {
                         w.bytes_always(1, REDACTED.as_bytes());
@@ -143,11 +201,7 @@ impl Sanitizer {
     fn scope(&self, w: &mut Writer, scope: &InstrumentationScope, name: &str) {
         w.bytes(1, name.as_bytes());
         w.bytes(2, scope.version().unwrap_or_default().as_bytes());
-        self.attributes(
-            w,
-            3,
-            scope.attributes().map(|kv| (kv.key.as_str(), &kv.value)),
-        );
+        self.attributes(w, 3, scope.attributes().map(|kv| (&kv.key, &kv.value)));
     }
 
     /// A `Span` message body.
@@ -221,7 +275,7 @@ impl Sanitizer {
         if let Some(body) = record.body() {
             w.message(5, |w| body.write(self, w));
         }
-        let dropped = self.attributes(w, 6, record.attributes_iter().map(|(k, v)| (k.as_str(), v)));
+        let dropped = self.attributes(w, 6, record.attributes_iter().map(|(k, v)| (k, v)));
         w.uint(7, dropped.into());
         if let Some(cx) = record.trace_context() {
             w.fixed32(8, cx.trace_flags.map_or(0, |f| f.to_u8().into()));
@@ -287,15 +341,15 @@ impl AnyValueBody for LogValue {
                 }
             }),
             LogValue::Map(map) => w.message(6, |w| {
-                s.attributes(w, 1, map.iter().map(|(k, v)| (k.as_str(), v)));
+                s.attributes(w, 1, map.iter());
             }),
             _ => {}
         }
     }
 }
 
-fn key_values(attributes: &[opentelemetry::KeyValue]) -> impl Iterator<Item = (&str, &Value)> {
-    attributes.iter().map(|kv| (kv.key.as_str(), &kv.value))
+fn key_values(attributes: &[opentelemetry::KeyValue]) -> impl Iterator<Item = (&Key, &Value)> {
+    attributes.iter().map(|kv| (&kv.key, &kv.value))
 }
 
 fn nanos(time: SystemTime) -> u64 {
@@ -667,19 +721,67 @@ mod tests {
         }
     }
 
+    /// Whether `key`'s address has a slot in the sanitizer's key cache.
+    fn slotted(sanitizer: &Sanitizer, key: &Key) -> bool {
+        let address = key.as_str().as_ptr() as usize;
+        let cache = sanitizer.keys.borrow();
+        cache
+            .by_address
+            .iter()
+            .flatten()
+            .any(|slot| slot.address == address)
+    }
+
     #[test]
-    fn a_key_reusing_a_freed_keys_memory_gets_its_own_answer() {
+    fn only_keys_whose_memory_the_cache_holds_are_answered_by_address() {
         let sanitizer = Sanitizer::new(64, 64, Redactor::default());
-        let mut key = String::from("order_no");
+        let shared = Key::from(Arc::<str>::from("order_no"));
+        let owned = Key::from(String::from("merchant"));
         for _ in 0..2 {
-            assert!(!sanitizer.is_sensitive(&key)); // cached by address on the second round
+            assert!(!sanitizer.is_sensitive(&Key::from_static_str("http.route")));
+            assert!(!sanitizer.is_sensitive(&shared));
+            assert!(!sanitizer.is_sensitive(&owned));
         }
-        // Same address, same length, other name: what a recycled allocation looks like.
-        let address = key.as_ptr();
-        key.replace_range(.., "password");
-        assert_eq!(key.as_ptr(), address);
-        assert!(sanitizer.is_sensitive(&key));
-        assert!(sanitizer.is_sensitive("cvv") && !sanitizer.is_sensitive("http.route"));
+        assert!(slotted(&sanitizer, &Key::from_static_str("http.route")));
+        assert!(slotted(&sanitizer, &shared));
+        // An owned key's memory can be freed and come back holding another name.
+        assert!(!slotted(&sanitizer, &owned));
+
+        // What a recycled allocation looks like: an owned key, freed, and a new one of the
+        // same size, most likely at the same address.
+        let order = String::from("order_no");
+        let address = order.as_ptr();
+        assert!(!sanitizer.is_sensitive(&Key::from(order)));
+        let mut password = String::with_capacity(8);
+        password.push_str("password");
+        let reused = password.as_ptr() == address;
+        assert!(
+            sanitizer.is_sensitive(&Key::from(password)),
+            "reused: {reused}"
+        );
+        assert!(sanitizer.is_sensitive(&Key::from_static_str("cvv")));
+    }
+
+    #[test]
+    fn keys_that_share_a_home_slot_both_get_one() {
+        let pool: Vec<Key> = (0..=KEY_SLOTS)
+            .map(|i| Key::from_static_str(Box::leak(format!("key.{i}").into_boxed_str())))
+            .collect();
+        let home = |k: &Key| home_slot(k.as_str().as_ptr() as usize);
+        let (a, b) = pool
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| {
+                pool[i + 1..]
+                    .iter()
+                    .find(|b| home(a) == home(b))
+                    .map(|b| (a, b))
+            })
+            .expect("more keys than slots: two share one");
+        let sanitizer = Sanitizer::new(64, 64, Redactor::default());
+        sanitizer.is_sensitive(a);
+        sanitizer.is_sensitive(b);
+        assert!(slotted(&sanitizer, a) && slotted(&sanitizer, b));
     }
 
     #[test]
