@@ -150,6 +150,7 @@ mod client;
 mod future;
 mod layer;
 mod metrics;
+mod recent;
 mod record;
 mod semconv;
 mod service;

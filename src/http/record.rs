@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::layer::{Shared, REQUEST_ID_HEADER};
 use super::metrics::{Recorded, RouteEntry};
+use super::recent;
 use super::semconv::*;
 use crate::propagation::{extract_context, hex_into, valid_request_id};
 
@@ -108,22 +109,22 @@ impl Inflight {
             None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
         };
         if let Some((host, port)) = authority.and_then(split_host_port) {
-            attrs.push(KeyValue::new(
-                SERVER_ADDRESS,
-                redactor.mask_pan(host).into_owned(),
-            ));
+            let host = recent::host(redactor.policy_id(), host, |host| {
+                redactor.mask_pan(host).into_owned()
+            });
+            attrs.push(KeyValue::new(SERVER_ADDRESS, host));
             if let Some(port) = port.or_else(|| default_port(scheme)) {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
         }
         if let Some(ip) = client_ip(parts) {
-            attrs.push(KeyValue::new(CLIENT_ADDRESS, ip_text(ip)));
+            attrs.push(KeyValue::new(CLIENT_ADDRESS, recent::client(ip, ip_text)));
         }
         if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
-            attrs.push(KeyValue::new(
-                USER_AGENT_ORIGINAL,
-                bounded(redactor.mask_pan(ua)),
-            ));
+            let ua = recent::agent(redactor.policy_id(), ua, |ua| {
+                bounded(redactor.mask_pan(ua))
+            });
+            attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, ua));
         }
         if let Some(v) = protocol_version(parts.version) {
             attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
