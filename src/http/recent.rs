@@ -1,9 +1,10 @@
-//! Recently recorded attribute values that repeat from request to request (the host, the
-//! user agent, the client address), kept per thread as shared strings.
+//! Recently recorded attribute values that repeat from request to request (the server address
+//! and port, the user agent, the client address), kept per thread as shared strings.
 //!
 //! A value recorded as a fresh `String` costs an allocation on the request path and a free on
 //! the export thread, where glibc's cross-thread free is the dearer half. A shared `Arc<str>`
-//! costs two atomic counts instead, and a hit also skips masking the value again. The cache is
+//! costs two atomic counts instead, and a hit also skips parsing and masking the value again.
+//! The cache is
 //! a handful of slots per kind, replaced round-robin: clients that send a new value every time
 //! only cost a comparison per slot. Values are kept per redaction policy (layers may differ):
 //! a value masked under one policy is never handed to another.
@@ -21,12 +22,12 @@ const MAX_KEY: usize = 256;
 
 /// The last few raw values of one kind, with the policy and what was recorded for them.
 #[derive(Debug)]
-struct Slots<K> {
-    slots: Vec<(u64, K, StringValue)>,
+struct Slots<K, V> {
+    slots: Vec<(u64, K, V)>,
     next: usize,
 }
 
-impl<K> Default for Slots<K> {
+impl<K, V> Default for Slots<K, V> {
     fn default() -> Self {
         Slots {
             slots: Vec::with_capacity(SLOTS),
@@ -35,8 +36,8 @@ impl<K> Default for Slots<K> {
     }
 }
 
-impl<K> Slots<K> {
-    fn find<Q>(&self, policy: u64, raw: &Q) -> Option<StringValue>
+impl<K, V: Clone> Slots<K, V> {
+    fn find<Q>(&self, policy: u64, raw: &Q) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
         Q: PartialEq + ?Sized,
@@ -47,7 +48,7 @@ impl<K> Slots<K> {
             .map(|(_, _, value)| value.clone())
     }
 
-    fn keep(&mut self, policy: u64, key: K, value: StringValue) {
+    fn keep(&mut self, policy: u64, key: K, value: V) {
         if self.slots.len() < SLOTS {
             self.slots.push((policy, key, value));
         } else {
@@ -57,53 +58,68 @@ impl<K> Slots<K> {
     }
 }
 
+/// `server.address` and `server.port` as recorded for one authority; `None` when it is not a
+/// valid one.
+pub(crate) type Server = Option<(StringValue, Option<u16>)>;
+
 #[derive(Debug, Default)]
 struct Recent {
-    hosts: Slots<Box<str>>,
-    agents: Slots<Box<str>>,
-    clients: Slots<IpAddr>,
+    servers: Slots<Box<str>, Server>,
+    agents: Slots<Box<str>, StringValue>,
+    clients: Slots<IpAddr, StringValue>,
 }
 
 thread_local! {
     static RECENT: RefCell<Recent> = RefCell::default();
 }
 
-/// `server.address` for the raw `host`, as `make` records it under `policy`.
-pub(crate) fn host(policy: u64, host: &str, make: impl FnOnce(&str) -> String) -> StringValue {
-    text(policy, host, |r| &mut r.hosts, make)
+/// `server.address` and `server.port` for the raw `authority`, as `make` records them under
+/// `policy`.
+pub(crate) fn server(
+    policy: u64,
+    authority: &str,
+    make: impl FnOnce(&str) -> Option<(String, Option<u16>)>,
+) -> Server {
+    let make = || make(authority).map(|(host, port)| (shared(host), port));
+    if authority.len() > MAX_KEY {
+        return make();
+    }
+    recent(
+        policy,
+        authority,
+        |r| &mut r.servers,
+        || authority.into(),
+        make,
+    )
 }
 
 /// `user_agent.original` for the raw `agent`, as `make` records it under `policy`.
 pub(crate) fn agent(policy: u64, agent: &str, make: impl FnOnce(&str) -> String) -> StringValue {
-    text(policy, agent, |r| &mut r.agents, make)
-}
-
-fn text(
-    policy: u64,
-    raw: &str,
-    kind: fn(&mut Recent) -> &mut Slots<Box<str>>,
-    make: impl FnOnce(&str) -> String,
-) -> StringValue {
-    if raw.len() > MAX_KEY {
-        return make(raw).into();
+    let make = || shared(make(agent));
+    if agent.len() > MAX_KEY {
+        return make();
     }
-    recent(policy, raw, kind, || raw.into(), || make(raw))
+    recent(policy, agent, |r| &mut r.agents, || agent.into(), make)
 }
 
 /// `client.address` for `ip`, as `make` writes it.
 pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> String) -> StringValue {
-    recent(0, &ip, |r| &mut r.clients, || ip, || make(ip))
+    recent(0, &ip, |r| &mut r.clients, || ip, || shared(make(ip)))
 }
 
-fn recent<K, Q>(
+fn shared(text: String) -> StringValue {
+    StringValue::from(Arc::<str>::from(text))
+}
+
+fn recent<K, Q, V: Clone>(
     policy: u64,
     raw: &Q,
-    kind: impl Fn(&mut Recent) -> &mut Slots<K>,
+    kind: impl Fn(&mut Recent) -> &mut Slots<K, V>,
     key: impl FnOnce() -> K,
-    make: impl FnOnce() -> String,
-) -> StringValue
+    make: impl FnOnce() -> V,
+) -> V
 where
-    K: std::borrow::Borrow<Q> + 'static,
+    K: std::borrow::Borrow<Q>,
     Q: PartialEq + ?Sized,
 {
     // `try_with`: a thread being torn down has no cache, and gets the value all the same.
@@ -111,7 +127,7 @@ where
         return value;
     }
     // Made outside the borrow: `make` may record (and so reach this cache) itself.
-    let value = StringValue::from(Arc::<str>::from(make()));
+    let value = make();
     let _ = RECENT.try_with(|r| kind(&mut r.borrow_mut()).keep(policy, key(), value.clone()));
     value
 }
@@ -127,23 +143,29 @@ mod tests {
             made.set(made.get() + 1);
             s.to_uppercase()
         };
-        let a = host(1, "shop.example", upper);
-        let b = host(1, "shop.example", upper);
-        assert_eq!((a.as_str(), b.as_str()), ("SHOP.EXAMPLE", "SHOP.EXAMPLE"));
+        let a = agent(1, "curl/8", upper);
+        let b = agent(1, "curl/8", upper);
+        assert_eq!((a.as_str(), b.as_str()), ("CURL/8", "CURL/8"));
         assert_eq!(made.get(), 1);
         assert!(std::ptr::eq(a.as_str(), b.as_str()), "one shared string");
-        // Kinds do not mix: the same text as a user agent is made again.
-        assert_eq!(agent(1, "shop.example", upper).as_str(), "SHOP.EXAMPLE");
-        assert_eq!(made.get(), 2);
-        // Nor do policies: what one policy recorded is not handed to another.
-        assert_eq!(
-            host(2, "shop.example", str::to_owned).as_str(),
-            "shop.example"
-        );
-        assert_eq!(
-            host(1, "shop.example", str::to_owned).as_str(),
-            "SHOP.EXAMPLE"
-        );
+        // Policies do not mix: what one recorded is not handed to another.
+        assert_eq!(agent(2, "curl/8", str::to_owned).as_str(), "curl/8");
+        assert_eq!(agent(1, "curl/8", str::to_owned).as_str(), "CURL/8");
+        assert_eq!(made.get(), 1);
+
+        // Nor do kinds: the same text as an authority is parsed on its own; invalid ones are
+        // remembered too.
+        let parse = |a: &str| {
+            made.set(made.get() + 1);
+            let (host, port) = a.split_once(':')?;
+            Some((host.to_owned(), port.parse().ok()))
+        };
+        let server = |a| super::server(1, a, parse).map(|(h, p)| (h.as_str().to_owned(), p));
+        assert_eq!(server("shop:8080"), Some(("shop".to_owned(), Some(8080))));
+        assert_eq!(server("shop:8080"), Some(("shop".to_owned(), Some(8080))));
+        assert_eq!(server("curl/8"), None);
+        assert_eq!(server("curl/8"), None);
+        assert_eq!(made.get(), 3);
     }
 
     #[test]

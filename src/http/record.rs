@@ -108,10 +108,13 @@ impl Inflight {
             Some(a) => Some(a.as_str()),
             None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
         };
-        if let Some((host, port)) = authority.and_then(split_host_port) {
-            let host = recent::host(redactor.policy_id(), host, |host| {
-                redactor.mask_pan(host).into_owned()
-            });
+        let server = authority.and_then(|authority| {
+            recent::server(redactor.policy_id(), authority, |authority| {
+                let (host, port) = split_host_port(authority)?;
+                Some((redactor.mask_pan(host).into_owned(), port))
+            })
+        });
+        if let Some((host, port)) = server {
             attrs.push(KeyValue::new(SERVER_ADDRESS, host));
             if let Some(port) = port.or_else(|| default_port(scheme)) {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
