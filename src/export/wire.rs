@@ -32,6 +32,7 @@ impl Writer {
         }
     }
 
+    #[inline]
     pub(crate) fn uint_always(&mut self, tag: u32, value: u64) {
         self.key(tag, WireType::Varint);
         self.varint(value);
@@ -55,18 +56,21 @@ impl Writer {
         }
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, tag: u32, value: &[u8]) {
         if !value.is_empty() {
             self.bytes_always(tag, value);
         }
     }
 
+    #[inline]
     pub(crate) fn bytes_always(&mut self, tag: u32, value: &[u8]) {
         self.header(tag, value.len());
         self.buf.extend_from_slice(value);
     }
 
     /// The key and length of a length-delimited field whose `len` bytes the caller writes next.
+    #[inline]
     pub(crate) fn header(&mut self, tag: u32, len: usize) {
         self.key(tag, WireType::LengthDelimited);
         self.varint(len as u64);
