@@ -4,19 +4,21 @@
 //! - `export/spans`: throughput of record + export of batches of 512 sampled spans (ten
 //!   attributes each), waiting for the collector's acknowledgement (`force_flush`);
 //! - printed once: CPU time of paytrace's export thread per exported span (encode + gzip +
-//!   send; read from `/proc/self/task/*/stat`, so the in-process collector's own CPU is not
-//!   counted), and the bytes of the same requests with gzip and without.
+//!   send), median and range of five rounds of 40 batches, read in nanoseconds from
+//!   `/proc/self/task/*/schedstat` (so the in-process collector's own CPU is not counted), and
+//!   the bytes of the same requests with gzip and without.
 //!
 //! Run: `cargo bench --bench export -- --warm-up-time 1 --measurement-time 3`.
-//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span, the binary alternated
-//! with the previous round's three times: 2.73–2.93 µs (previous round's: 2.93–3.81 µs on the
-//! same, busier machine; 2.15–2.64 µs when it was quieter). Gzip: 8.5× fewer bytes (3.83 MB →
-//! 0.45 MB for 20 requests of 512 spans). What is left (callgrind, per span): deflate level 1
-//! ≈ 8 k instructions (about 21 per input byte, at zlib-rs's and libdeflate's floor), the
-//! protobuf writer with redaction ≈ 6 k, draining the queue and freeing the SDK's spans ≈ 2.5 k.
+//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span, this round's build
+//! alternated with the previous round's: medians of 11 runs 1.89–2.59 µs (median 2.35), the
+//! previous round's build 2.15–2.66 µs (median 2.39, 10 runs); the same binary moves by
+//! ±0.3 µs between runs. Gzip: 8.5× fewer bytes (3.83 MB → 0.45 MB for 20 requests of 512
+//! spans). What is left (callgrind, per span): deflate level 1 ≈ 4 k instructions here (about
+//! 11 per input byte; 21 on the HTTP layer's less repetitive spans), the protobuf writer with
+//! redaction ≈ 5 k, draining the queue and freeing the SDK's spans ≈ 2.5 k.
 
 use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use opentelemetry::trace::{Span as _, Tracer as _};
@@ -46,28 +48,21 @@ fn make_spans(telemetry: &Telemetry, n: usize) {
     }
 }
 
-/// CPU seconds used so far by the thread named `name` (Linux; 0 elsewhere).
+/// CPU seconds used so far by the threads named `name` (Linux; 0 elsewhere). From
+/// `schedstat`, which counts nanoseconds; `stat` counts 10 ms ticks, too coarse for a run of
+/// a few hundred milliseconds.
 fn thread_cpu(name: &str) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
-        .filter(|stat| stat.contains(&format!("({name})")))
-        .map(|stat| {
-            let fields: Vec<&str> = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace().collect())
-                .unwrap_or_default();
-            let num = |i: usize| {
-                fields
-                    .get(i)
-                    .and_then(|f| f.parse::<f64>().ok())
-                    .unwrap_or(0.0)
-            };
-            (num(11) + num(12)) / 100.0
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
         })
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|ns| ns / 1e9)
         .sum()
 }
 
@@ -88,23 +83,30 @@ fn export(c: &mut Criterion) {
     };
     let telemetry = Telemetry::start(config()).expect("telemetry");
 
-    // CPU per exported span, over a run long enough for the 10 ms tick of /proc accounting.
-    let spans = 200 * BATCH;
-    let before = thread_cpu("paytrace-export");
-    let started = Instant::now();
-    for _ in 0..spans / BATCH {
-        make_spans(&telemetry, BATCH);
-        telemetry.force_flush().expect("flush");
+    // CPU per exported span: five rounds of 40 batches, median and range.
+    let mut per_span = Vec::new();
+    let mut exported_before = 0;
+    for _ in 0..5 {
+        let before = thread_cpu("paytrace-export");
+        for _ in 0..40 {
+            make_spans(&telemetry, BATCH);
+            telemetry.force_flush().expect("flush");
+        }
+        let cpu = thread_cpu("paytrace-export") - before;
+        let exported = telemetry
+            .exporter_health()
+            .get(paytrace::Signal::Traces)
+            .exported;
+        per_span.push(cpu * 1e6 / (exported - exported_before).max(1) as f64);
+        exported_before = exported;
     }
-    let wall = started.elapsed();
-    let cpu = thread_cpu("paytrace-export") - before;
-    let exported = telemetry
-        .exporter_health()
-        .get(paytrace::Signal::Traces)
-        .exported;
+    per_span.sort_by(f64::total_cmp);
     eprintln!(
-        "export: {exported} spans exported in {wall:?}; export thread CPU {:.2} µs per span",
-        cpu * 1e6 / exported.max(1) as f64
+        "export: export thread CPU per span, median of 5 rounds of {} spans: {:.2} µs (range {:.2}–{:.2})",
+        40 * BATCH,
+        per_span[2],
+        per_span[0],
+        per_span[4]
     );
 
     // Bytes on the wire with and without gzip, for the requests the collector received.

@@ -24,10 +24,10 @@
 //!
 //! Run: `cargo bench --bench http -- --warm-up-time 1 --measurement-time 3`.
 //! Machine: 2 vCPU AMD EPYC (shared, noisy). Results (see README "Performance" for ratios):
-//! bare 1.05 µs; floor 1.63 µs (+0.59); paytrace 3.08 µs (+2.03); paytrace full stack 4.62 µs
-//! (+3.57); otel-instrumentation-tower 4.13 µs (+3.09); axum-tracing-opentelemetry 19.9 µs
-//! (+18.8); tower-http + tracing-otel 22.3 µs (+21.2). Added cost vs the common stack:
-//! paytrace 0.10, full stack 0.17 (target ≤ 1/3: met). The full-stack row's queue drops
+//! bare 1.04 µs; floor 1.56 µs (+0.53); paytrace 3.09 µs (+2.05); paytrace full stack 4.04 µs
+//! (+3.00); otel-instrumentation-tower 4.76 µs (+3.72); axum-tracing-opentelemetry 23.9 µs
+//! (+22.9); tower-http + tracing-otel 24.3 µs (+23.2). Added cost vs the common stack:
+//! paytrace 0.09, full stack 0.13 (target ≤ 1/3: met). The full-stack row's queue drops
 //! (counted) most spans: the loop outruns one export thread, so export CPU is mostly absent
 //! from that row (it is measured by `benches/export.rs` and `scripts/bench_load.sh`).
 
