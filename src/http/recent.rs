@@ -4,10 +4,9 @@
 //! A value recorded as a fresh `String` costs an allocation on the request path and a free on
 //! the export thread, where glibc's cross-thread free is the dearer half. A shared `Arc<str>`
 //! costs two atomic counts instead, and a hit also skips parsing and masking the value again.
-//! The cache is
-//! a handful of slots per kind, replaced round-robin: clients that send a new value every time
-//! only cost a comparison per slot. Values are kept per redaction policy (layers may differ):
-//! a value masked under one policy is never handed to another.
+//! The cache is a handful of slots per kind, replaced round-robin: clients that send a new
+//! value every time only cost a comparison per slot. Values are kept per redaction policy
+//! (layers may differ): a value masked under one policy is never handed to another.
 
 use std::cell::RefCell;
 use std::net::IpAddr;

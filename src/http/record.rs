@@ -394,8 +394,7 @@ fn ip_text(ip: std::net::IpAddr) -> String {
                 buf[len..len + digits.len()].copy_from_slice(digits);
                 len += digits.len();
             }
-            // Exactly sized: the attribute keeps it as a boxed str, and a spare capacity
-            // would cost a reallocation there. Digits and dots: always UTF-8.
+            // Digits and dots: always UTF-8.
             String::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
         }
         std::net::IpAddr::V6(v6) => v6.to_string(),
