@@ -23,17 +23,11 @@ source "$ROOT/scripts/tools.sh"
 MODES="${MODES:-bare paytrace paytrace-log common}"
 N1="${N1:-2000}"
 N2="${N2:-12000}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN_GIVEN="${BIN:-}"
-BIN="${BIN:-$TARGET_DIR/release/examples/bench_server}"
 
 apt_tool valgrind valgrind
 apt_tool h2load nghttp2-client
 
-if [ -z "$BIN_GIVEN" ]; then
-  echo "building bench_server (release)..." >&2
-  (cd "$ROOT" && cargo build --release --example bench_server >&2)
-fi
+bench_server_bin
 
 install_rotel >/dev/null
 WORK="$(mktemp -d)"

@@ -34,9 +34,6 @@ DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 CONNS="${CONNS:-32}"
 OUT="${OUT:-$ROOT/target/bench_load}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN_GIVEN="${BIN:-}"
-BIN="${BIN:-$TARGET_DIR/release/examples/bench_server}"
 
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -47,10 +44,7 @@ apt_tool wrk wrk
 command -v taskset >/dev/null || { echo "bench_load: taskset missing (util-linux)" >&2; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench_load: needs two cores" >&2; exit 1; }
 
-if [ -z "$BIN_GIVEN" ]; then
-  echo "building bench_server (release)..." >&2
-  (cd "$ROOT" && cargo build --release --example bench_server >&2)
-fi
+bench_server_bin
 
 install_rotel >/dev/null
 start_quiet_rotel "$OUT/rotel" 1

@@ -9,6 +9,17 @@ ROTEL_BIN="$TOOLS_DIR/rotel-$ROTEL_VERSION/rotel/rotel-agent"
 
 die() { echo "tools.sh: $*" >&2; return 1; }
 
+# The bench scripts' server: `$BIN` when given (a build to compare, not rebuilt), else
+# examples/bench_server built in release; sets BIN either way.
+bench_server_bin() {
+  [ -n "${BIN:-}" ] && return 0
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  echo "building bench_server (release)..." >&2
+  (cd "$root" && cargo build --release --example bench_server >&2) || die "bench_server did not build" || return 1
+  BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples/bench_server"
+}
+
 # A free TCP port on 127.0.0.1 (bound and released by the kernel's choice).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

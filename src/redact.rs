@@ -236,22 +236,24 @@ impl Redactor {
                 .is_ok_and(|whole| COMPOUNDS.contains(&whole) || words.iter().any(|w| w == whole))
     }
 
-    /// [`is_sensitive_name`](Self::is_sensitive_name) for a `tracing` field name, cached per
-    /// thread: field names are `&'static str`, so their address names them for good, and a
-    /// busy logger asks about the same few names on every record.
     /// Process-unique for this policy: a changed copy gets a new one. Caches of redacted values
     /// are keyed by it.
     pub(crate) fn policy_id(&self) -> u64 {
         self.inner.id
     }
 
+    /// [`is_sensitive_name`](Self::is_sensitive_name) for a `tracing` field name, cached per
+    /// thread: field names are `&'static str`, so their address names them for good, and a
+    /// busy logger asks about the same few names on every record.
     pub(crate) fn is_sensitive_field(&self, name: &'static str) -> bool {
         thread_local! {
             static FIELDS: std::cell::RefCell<rustc_hash::FxHashMap<(u64, usize, usize), bool>> =
                 std::cell::RefCell::default();
         }
         let key = (self.policy_id(), name.as_ptr() as usize, name.len());
-        FIELDS.with(|cell| {
+        // `try_with`: a record logged while the thread is torn down gets an uncached answer,
+        // not a panic.
+        let cached = FIELDS.try_with(|cell| {
             let Ok(mut cache) = cell.try_borrow_mut() else {
                 return self.is_sensitive_name(name);
             };
@@ -266,7 +268,8 @@ impl Redactor {
             let sensitive = self.is_sensitive_name(name);
             cache.insert(key, sensitive);
             sensitive
-        })
+        });
+        cached.unwrap_or_else(|_| self.is_sensitive_name(name))
     }
 
     /// Whether a header must never be recorded: the sensitive header list, or a sensitive name.
@@ -442,13 +445,14 @@ impl Redactor {
     }
 }
 
-/// Call `f` with each word of `name`: split on non-alphanumerics, lower→upper camelCase and
-/// letter→digit boundaries (`track2` is `track`, `2`).
+/// A new policy's [`Redactor::policy_id`].
 fn next_lists_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Call `f` with each word of `name`: split on non-alphanumerics, lower→upper camelCase and
+/// letter→digit boundaries (`track2` is `track`, `2`).
 fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
     let bytes = name.as_bytes();
     let mut start = None;
@@ -563,13 +567,10 @@ fn value_end(bytes: &[u8], from: usize) -> usize {
         .map_or(bytes.len(), |i| from + i)
 }
 
-/// The fast path of [`Redactor::mask_pan`], one pass without allocation: false unless `bytes`
-/// has a digit run (as [`scan_run`] reads one) of 13 or more digits, or a `%` or `;` that may
-/// open track data. Ids, amounts, timestamps and hex strings (request ids) stay on it.
-/// One branch-free pass over a text: most values are short and plain, and
-/// this answers for them in a few nanoseconds what the byte-by-byte scans would. Text with no
-/// `=`/`:` and that [`Census::cannot_hold_card`] is text [`Redactor::redact_text`] cannot
-/// change, whatever the policy.
+/// One branch-free pass over a text: most values are short and plain, and this answers for
+/// them in a few nanoseconds what the byte-by-byte scans would. Text with no `=`/`:` and that
+/// [`Census::cannot_hold_card`] is text [`Redactor::redact_text`] cannot change, whatever the
+/// policy.
 struct Census {
     digits: usize,
     /// `=` or `:`: a `name=value` pair may follow.
@@ -637,6 +638,10 @@ fn has_long_stretch(bytes: &[u8]) -> bool {
     long
 }
 
+/// The exact test behind [`Redactor::mask_pan`]'s fast path, one pass without allocation: false
+/// unless `bytes` has a digit run (as [`scan_run`] reads one) of 13 or more digits, or a `%` or
+/// `;` that may open track data. Ids, amounts, timestamps and hex strings (request ids) stay on
+/// it.
 fn may_hold_card(bytes: &[u8]) -> bool {
     let mut digits = 0;
     let mut after_separator = false;

@@ -1,9 +1,9 @@
 //! Recently recorded attribute values that repeat from request to request (the server address
 //! and port, the user agent, the client address), kept per thread as shared strings.
 //!
-//! A value recorded as a fresh `String` costs an allocation on the request path and a free on
+//! A value recorded as a fresh string costs an allocation on the request path and a free on
 //! the export thread, where glibc's cross-thread free is the dearer half. A shared `Arc<str>`
-//! costs two atomic counts instead, and a hit also skips parsing and masking the value again.
+//! costs two atomic counts instead (a miss makes the `Arc<str>` directly, one allocation), and a hit also skips parsing and masking the value again.
 //! The cache is a handful of slots per kind, replaced round-robin: clients that send a new
 //! value every time only cost a comparison per slot. Values are kept per redaction policy
 //! (layers may differ): a value masked under one policy is never handed to another.
@@ -77,9 +77,9 @@ thread_local! {
 pub(crate) fn server(
     policy: u64,
     authority: &str,
-    make: impl FnOnce(&str) -> Option<(String, Option<u16>)>,
+    make: impl FnOnce(&str) -> Option<(Arc<str>, Option<u16>)>,
 ) -> Server {
-    let make = || make(authority).map(|(host, port)| (shared(host), port));
+    let make = || make(authority).map(|(host, port)| (host.into(), port));
     if authority.len() > MAX_KEY {
         return make();
     }
@@ -93,8 +93,8 @@ pub(crate) fn server(
 }
 
 /// `user_agent.original` for the raw `agent`, as `make` records it under `policy`.
-pub(crate) fn agent(policy: u64, agent: &str, make: impl FnOnce(&str) -> String) -> StringValue {
-    let make = || shared(make(agent));
+pub(crate) fn agent(policy: u64, agent: &str, make: impl FnOnce(&str) -> Arc<str>) -> StringValue {
+    let make = || make(agent).into();
     if agent.len() > MAX_KEY {
         return make();
     }
@@ -102,12 +102,8 @@ pub(crate) fn agent(policy: u64, agent: &str, make: impl FnOnce(&str) -> String)
 }
 
 /// `client.address` for `ip`, as `make` writes it.
-pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> String) -> StringValue {
-    recent(0, &ip, |r| &mut r.clients, || ip, || shared(make(ip)))
-}
-
-fn shared(text: String) -> StringValue {
-    StringValue::from(Arc::<str>::from(text))
+pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> Arc<str>) -> StringValue {
+    recent(0, &ip, |r| &mut r.clients, || ip, || make(ip).into())
 }
 
 fn recent<K, Q, V: Clone>(
@@ -140,7 +136,7 @@ mod tests {
         let made = std::cell::Cell::new(0);
         let upper = |s: &str| {
             made.set(made.get() + 1);
-            s.to_uppercase()
+            Arc::from(s.to_uppercase())
         };
         let a = agent(1, "curl/8", upper);
         let b = agent(1, "curl/8", upper);
@@ -148,8 +144,8 @@ mod tests {
         assert_eq!(made.get(), 1);
         assert!(std::ptr::eq(a.as_str(), b.as_str()), "one shared string");
         // Policies do not mix: what one recorded is not handed to another.
-        assert_eq!(agent(2, "curl/8", str::to_owned).as_str(), "curl/8");
-        assert_eq!(agent(1, "curl/8", str::to_owned).as_str(), "CURL/8");
+        assert_eq!(agent(2, "curl/8", |s| Arc::from(s)).as_str(), "curl/8");
+        assert_eq!(agent(1, "curl/8", |s| Arc::from(s)).as_str(), "CURL/8");
         assert_eq!(made.get(), 1);
 
         // Nor do kinds: the same text as an authority is parsed on its own; invalid ones are
@@ -157,7 +153,7 @@ mod tests {
         let parse = |a: &str| {
             made.set(made.get() + 1);
             let (host, port) = a.split_once(':')?;
-            Some((host.to_owned(), port.parse().ok()))
+            Some((Arc::from(host), port.parse().ok()))
         };
         let server = |a| super::server(1, a, parse).map(|(h, p)| (h.as_str().to_owned(), p));
         assert_eq!(server("shop:8080"), Some(("shop".to_owned(), Some(8080))));
@@ -172,7 +168,7 @@ mod tests {
         let ip = |i: u8| IpAddr::from([10, 0, 0, i]);
         for i in 0..20 {
             assert_eq!(
-                client(ip(i), |ip| ip.to_string()).as_str(),
+                client(ip(i), |ip| Arc::from(ip.to_string())).as_str(),
                 format!("10.0.0.{i}")
             );
         }
@@ -181,12 +177,12 @@ mod tests {
         let mut made = false;
         client(ip(19), |ip| {
             made = true;
-            ip.to_string()
+            Arc::from(ip.to_string())
         });
         assert!(!made);
         client(ip(0), |ip| {
             made = true;
-            ip.to_string()
+            Arc::from(ip.to_string())
         });
         assert!(made);
     }
@@ -194,7 +190,7 @@ mod tests {
     #[test]
     fn long_values_are_not_kept() {
         let long = "a".repeat(MAX_KEY + 1);
-        assert_eq!(agent(1, &long, str::to_owned).as_str(), long);
+        assert_eq!(agent(1, &long, |s| Arc::from(s)).as_str(), long);
         RECENT.with(|r| assert!(r.borrow().agents.slots.iter().all(|(_, k, _)| **k != *long)));
     }
 }

@@ -111,7 +111,7 @@ impl Inflight {
         let server = authority.and_then(|authority| {
             recent::server(redactor.policy_id(), authority, |authority| {
                 let (host, port) = split_host_port(authority)?;
-                Some((redactor.mask_pan(host).into_owned(), port))
+                Some((Arc::from(&*redactor.mask_pan(host)), port))
             })
         });
         if let Some((host, port)) = server {
@@ -125,7 +125,7 @@ impl Inflight {
         }
         if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
             let ua = recent::agent(redactor.policy_id(), ua, |ua| {
-                bounded(redactor.mask_pan(ua))
+                Arc::from(truncate(&redactor.mask_pan(ua), MAX_VALUE))
             });
             attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, ua));
         }
@@ -379,7 +379,7 @@ fn content_length(parts: &Parts) -> Option<u64> {
 
 /// `client.address`: IPv4 written by hand (`to_string` runs the formatting machinery once per
 /// octet), IPv6 as std writes it.
-fn ip_text(ip: std::net::IpAddr) -> String {
+fn ip_text(ip: std::net::IpAddr) -> Arc<str> {
     match ip {
         std::net::IpAddr::V4(v4) => {
             let mut buf = [0u8; 15];
@@ -395,9 +395,9 @@ fn ip_text(ip: std::net::IpAddr) -> String {
                 len += digits.len();
             }
             // Digits and dots: always UTF-8.
-            String::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+            Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
         }
-        std::net::IpAddr::V6(v6) => v6.to_string(),
+        std::net::IpAddr::V6(v6) => Arc::from(v6.to_string()),
     }
 }
 
@@ -463,7 +463,7 @@ mod tests {
             IpAddr::V6(Ipv6Addr::LOCALHOST),
             IpAddr::V6("2001:db8::ff00:42:8329".parse().unwrap()),
         ] {
-            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(*ip_text(ip), ip.to_string());
         }
     }
 }
