@@ -318,8 +318,9 @@ impl Redactor {
     pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let census = Census::of(text.as_bytes());
         let masked = self.mask_pan_after(text, &census);
-        // Masking writes digits, `*` and `[REDACTED-TRACK]`: no separator it did not see.
-        if !census.pair_separator {
+        // Masking writes digits, `*` and `[REDACTED-TRACK]`: no separator it did not see
+        // (an escape may hide one: `%3D` is `=`).
+        if !census.pair_separator && !census.escape {
             return masked;
         }
         match self.redact_pairs(&masked) {
@@ -333,7 +334,7 @@ impl Redactor {
         let bytes = text.as_bytes();
         if !self.inner.mask_pan
             || census.cannot_hold_card()
-            || (!census.track_sentinel && !has_long_stretch(bytes))
+            || (!census.track_sentinel && !census.escape && !has_long_stretch(bytes))
             || !may_hold_card(bytes)
         {
             return Cow::Borrowed(text);
@@ -341,12 +342,20 @@ impl Redactor {
         mask_cards(text)
     }
 
-    /// The `name=value` / `name: value` part of [`redact_text`](Self::redact_text).
+    /// The `name=value` / `name: value` part of [`redact_text`](Self::redact_text), read on the
+    /// decoded text so that `%22password%22%3A%22…` is seen as `"password":"…"`.
     fn redact_pairs<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let bytes = text.as_bytes();
+        each_reading(text, |text, decoded| self.redact_pairs_in(text, decoded))
+    }
+
+    /// [`redact_pairs`](Self::redact_pairs) on one reading of `text`.
+    fn redact_pairs_in<'t>(&self, text: &'t str, decoded: &Decoded) -> Cow<'t, str> {
+        let plain = decoded.text(text);
+        let bytes = plain.as_bytes();
         let mut splice = Splice::new(text);
+        let mut done = 0;
         for at in memchr::memchr2_iter(b'=', b':', bytes) {
-            if at < splice.copied {
+            if at < done {
                 continue;
             }
             // The name: word characters before the separator, past one closing quote.
@@ -358,7 +367,7 @@ impl Redactor {
                 .iter()
                 .rposition(|&c| !is_name_byte(c))
                 .map_or(0, |i| i + 1);
-            if start == end || !self.is_sensitive_name(&text[start..end]) {
+            if start == end || !self.is_sensitive_name(&plain[start..end]) {
                 continue;
             }
             // The value: past spaces and one opening quote, to the closing quote or a delimiter.
@@ -380,7 +389,7 @@ impl Redactor {
                 }
                 None => {
                     let to = value_end(bytes, from);
-                    let scheme = &text[from..to];
+                    let scheme = &plain[from..to];
                     if AUTH_SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme))
                         && bytes.get(to) == Some(&b' ')
                     {
@@ -390,10 +399,11 @@ impl Redactor {
                     }
                 }
             };
-            if to == from || &text[from..to] == REDACTED {
+            if to == from || &plain[from..to] == REDACTED {
                 continue;
             }
-            splice.replace(from, to, REDACTED);
+            splice.replace(decoded.origin(from), decoded.origin(to), REDACTED);
+            done = to;
         }
         splice.finish()
     }
@@ -415,8 +425,9 @@ impl Redactor {
     }
 
     /// Redact a URL query string: values of sensitive parameters become [`REDACTED`] (names are
-    /// percent-decoded for the check), card numbers elsewhere are masked. Borrowed when
-    /// unchanged.
+    /// percent-decoded for the check); other values are read, decoded, as free text
+    /// ([`redact_text`](Self::redact_text)), so a card number behind `%20` or inside encoded
+    /// JSON is masked too. Borrowed when unchanged.
     ///
     /// ```
     /// let r = paytrace::redact::Redactor::default();
@@ -424,6 +435,7 @@ impl Redactor {
     ///     r.redact_query("id=9&card%5Fnumber=4111111111111111&sign=abc&note=x"),
     ///     "id=9&card%5Fnumber=REDACTED&sign=REDACTED&note=x"
     /// );
+    /// assert_eq!(r.redact_query("q=card%204111%201111%201111%201111%20ok"), "q=card%20411111******1111%20ok");
     /// assert!(matches!(r.redact_query("page=2"), std::borrow::Cow::Borrowed(_)));
     /// ```
     pub fn redact_query<'a>(&self, query: &'a str) -> Cow<'a, str> {
@@ -435,13 +447,59 @@ impl Redactor {
                 let to = start + pair.len();
                 if !value.is_empty() && self.is_sensitive_name(&percent_decode_lossy(name)) {
                     splice.replace(from, to, REDACTED);
-                } else if let Cow::Owned(masked) = self.mask_pan(value) {
+                } else if let Cow::Owned(masked) = self.redact_text(value) {
                     splice.replace(from, to, &masked);
                 }
             }
             start += pair.len() + 1;
         }
         splice.finish()
+    }
+}
+
+impl Redactor {
+    /// [`redact_text`](Self::redact_text), except that a value which is one of `ids` (the ids
+    /// of the span or record it is written on, or the request id made from them) is kept
+    /// whole: paytrace's own hex ids are not card numbers, even when a run of their digits
+    /// passes the Luhn check.
+    pub(crate) fn redact_text_sparing<'a>(
+        &self,
+        text: &'a str,
+        ids: Option<&OwnIds>,
+    ) -> Cow<'a, str> {
+        match self.redact_text(text) {
+            // Checked only when redaction changed the value: the common path costs nothing.
+            Cow::Owned(_) if ids.is_some_and(|ids| ids.holds(text)) => Cow::Borrowed(text),
+            redacted => redacted,
+        }
+    }
+}
+
+/// The trace and span id of the span or log record a value is written on. A value equal to one
+/// of them, or to a request id `{trace_id}-{span_id}` of the same trace, adds nothing the
+/// record does not already carry in its id fields, so it is never masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnIds {
+    trace: [u8; 16],
+    span: [u8; 8],
+}
+
+impl OwnIds {
+    pub(crate) fn new(trace: [u8; 16], span: [u8; 8]) -> Self {
+        OwnIds { trace, span }
+    }
+
+    /// `value` is the lower-hex trace id, span id, or `{trace_id}-{16 lower-hex digits}`.
+    fn holds(&self, value: &str) -> bool {
+        let mut trace = [0u8; 32];
+        let mut span = [0u8; 16];
+        crate::propagation::hex_into(&self.trace, &mut trace);
+        crate::propagation::hex_into(&self.span, &mut span);
+        let v = value.as_bytes();
+        let lower_hex = |b: &[u8]| b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+        v == trace
+            || v == span
+            || (v.len() == 49 && v[..32] == trace && v[32] == b'-' && lower_hex(&v[33..]))
     }
 }
 
@@ -480,34 +538,169 @@ fn for_each_word(name: &str, mut f: impl FnMut(&str)) {
     }
 }
 
-/// Every card number and track in `text` masked: the full scan behind [`may_hold_card`].
+/// Every card number and track in `text` masked: the full scan behind [`may_hold_card`]. It
+/// reads the text decoded ([`Decoded`]) and masks the original, so the `20` of an encoded space
+/// cannot glue onto a card number and hide it from the Luhn check. Each depth of decoding is
+/// read in turn (`%2541…` is `%41…` once decoded and `A…` twice), and what any reading finds is
+/// masked.
 fn mask_cards(text: &str) -> Cow<'_, str> {
-    let bytes = text.as_bytes();
-    let mut splice = Splice::new(text);
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(end) = track_at(bytes, i) {
-            splice.replace(i, end, REDACTED_TRACK);
-            i = end;
-            continue;
-        }
-        if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
-            i += 1;
-            continue;
-        }
-        // Counted first: most runs (ids, amounts, hex) are too short to hold a card, and
-        // collecting one allocates.
-        let mut count = 0;
-        let end = scan_run(bytes, i, |_, _| count += 1);
-        if count >= 13 {
-            let (digits, groups) = digit_run(bytes, i);
-            if let Some(masked) = mask_run(&digits, &groups) {
-                splice.replace(i, end, &masked);
+    each_reading(text, |text, decoded| {
+        let plain = decoded.text(text);
+        let bytes = plain.as_bytes();
+        let mut splice = Splice::new(text);
+        let mut i = 0;
+        while i < bytes.len() {
+            if let Some(end) = track_at(bytes, i) {
+                splice.replace(decoded.origin(i), decoded.origin(end), REDACTED_TRACK);
+                i = end;
+                continue;
             }
+            if !bytes[i].is_ascii_digit() || (i > 0 && bytes[i - 1].is_ascii_digit()) {
+                i += 1;
+                continue;
+            }
+            // Counted first: most runs (ids, amounts, hex) are too short to hold a card, and
+            // collecting one allocates.
+            let mut count = 0;
+            let end = scan_run(bytes, i, |_, _| count += 1);
+            if count >= 13 {
+                let (digits, groups) = digit_run(bytes, i);
+                if let Some(masked) = mask_run(&digits, &groups) {
+                    splice.replace(decoded.origin(i), decoded.origin(end), &masked);
+                }
+            }
+            i = end.max(i + 1);
         }
-        i = end.max(i + 1);
+        splice.finish()
+    })
+}
+
+/// `redact` applied to `text` read at each depth of decoding, each on the previous result: once
+/// when the text holds no escape.
+fn each_reading<'a>(
+    text: &'a str,
+    redact: impl for<'t> Fn(&'t str, &Decoded) -> Cow<'t, str>,
+) -> Cow<'a, str> {
+    let mut out = Cow::Borrowed(text);
+    for depth in 1..=DECODE_DEPTH {
+        let decoded = Decoded::of(&out, depth);
+        let last = decoded.depth < depth;
+        if let Cow::Owned(next) = redact(&out, &decoded) {
+            out = Cow::Owned(next);
+        }
+        if last {
+            break;
+        }
     }
-    splice.finish()
+    out
+}
+
+/// How deep escapes are decoded: `%2520` is a space encoded twice.
+const DECODE_DEPTH: usize = 3;
+
+/// A text with its escapes of ASCII characters decoded — percent (`%20`) and JSON (`\u0020`,
+/// `\"`, `\\`, `\/`), nested up to [`DECODE_DEPTH`] times — and where each decoded byte came
+/// from, so that scans read the decoded text and replace ranges of the original. Only ASCII is
+/// decoded (into one byte each), so the decoded text is UTF-8 whenever the original is.
+struct Decoded {
+    /// `None` when the text holds no escape: the original is its own decoded text.
+    decoded: Option<(String, Vec<usize>)>,
+    /// How many levels of escapes were decoded (fewer than asked when no escape was left).
+    depth: usize,
+}
+
+impl Decoded {
+    /// `text` decoded up to `depth` times.
+    fn of(text: &str, depth: usize) -> Decoded {
+        let mut decoded: Option<(String, Vec<usize>)> = None;
+        let mut done = 0;
+        while done < depth {
+            let current = decoded.as_ref().map_or(text, |(t, _)| t.as_str());
+            let Some((next, origin)) = decode_once(current) else {
+                break;
+            };
+            // Compose: a byte of `next` came from `origin[i]` of `current`, which came from…
+            let origin = match &decoded {
+                None => origin,
+                Some((_, outer)) => origin.iter().map(|&o| outer[o]).collect(),
+            };
+            decoded = Some((next, origin));
+            done += 1;
+        }
+        Decoded {
+            decoded,
+            depth: done,
+        }
+    }
+
+    /// The decoded text.
+    fn text<'a>(&'a self, original: &'a str) -> &'a str {
+        self.decoded.as_ref().map_or(original, |(t, _)| t.as_str())
+    }
+
+    /// Where decoded offset `i` (or the end, `len`) starts in the original.
+    fn origin(&self, i: usize) -> usize {
+        self.decoded.as_ref().map_or(i, |(_, origin)| origin[i])
+    }
+}
+
+/// One level of decoding: the decoded text and, for each of its bytes and its end, the offset in
+/// `text` it came from. `None` when `text` has no escape.
+fn decode_once(text: &str) -> Option<(String, Vec<usize>)> {
+    let bytes = text.as_bytes();
+    let first = bytes.iter().position(|&b| b == b'%' || b == b'\\')?;
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut origin = Vec::with_capacity(bytes.len() + 1);
+    out.extend_from_slice(&bytes[..first]);
+    origin.extend(0..first);
+    let mut changed = false;
+    let mut i = first;
+    while i < bytes.len() {
+        // Track data (`%B4111…^`) is read as written: its `%B4` is not an escape.
+        let verbatim = track_at(bytes, i).map_or(1, |end| end - i);
+        let (byte, len) = match escape_at(bytes, i) {
+            Some(escape) if verbatim == 1 => escape,
+            _ => {
+                out.extend_from_slice(&bytes[i..i + verbatim]);
+                origin.extend(i..i + verbatim);
+                i += verbatim;
+                continue;
+            }
+        };
+        changed = true;
+        out.push(byte);
+        origin.push(i);
+        i += len;
+    }
+    origin.push(bytes.len());
+    // Each escape became one ASCII byte and the rest was copied whole: still UTF-8.
+    let out = String::from_utf8(out).ok()?;
+    changed.then_some((out, origin))
+}
+
+/// What a scan reads in place of an escaped character that is not ASCII: no digit, separator
+/// or name character, so the hex digits of `%E8` cannot glue onto a card number.
+const NOT_ASCII: u8 = 0x1A;
+
+/// The character an escape at `i` stands for (ASCII, or [`NOT_ASCII`]), and the escape's length.
+fn escape_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
+    let hex = |from: usize, len: usize| -> Option<u32> {
+        let digits = bytes.get(from..from + len)?;
+        digits
+            .iter()
+            .try_fold(0u32, |v, &d| Some(v * 16 + char::from(d).to_digit(16)?))
+    };
+    let (value, len) = match (bytes[i], bytes.get(i + 1)) {
+        (b'%', _) => (hex(i + 1, 2)?, 3),
+        (b'\\', Some(b'u')) => (hex(i + 2, 4)?, 6),
+        (b'\\', Some(&c @ (b'"' | b'\\' | b'/'))) => (u32::from(c), 2),
+        _ => return None,
+    };
+    let byte = u8::try_from(value)
+        .ok()
+        .filter(u8::is_ascii)
+        .unwrap_or(NOT_ASCII);
+    Some((byte, len))
 }
 
 /// A text with ranges replaced, left to right; copied only once something is replaced.
@@ -577,6 +770,8 @@ struct Census {
     pair_separator: bool,
     /// `%` or `;`: track data may start here.
     track_sentinel: bool,
+    /// `%` or `\\`: an escape may hide a digit, a separator or a quote ([`Decoded`]).
+    escape: bool,
 }
 
 const DIGIT: u8 = 1;
@@ -584,6 +779,8 @@ const PAIR_SEPARATOR: u8 = 2;
 const TRACK_SENTINEL: u8 = 4;
 /// A space, dash or `+`: may sit between two digits of a card number.
 const RUN_SEPARATOR: u8 = 8;
+/// `%` or `\\`: may start an escape.
+const ESCAPE: u8 = 16;
 
 /// What [`Census::of`] notes about each byte value.
 static BYTE_CLASS: [u8; 256] = {
@@ -595,7 +792,8 @@ static BYTE_CLASS: [u8; 256] = {
     }
     table[b'=' as usize] = PAIR_SEPARATOR;
     table[b':' as usize] = PAIR_SEPARATOR;
-    table[b'%' as usize] = TRACK_SENTINEL;
+    table[b'%' as usize] = TRACK_SENTINEL | ESCAPE;
+    table[b'\\' as usize] = ESCAPE;
     table[b';' as usize] = TRACK_SENTINEL;
     table[b' ' as usize] = RUN_SEPARATOR;
     table[b'-' as usize] = RUN_SEPARATOR;
@@ -615,12 +813,14 @@ impl Census {
             digits,
             pair_separator: classes & PAIR_SEPARATOR != 0,
             track_sentinel: classes & TRACK_SENTINEL != 0,
+            escape: classes & ESCAPE != 0,
         }
     }
 
-    /// Fewer than 13 digits in all and no track sentinel: no card number, no track data.
+    /// Fewer than 13 digits in all, no track sentinel and no escape: no card number, no track
+    /// data.
     fn cannot_hold_card(&self) -> bool {
-        self.digits < 13 && !self.track_sentinel
+        self.digits < 13 && !self.track_sentinel && !self.escape
     }
 }
 
@@ -639,8 +839,8 @@ fn has_long_stretch(bytes: &[u8]) -> bool {
 }
 
 /// The exact test behind [`Redactor::mask_pan`]'s fast path, one pass without allocation: false
-/// unless `bytes` has a digit run (as [`scan_run`] reads one) of 13 or more digits, or a `%` or
-/// `;` that may open track data. Ids, amounts, timestamps and hex strings (request ids) stay on
+/// unless `bytes` has a digit run (as [`scan_run`] reads one) of 13 or more digits, a `%` or
+/// `;` that may open track data, or a `%` or `\\` that may open an escape. Ids, amounts, timestamps and hex strings (request ids) stay on
 /// it.
 fn may_hold_card(bytes: &[u8]) -> bool {
     let mut digits = 0;
@@ -654,7 +854,7 @@ fn may_hold_card(bytes: &[u8]) -> bool {
             after_separator = false;
         } else if matches!(b, b' ' | b'-' | b'+') && digits > 0 && !after_separator {
             after_separator = true;
-        } else if matches!(b, b'%' | b';') {
+        } else if matches!(b, b'%' | b';' | b'\\') {
             return true;
         } else {
             digits = 0;
@@ -958,6 +1158,90 @@ mod tests {
     }
 
     #[test]
+    fn card_numbers_behind_encodings_are_masked_in_the_original() {
+        let cases = [
+            ("/pay/4111%201111%201111%201111", "/pay/411111******1111"),
+            ("/pay/5169%202369%206920%204326", "/pay/516923******4326"),
+            (
+                "card%204111111111111111%20now",
+                "card%20411111******1111%20now",
+            ),
+            ("%224111111111111111%22", "%22411111******1111%22"),
+            ("4111%2D1111%2d1111%2D1111", "411111******1111"),
+            ("x%254111111111111111", "x%25411111******1111"),
+            ("4111%25201111%25201111%25201111", "411111******1111"),
+            ("%E84111111111111111", "%E8411111******1111"),
+            ("%34111111111111111", "411111******1111"),
+            (
+                r"n \u00224111\u00201111\u00201111\u00201111",
+                r"n \u0022411111******1111",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(r().mask_pan(input), want, "{input}");
+            assert_eq!(r().redact_text(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn queries_are_read_decoded() {
+        let cases = [
+            (
+                "q=card%204111111111111111%20now",
+                "q=card%20411111******1111%20now",
+            ),
+            ("q=card+4111111111111111+now", "q=card+411111******1111+now"),
+            (
+                "data=%7B%22card%22%3A%224111111111111111%22%7D",
+                "data=%7B%22card%22%3A%22REDACTED%22%7D",
+            ),
+            (
+                "data=%7B%22password%22%3A%22hunter2%22%7D",
+                "data=%7B%22password%22%3A%22REDACTED%22%7D",
+            ),
+            (
+                "pan=4111111111111111&note=card%204111111111111111",
+                "pan=REDACTED&note=card%20411111******1111",
+            ),
+        ];
+        for (q, want) in cases {
+            assert_eq!(r().redact_query(q), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn escaped_json_pairs_are_read_decoded() {
+        assert_eq!(
+            r().redact_text(r#"body {\"password\":\"hunter2\"}"#),
+            r#"body {\"password\":\"REDACTED\"}"#
+        );
+        // A lone backslash or percent sign is text, not an escape.
+        for text in [r"C:\users\bob", "100% sure", "50%2", r"\u12"] {
+            assert!(matches!(r().redact_text(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn own_ids_are_spared_and_nothing_else() {
+        // A span id whose digits hold a Luhn-valid run of 16.
+        let span = [0x41, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11];
+        let trace = [0xab; 16];
+        let ids = OwnIds::new(trace, span);
+        let span_hex = "4111111111111111";
+        let request_id = format!("{}-{span_hex}", "ab".repeat(16));
+        for own in [span_hex, request_id.as_str()] {
+            assert_ne!(r().redact_text(own), own, "the plain scan masks {own}");
+            assert_eq!(r().redact_text_sparing(own, Some(&ids)), own);
+        }
+        // Another value, or the same id inside free text, is still masked.
+        let other = OwnIds::new(trace, [0; 8]);
+        assert_ne!(r().redact_text_sparing(span_hex, Some(&other)), span_hex);
+        let text = format!("card {span_hex}");
+        assert_ne!(r().redact_text_sparing(&text, Some(&ids)), text);
+        assert_ne!(r().redact_text_sparing(span_hex, None), span_hex);
+    }
+
+    #[test]
     fn track_data_is_removed_whole() {
         assert_eq!(
             r().mask_pan("x %B4111111111111111^DOE/JOHN^25121010000?y"),
@@ -1096,6 +1380,64 @@ mod tests {
             let text = format!("{prefix} {name}{separator}{secret} {suffix}");
             let redacted = r.redact_text(&text);
             prop_assert!(!redacted.contains(&format!("{name}{separator}{secret}")), "{redacted}");
+        }
+
+        #[test]
+        fn encoded_pans_never_survive(
+            prefix in "[a-z ]{0,12}",
+            body in proptest::collection::vec(b'0'..=b'9', 12..=18),
+            form in 0usize..6,
+            suffix in "[a-z ]{0,12}",
+        ) {
+            let pan = String::from_utf8(with_check_digit(&body)).unwrap();
+            let grouped = |sep: &str| {
+                pan.as_bytes()
+                    .chunks(4)
+                    .map(|c| std::str::from_utf8(c).unwrap())
+                    .collect::<Vec<_>>()
+                    .join(sep)
+            };
+            let written = match form {
+                0 => format!("%20{}%20", grouped("%20")),
+                1 => format!("+{}+", grouped("+")),
+                2 => format!("%22{}%22", grouped("-")),
+                3 => format!("\\u0022{}\\u0022", grouped("\\u0020")),
+                4 => pan.bytes().map(|b| format!("%{b:02X}")).collect(),
+                _ => format!("%2520{}", grouped("%2520")),
+            };
+            let text = format!("{prefix}{written}{suffix}");
+            for out in [r().redact_text(&text), r().mask_pan(&text), r().redact_query(&format!("q={text}"))] {
+                let decoded = Decoded::of(&out, DECODE_DEPTH);
+                let digits: String = decoded.text(&out).chars().filter(char::is_ascii_digit).collect();
+                prop_assert!(!digits.contains(&pan), "{text} -> {out}");
+            }
+        }
+
+        #[test]
+        fn masking_is_idempotent(text in "[0-9 +\\-a-z%;=:\"\\\\uB^?]{0,60}") {
+            let once = r().redact_text(&text).into_owned();
+            prop_assert_eq!(r().redact_text(&once), once.clone());
+        }
+
+        #[test]
+        fn ids_and_timestamps_the_layer_writes_are_untouched(
+            trace in any::<[u8; 16]>(),
+            span in any::<[u8; 8]>(),
+            nanos in 0u64..4_102_444_800_000_000_000,
+        ) {
+            let ids = OwnIds::new(trace, span);
+            let mut t = [0u8; 32];
+            let mut s = [0u8; 16];
+            crate::propagation::hex_into(&trace, &mut t);
+            crate::propagation::hex_into(&span, &mut s);
+            let (t, s) = (std::str::from_utf8(&t).unwrap(), std::str::from_utf8(&s).unwrap());
+            let request_id = format!("{t}-{s}");
+            for id in [t, s, request_id.as_str()] {
+                prop_assert_eq!(r().redact_text_sparing(id, Some(&ids)), id);
+            }
+            let secs = nanos / 1_000_000_000;
+            let stamp = format!("2026-12-06T21:38:{:02}.{:09}Z", secs % 60, nanos % 1_000_000_000);
+            prop_assert_eq!(r().redact_text(&stamp), stamp.as_str());
         }
 
         #[test]

@@ -6,7 +6,7 @@
 //! rewrite its value. All of this runs on the export thread, never on the request path.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,7 +23,7 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use super::wire::{field_len, Writer};
-use crate::redact::{Redactor, REDACTED};
+use crate::redact::{OwnIds, Redactor, REDACTED};
 
 /// What every exported value goes through.
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub(crate) struct Sanitizer {
     /// Sensitive-name decisions per attribute key: keys repeat from span to span
     /// (semantic-convention names), so the word splitting runs once per key, not per attribute.
     keys: RefCell<KeyCache>,
+    /// The ids of the span or log record being written: values equal to them are not masked.
+    ids: Cell<Option<OwnIds>>,
 }
 
 /// Slots of [`KeyCache::by_address`] (a power of two).
@@ -87,6 +89,7 @@ impl Sanitizer {
             count_limit,
             redactor,
             keys: RefCell::default(),
+            ids: Cell::new(None),
         }
     }
 
@@ -164,7 +167,10 @@ impl Sanitizer {
             }
             end
         };
-        match self.redactor.redact_text(s) {
+        match self
+            .redactor
+            .redact_text_sparing(s, self.ids.get().as_ref())
+        {
             Cow::Borrowed(s) => Cow::Borrowed(&s[..cut(s)]),
             Cow::Owned(mut s) => {
                 s.truncate(cut(&s));
@@ -207,6 +213,10 @@ impl Sanitizer {
     /// A `Span` message body.
     fn span(&self, w: &mut Writer, span: &SpanData) {
         let cx = &span.span_context;
+        self.ids.set(Some(OwnIds::new(
+            cx.trace_id().to_bytes(),
+            cx.span_id().to_bytes(),
+        )));
         w.bytes(1, &cx.trace_id().to_bytes());
         w.bytes(2, &cx.span_id().to_bytes());
         w.bytes(3, cx.trace_state().header().as_bytes());
@@ -269,7 +279,14 @@ impl Sanitizer {
 
     /// A `LogRecord` message body.
     fn log(&self, w: &mut Writer, record: &SdkLogRecord) {
-        w.fixed64(1, record.timestamp().map_or(0, nanos));
+        self.ids.set(
+            record
+                .trace_context()
+                .map(|cx| OwnIds::new(cx.trace_id.to_bytes(), cx.span_id.to_bytes())),
+        );
+        // The tracing bridge sets only the observed time, which is the event's time.
+        let observed = record.observed_timestamp().or(record.timestamp());
+        w.fixed64(1, record.timestamp().or(observed).map_or(0, nanos));
         w.uint(2, record.severity_number().map_or(0, |s| s as u64));
         w.bytes(3, record.severity_text().unwrap_or_default().as_bytes());
         if let Some(body) = record.body() {
@@ -282,7 +299,6 @@ impl Sanitizer {
             w.bytes(9, &cx.trace_id.to_bytes());
             w.bytes(10, &cx.span_id.to_bytes());
         }
-        let observed = record.observed_timestamp().or(record.timestamp());
         w.fixed64(11, observed.map_or(0, nanos));
         w.bytes(12, record.event_name().unwrap_or_default().as_bytes());
     }
@@ -901,7 +917,14 @@ mod tests {
                     },
                     ScopeLogs {
                         scope: Some(scope("paytrace")),
-                        log_records: vec![LogRecord::from(&logs[1].0)],
+                        log_records: vec![{
+                            // Unlike the reference, the event time falls back to the observed
+                            // time: the tracing bridge sets only that one.
+                            let mut bare = LogRecord::from(&logs[1].0);
+                            assert_eq!(bare.time_unix_nano, 0);
+                            bare.time_unix_nano = bare.observed_time_unix_nano;
+                            bare
+                        }],
                         schema_url: String::new(),
                     },
                 ],

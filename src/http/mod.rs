@@ -16,8 +16,9 @@
 //!   `paytrace.slow` and `paytrace.request.cancelled`;
 //! - the RED metrics into the telemetry's Prometheus registry ([`HttpMetrics`]);
 //! - for requests slower than the threshold (5 s by default), `paytrace.slow=true`, one WARN
-//!   event under target `paytrace::http` (fields `trace_id`, `request_id`, `method`, `route`,
-//!   `status`, `cancelled`, `duration_ms`, `threshold_ms`) and a count in
+//!   event under target `paytrace::http`, inside the request's context so it carries the
+//!   request's trace id (fields `request_id`, `method`, `route`, `status`, `cancelled`,
+//!   `duration_ms`, `threshold_ms`), and a count in
 //!   `http_server_slow_requests_total`;
 //! - a request id: a valid incoming `x-request-id` is kept, otherwise one is generated
 //!   (`{trace_id}-{span_id}`); handlers see it in the request headers, clients in the

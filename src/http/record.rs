@@ -317,8 +317,8 @@ impl Inflight {
 
     fn warn_slow(&self, elapsed: Duration, status: Option<u16>, cancelled: bool) {
         // Attached so log bridges stamp the record with this request's trace and span ids.
+        // The trace id is not a field: the record carries it from the context.
         let _guard = self.cx.clone().attach();
-        let trace_id = self.cx.span().span_context().trace_id();
         let request_id = self
             .request_id
             .as_ref()
@@ -326,7 +326,6 @@ impl Inflight {
             .unwrap_or("");
         tracing::warn!(
             target: "paytrace::http",
-            trace_id = %trace_id,
             request_id,
             method = METHODS[self.method],
             route = %self.route,

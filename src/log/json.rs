@@ -14,7 +14,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
 use crate::propagation::hex_into;
-use crate::redact::{Redactor, REDACTED};
+use crate::redact::{OwnIds, Redactor, REDACTED};
 
 /// A `tracing` layer writing one JSON object per event:
 /// `timestamp` (RFC 3339 UTC), `level`, `target`, `message`, `trace_id` and `span_id` (of the
@@ -116,9 +116,13 @@ where
             out.push_str(",\"service.name\":");
             escape(&self.service_name, out);
         }
+        let ids = trace_id
+            .zip(span_id)
+            .map(|(t, s)| OwnIds::new(t.to_bytes(), s.to_bytes()));
         let mut visitor = JsonVisitor {
             out,
             redactor: &self.redactor,
+            ids,
         };
         event.record(&mut visitor);
         out.push_str("}\n");
@@ -160,12 +164,33 @@ fn release_if_huge(buffer: &mut String) {
 struct JsonVisitor<'a> {
     out: &'a mut String,
     redactor: &'a Redactor,
+    /// The line's own `trace_id` and `span_id`, when it has them.
+    ids: Option<OwnIds>,
 }
 
+/// Keys the line itself writes; a field of the same name is written as `field.<name>` so that
+/// each key appears once.
+const OWN_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "target",
+    "trace_id",
+    "span_id",
+    "service.name",
+];
+
 impl JsonVisitor<'_> {
+    /// Writes the field's key; false when its value is written already (redacted).
     fn key(&mut self, field: &Field) -> bool {
+        let name = field.name();
         self.out.push(',');
-        escape(field.name(), self.out);
+        if OWN_KEYS.contains(&name) {
+            self.out.push_str("\"field.");
+            self.out.push_str(name);
+            self.out.push('"');
+        } else {
+            escape(name, self.out);
+        }
         self.out.push(':');
         if field.name() != "message" && self.redactor.is_sensitive_field(field.name()) {
             escape(REDACTED, self.out);
@@ -178,7 +203,10 @@ impl JsonVisitor<'_> {
 impl Visit for JsonVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.key(field) {
-            escape(&self.redactor.redact_text(value), self.out);
+            escape(
+                &self.redactor.redact_text_sparing(value, self.ids.as_ref()),
+                self.out,
+            );
         }
     }
 
@@ -189,10 +217,16 @@ impl Visit for JsonVisitor<'_> {
                 Ok(mut text) => {
                     text.clear();
                     let _ = write!(text, "{value:?}");
-                    escape(&self.redactor.redact_text(&text), self.out);
+                    let ids = self.ids.as_ref();
+                    escape(&self.redactor.redact_text_sparing(&text, ids), self.out);
                     release_if_huge(&mut text);
                 }
-                Err(_) => escape(&self.redactor.redact_text(&format!("{value:?}")), self.out),
+                Err(_) => escape(
+                    &self
+                        .redactor
+                        .redact_text_sparing(&format!("{value:?}"), self.ids.as_ref()),
+                    self.out,
+                ),
             });
         }
     }
