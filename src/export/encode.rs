@@ -1003,6 +1003,38 @@ mod tests {
     }
 
     #[test]
+    fn a_span_own_ids_are_never_masked_other_values_are() {
+        // A span id whose hex digits hold a Luhn-valid run of 16, and the request id made of it.
+        let mut data = span(1, true, vec![]);
+        let span_id = SpanId::from(0x4111_1111_1111_1111);
+        let trace_id = data.span_context.trace_id();
+        data.span_context = SpanContext::new(
+            trace_id,
+            span_id,
+            TraceFlags::SAMPLED,
+            false,
+            Default::default(),
+        );
+        let request_id = format!("{trace_id}-{span_id}");
+        data.attributes = vec![
+            KeyValue::new("paytrace.request_id", request_id.clone()),
+            KeyValue::new("own", span_id.to_string()),
+            KeyValue::new("other", "5500005555555559"),
+        ];
+        let exported = &decode(&encode_spans(vec![data], &empty(), &lenient(), 1 << 20))[0];
+        let value = |key: &str| {
+            let kv = exported.attributes.iter().find(|kv| kv.key == key).unwrap();
+            match kv.value.as_ref().unwrap().value.as_ref().unwrap() {
+                any_value::Value::StringValue(s) => s.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(value("paytrace.request_id"), request_id);
+        assert_eq!(value("own"), "4111111111111111");
+        assert_eq!(value("other"), "550000******5559");
+    }
+
+    #[test]
     fn limits_and_redaction_apply() {
         let attrs = vec![
             KeyValue::new("note", "é".repeat(100)),
