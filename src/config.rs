@@ -1047,12 +1047,9 @@ fn percent_decode(s: &str) -> Result<String, String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            let byte = crate::util::percent_escape_at(bytes, i)
                 .ok_or_else(|| format!("bad percent-encoding in `{s}`"))?;
-            out.push(hex);
+            out.push(byte);
             i += 3;
         } else {
             out.push(bytes[i]);

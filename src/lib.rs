@@ -42,6 +42,7 @@ pub mod log;
 pub mod metrics;
 pub mod propagation;
 pub mod redact;
+mod util;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;

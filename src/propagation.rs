@@ -307,15 +307,7 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
     });
 }
 
-/// Lower-hex encode `bytes` into `out` (which must be twice as long), as W3C trace context
-/// writes ids.
-pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
-    }
-}
+pub(crate) use crate::util::hex_into;
 
 #[cfg(test)]
 mod tests {

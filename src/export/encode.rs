@@ -24,6 +24,7 @@ use rustc_hash::FxHashMap;
 
 use super::wire::{field_len, Writer};
 use crate::redact::{OwnIds, Redactor, REDACTED};
+use crate::util::truncate;
 
 /// What every exported value goes through.
 #[derive(Debug, Clone)]
@@ -160,20 +161,13 @@ impl Sanitizer {
     /// A string value as exported: redacted as free text ([`Redactor::redact_text`]), then cut
     /// to the value limit on a char boundary. Borrows unless redaction had to rewrite it.
     fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
-        let cut = |s: &str| {
-            let mut end = self.value_limit.min(s.len());
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            end
-        };
         match self
             .redactor
             .redact_text_sparing(s, self.ids.get().as_ref())
         {
-            Cow::Borrowed(s) => Cow::Borrowed(&s[..cut(s)]),
+            Cow::Borrowed(s) => Cow::Borrowed(truncate(s, self.value_limit)),
             Cow::Owned(mut s) => {
-                s.truncate(cut(&s));
+                s.truncate(truncate(&s, self.value_limit).len());
                 Cow::Owned(s)
             }
         }

@@ -13,8 +13,8 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
-use crate::propagation::hex_into;
 use crate::redact::{OwnIds, Redactor, REDACTED};
+use crate::util::push_hex;
 
 /// A `tracing` layer writing one JSON object per event:
 /// `timestamp` (RFC 3339 UTC), `level`, `target`, `message`, `trace_id` and `span_id` (of the
@@ -107,9 +107,9 @@ where
         escape(meta.target(), out);
         if let (Some(t), Some(s)) = (trace_id, span_id) {
             out.push_str(",\"trace_id\":\"");
-            hex(&t.to_bytes(), out);
+            push_hex(&t.to_bytes(), out);
             out.push_str("\",\"span_id\":\"");
-            hex(&s.to_bytes(), out);
+            push_hex(&s.to_bytes(), out);
             out.push('"');
         }
         if !self.service_name.is_empty() {
@@ -321,16 +321,6 @@ pub(crate) fn escape(s: &str, out: &mut String) {
 
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f
-}
-
-/// Lowercase hex of an id (at most 16 bytes), as W3C trace context writes it.
-fn hex(bytes: &[u8], out: &mut String) {
-    let mut buf = [0u8; 32];
-    let bytes = &bytes[..bytes.len().min(16)];
-    let text = &mut buf[..bytes.len() * 2];
-    hex_into(bytes, text);
-    // Hex digits only: always UTF-8.
-    out.push_str(std::str::from_utf8(text).unwrap_or_default());
 }
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-22T12:00:00.000000Z`.

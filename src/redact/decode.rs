@@ -121,7 +121,7 @@ pub(super) fn escape_at(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
             .try_fold(0u32, |v, &d| Some(v * 16 + char::from(d).to_digit(16)?))
     };
     let (value, len) = match (bytes[i], bytes.get(i + 1)) {
-        (b'%', _) => (hex(i + 1, 2)?, 3),
+        (b'%', _) => (u32::from(crate::util::percent_escape_at(bytes, i)?), 3),
         (b'\\', Some(b'u')) => (hex(i + 2, 4)?, 6),
         (b'\\', Some(&c @ (b'"' | b'\\' | b'/'))) => (u32::from(c), 2),
         _ => return None,

@@ -40,8 +40,8 @@ impl OwnIds {
     fn holds(&self, value: &str) -> bool {
         let mut trace = [0u8; 32];
         let mut span = [0u8; 16];
-        crate::propagation::hex_into(&self.trace, &mut trace);
-        crate::propagation::hex_into(&self.span, &mut span);
+        crate::util::hex_into(&self.trace, &mut trace);
+        crate::util::hex_into(&self.span, &mut span);
         let v = value.as_bytes();
         let lower_hex = |b: &[u8]| b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
         v == trace

@@ -239,8 +239,8 @@ fn a_million_generated_ids_are_never_masked() {
         let span = next().to_be_bytes();
         let ids = OwnIds::new(trace, span);
         let mut text = [b'-'; 49];
-        crate::propagation::hex_into(&trace, &mut text[..32]);
-        crate::propagation::hex_into(&span, &mut text[33..]);
+        crate::util::hex_into(&trace, &mut text[..32]);
+        crate::util::hex_into(&span, &mut text[33..]);
         let request_id = std::str::from_utf8(&text).unwrap();
         for id in [&request_id[..32], &request_id[33..], request_id] {
             if matches!(r().redact_text(id), Cow::Owned(_)) {
@@ -443,8 +443,8 @@ proptest! {
         let ids = OwnIds::new(trace, span);
         let mut t = [0u8; 32];
         let mut s = [0u8; 16];
-        crate::propagation::hex_into(&trace, &mut t);
-        crate::propagation::hex_into(&span, &mut s);
+        crate::util::hex_into(&trace, &mut t);
+        crate::util::hex_into(&span, &mut s);
         let (t, s) = (std::str::from_utf8(&t).unwrap(), std::str::from_utf8(&s).unwrap());
         let request_id = format!("{t}-{s}");
         for id in [t, s, request_id.as_str()] {

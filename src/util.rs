@@ -1,0 +1,77 @@
+//! Small text helpers shared across the crate, one of each: lower-hex ids, UTF-8-safe
+//! truncation, percent escapes.
+
+/// Lower-hex encode `bytes` into `out` (which must be twice as long), as W3C trace context
+/// writes ids.
+pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = HEX[usize::from(b >> 4)];
+        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    }
+}
+
+/// Append the lower hex of an id (at most 16 bytes) to `out`.
+pub(crate) fn push_hex(bytes: &[u8], out: &mut String) {
+    let mut buf = [0u8; 32];
+    let bytes = &bytes[..bytes.len().min(16)];
+    let text = &mut buf[..bytes.len() * 2];
+    hex_into(bytes, text);
+    // Hex digits only: always UTF-8.
+    out.push_str(std::str::from_utf8(text).unwrap_or_default());
+}
+
+/// `s` cut to at most `max` bytes, on a char boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The byte a percent escape `%XX` at `i` of `bytes` stands for.
+pub(crate) fn percent_escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    match bytes.get(i..i + 3)? {
+        [b'%', hi, lo] => {
+            let hi = char::from(*hi).to_digit(16)?;
+            let lo = char::from(*lo).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_lower_case_and_bounded() {
+        let mut out = String::new();
+        push_hex(&[0x00, 0xab, 0xff], &mut out);
+        assert_eq!(out, "00abff");
+        let mut buf = [0u8; 4];
+        hex_into(&[0x4b, 0xf9], &mut buf);
+        assert_eq!(&buf, b"4bf9");
+    }
+
+    #[test]
+    fn truncation_keeps_whole_chars() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+        assert_eq!(truncate("", 0), "");
+    }
+
+    #[test]
+    fn percent_escapes() {
+        assert_eq!(percent_escape_at(b"a%20", 1), Some(b' '));
+        assert_eq!(percent_escape_at(b"%e8", 0), Some(0xe8));
+        assert_eq!(percent_escape_at(b"%2", 0), None);
+        assert_eq!(percent_escape_at(b"%zz", 0), None);
+        assert_eq!(percent_escape_at(b"x20", 0), None);
+    }
+}
