@@ -33,25 +33,30 @@
 //! 1.85.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// The instrumentation scope of everything paytrace itself records.
+pub(crate) const SCOPE_NAME: &str = "paytrace";
+
 mod config;
 mod error;
 pub(crate) mod export;
 pub mod http;
-mod init;
 pub mod log;
 pub mod metrics;
 pub mod propagation;
 pub mod redact;
-mod util;
+pub(crate) mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+mod util;
 mod watchdog;
 
-pub use config::{Config, LogFormat, Propagator, Sampler};
+pub use config::{Config, Propagator, Sampler};
 pub use error::Error;
 pub use export::Signal;
-pub use init::{init_tracer, Telemetry};
+pub use log::LogFormat;
+pub use telemetry::global::init_tracer;
+pub use telemetry::Telemetry;
 pub use watchdog::{ExporterHealth, HealthState, SignalHealth};
 
 /// The `OTEL_*` environment variable names paytrace reads.

@@ -18,7 +18,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::export::stats::{ExportStats, SignalStats};
 use crate::export::Signal;
-use crate::Telemetry;
+
+/// The watchdog part of the resolved settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WatchdogSettings {
+    /// How often exports are checked (the window).
+    pub(crate) interval: std::time::Duration,
+    /// Warn when more exports than this fail in a window.
+    pub(crate) failure_threshold: u64,
+    /// Warn when data waits and nothing got through for this many windows.
+    pub(crate) stale_windows: u32,
+}
 
 /// The health of one signal's exports, as of the watchdog's last window.
 ///
@@ -123,22 +133,6 @@ impl ExporterHealth {
     /// `true` when every signal is healthy.
     pub fn is_healthy(&self) -> bool {
         self.state() == HealthState::Healthy
-    }
-}
-
-impl Telemetry {
-    /// Exporter health per signal: state, exported/failed/dropped totals, last error, last
-    /// success. The same figures are on the Prometheus endpoint as `paytrace_exporter_*`.
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// for signal in telemetry.exporter_health().signals() {
-    ///     println!("{}: {} ({} dropped)", signal.signal, signal.state.as_str(), signal.dropped);
-    /// }
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn exporter_health(&self) -> ExporterHealth {
-        snapshot(&self.inner.stats)
     }
 }
 

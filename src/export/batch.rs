@@ -19,7 +19,15 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 
 use super::stats::SignalStats;
-use crate::config::BatchSettings;
+
+/// How one signal's queue is bounded and drained.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchSettings {
+    pub(crate) queue: usize,
+    pub(crate) batch: usize,
+    pub(crate) delay: Duration,
+    pub(crate) timeout: Duration,
+}
 
 /// How a batch leaves the process. Implementations count their own outcomes.
 pub(crate) trait BatchExport<T>: Send + Sync + 'static {

@@ -5,6 +5,7 @@
 //! The unary call is made here rather than through tonic's codec so that the gzip level is
 //! paytrace's: level 1 compresses OTLP about as well for a fraction of level 6's CPU.
 
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,8 +16,31 @@ use tonic::{Code, Status};
 
 use super::frame::Framer;
 use super::Signal;
-use crate::config::Target;
 use crate::Error;
+
+/// Where one signal is exported, and how.
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) signal: Signal,
+    pub(crate) endpoint: http::Uri,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) gzip: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("signal", &self.signal)
+            .field("endpoint", &self.endpoint)
+            .field("headers", &self.headers.len())
+            .field("gzip", &self.gzip)
+            .field("timeout", &self.timeout)
+            .field("custom_ca", &self.ca_pem.is_some())
+            .finish()
+    }
+}
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);

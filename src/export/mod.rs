@@ -24,6 +24,9 @@ pub(crate) mod runtime;
 pub(crate) mod stats;
 mod wire;
 
+pub(crate) use batch::BatchSettings;
+pub(crate) use client::Target;
+
 use std::fmt;
 
 /// One of the three OpenTelemetry signals.

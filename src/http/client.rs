@@ -18,7 +18,6 @@ use tower_service::Service;
 use super::semconv::*;
 use crate::propagation::inject_context;
 use crate::redact::{Redactor, REDACTED};
-use crate::Telemetry;
 
 /// The URL template of an outgoing request, set as a request extension: the client span is
 /// then named `"{METHOD} {template}"` and gets `url.template`. Without it the span is named
@@ -65,20 +64,6 @@ struct ClientShared {
 }
 
 impl ClientLayer {
-    /// The client layer for a [`Telemetry`] (its tracer and redactor). Same as
-    /// [`Telemetry::http_client_layer`].
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// let layer = paytrace::http::ClientLayer::new(&telemetry);
-    /// # let _ = layer;
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn new(telemetry: &Telemetry) -> Self {
-        ClientLayer::from_tracer(telemetry.inner.tracer.clone())
-            .with_redactor(telemetry.inner.redactor.clone())
-    }
-
     /// A client layer recording with `tracer` and the default [`Redactor`].
     ///
     /// ```

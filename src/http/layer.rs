@@ -13,7 +13,6 @@ use tower_layer::Layer;
 use super::metrics::{HttpMetrics, Routes};
 use super::service::TraceService;
 use crate::redact::Redactor;
-use crate::Telemetry;
 
 /// Paths the layer skips by default: health, readiness and metrics endpoints, which would
 /// otherwise drown the interesting traffic and cost a span each.
@@ -131,40 +130,6 @@ pub fn is_default_skip_path(path: &str) -> bool {
 }
 
 impl TraceLayer {
-    /// The layer for a [`Telemetry`]: its tracer (scope `paytrace`), its Prometheus registry
-    /// (the `http_server_*` families are registered there once, whatever the number of
-    /// layers) and its redactor. Same as [`Telemetry::http_layer`].
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// let layer = paytrace::http::TraceLayer::new(&telemetry);
-    /// # let _ = layer;
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn new(telemetry: &Telemetry) -> Self {
-        let inner = &telemetry.inner;
-        let metrics = inner
-            .http_metrics
-            .get_or_init(|| match HttpMetrics::new(&inner.registry) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(target: "paytrace::http", error = %e, "HTTP server metrics are unavailable");
-                    None
-                }
-            })
-            .clone();
-        let critical: Arc<[String]> = inner
-            .settings
-            .log_sampling
-            .as_ref()
-            .map(|s| Arc::from(s.critical_routes.clone()))
-            .unwrap_or_else(|| Arc::from(Vec::new()));
-        TraceLayer::from_tracer(inner.tracer.clone())
-            .with_redactor(inner.redactor.clone())
-            .with_metrics(metrics)
-            .with(|o| o.critical_routes = critical)
-    }
-
     /// A layer recording with `tracer`, without metrics (add them with
     /// [`TraceLayer::with_metrics`]) and with the default [`Redactor`]. For tests with an
     /// in-memory exporter, and for services that build their own tracer provider.
@@ -195,6 +160,11 @@ impl TraceLayer {
         TraceLayer {
             shared: Arc::new(Shared::new(opts)),
         }
+    }
+
+    /// Routes whose log records escape log sampling.
+    pub(crate) fn with_critical_routes(self, routes: Arc<[String]>) -> Self {
+        self.with(|o| o.critical_routes = routes)
     }
 
     fn with(self, f: impl FnOnce(&mut Options)) -> Self {
@@ -399,34 +369,6 @@ impl<S> Layer<S> for TraceLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         TraceService::new(inner, self.shared.clone())
-    }
-}
-
-impl Telemetry {
-    /// The HTTP server layer for this telemetry: [`TraceLayer::new`].
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// let app: axum::Router = axum::Router::new()
-    ///     .route("/pay", axum::routing::post(|| async { "ok" }))
-    ///     .layer(telemetry.http_layer());
-    /// # let _ = app;
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn http_layer(&self) -> TraceLayer {
-        TraceLayer::new(self)
-    }
-
-    /// The HTTP client layer for this telemetry: [`ClientLayer::new`](super::ClientLayer::new).
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// let layer = telemetry.http_client_layer();
-    /// # let _ = layer;
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn http_client_layer(&self) -> super::ClientLayer {
-        super::ClientLayer::new(self)
     }
 }
 

@@ -22,28 +22,53 @@
 //!
 //! Stdout is written by a background thread through a bounded buffer
 //! ([`Config::with_stdout_buffer`](crate::Config::with_stdout_buffer)): when stdout cannot keep
-//! up, lines are dropped and counted ([`Telemetry::log_stats`],
+//! up, lines are dropped and counted ([`Telemetry::log_stats`](crate::Telemetry::log_stats),
 //! `paytrace_log_records_dropped_total{reason="stdout_full"}`), the caller never waits.
 
 mod json;
 mod sampling;
 mod stdout;
 
-use std::sync::{Arc, Mutex};
-
 pub use json::JsonLayer;
-use prometheus::core::{Collector, Desc};
 pub use sampling::LogSampling;
-pub(crate) use sampling::{KeepLogs, Sampler};
+pub(crate) use sampling::{KeepLogs, LogSampler};
 pub(crate) use stdout::Stdout;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-use crate::config::{LogFormat, Settings};
-use crate::{Error, Telemetry};
+use crate::redact::Redactor;
+
+/// How logs are written to stdout.
+///
+/// ```
+/// let config = paytrace::Config::new().with_log_format(paytrace::LogFormat::Pretty);
+/// # let _ = config;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LogFormat {
+    /// One JSON object per line, with trace ids. The default.
+    #[default]
+    Json,
+    /// Human-readable lines for development.
+    Pretty,
+    /// Nothing on stdout (records still go to the collector).
+    Off,
+}
+
+/// The logging part of the resolved settings.
+#[derive(Debug, Clone)]
+pub(crate) struct LogSettings {
+    pub(crate) format: LogFormat,
+    /// `EnvFilter` directives, checked at resolve time.
+    pub(crate) filter: String,
+    /// Lines the stdout buffer holds before it drops.
+    pub(crate) stdout_buffer: usize,
+    pub(crate) sampling: Option<LogSampling>,
+}
 
 /// A cheap handle for logging with an explicit trace context. Get one from
-/// [`Telemetry::logger`] or [`logger`].
+/// [`Telemetry::logger`](crate::Telemetry::logger) or [`logger`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Logger {
     _private: (),
@@ -124,7 +149,7 @@ impl ContextLogger {
     }
 }
 
-/// Counts of log records paytrace dropped: [`Telemetry::log_stats`].
+/// Counts of log records paytrace dropped: [`Telemetry::log_stats`](crate::Telemetry::log_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct LogStats {
@@ -134,114 +159,22 @@ pub struct LogStats {
     pub sampled_out: u64,
 }
 
-impl Telemetry {
-    /// The context-aware logger; see [`Logger`].
-    pub fn logger(&self) -> Logger {
-        Logger::default()
-    }
-
-    /// Log records dropped so far.
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// assert_eq!(telemetry.log_stats().stdout_dropped, 0);
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn log_stats(&self) -> LogStats {
-        LogStats {
-            stdout_dropped: self.inner.stdout.as_ref().map_or(0, |s| s.dropped()),
-            sampled_out: self
-                .inner
-                .sampled_out
-                .load(std::sync::atomic::Ordering::Relaxed),
-        }
-    }
-}
-
-/// Starts the stdout writer; `None` when stdout logging is off.
-pub(crate) fn start_stdout(
-    settings: &Settings,
-    registry: &prometheus::Registry,
-) -> Result<Option<Arc<Stdout>>, Error> {
-    if settings.log_format == LogFormat::Off {
-        return Ok(None);
-    }
-    let stdout = Arc::new(Stdout::new(std::io::stdout(), settings.stdout_buffer));
-    let counted = stdout.clone();
-    let collector = DroppedCollector::new("stdout_full", move || counted.dropped())
-        .map_err(|e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e))?;
-    registry
-        .register(Box::new(collector))
-        .map_err(|e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e))?;
-    Ok(Some(stdout))
-}
-
-/// The stdout layer for the configured [`LogFormat`].
-pub(crate) fn stdout_layer<S>(telemetry: &Telemetry) -> Box<dyn Layer<S> + Send + Sync + 'static>
+/// The stdout layer for `format`: writes through `stdout`, or nothing when it is `None`.
+pub(crate) fn stdout_layer<S>(
+    stdout: Option<&Stdout>,
+    format: LogFormat,
+    service_name: &str,
+    redactor: &Redactor,
+) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    let inner = &telemetry.inner;
-    match &inner.stdout {
+    match stdout {
         Some(stdout) => JsonLayer::new(stdout.writer())
-            .with_service_name(inner.service_name.clone())
-            .with_redactor(inner.redactor.clone())
-            .pretty(inner.settings.log_format == LogFormat::Pretty)
+            .with_service_name(service_name.to_owned())
+            .with_redactor(redactor.clone())
+            .pretty(format == LogFormat::Pretty)
             .boxed(),
         None => tracing_subscriber::layer::Identity::new().boxed(),
-    }
-}
-
-/// `paytrace_log_records_dropped_total{reason=...}`, read at scrape time.
-pub(crate) struct DroppedCollector {
-    source: Box<dyn Fn() -> u64 + Send + Sync>,
-    counter: prometheus::IntCounter,
-    seen: Mutex<u64>,
-    descs: Vec<Desc>,
-}
-
-impl DroppedCollector {
-    pub(crate) fn new(
-        reason: &str,
-        source: impl Fn() -> u64 + Send + Sync + 'static,
-    ) -> prometheus::Result<Self> {
-        let counter = prometheus::IntCounter::with_opts(
-            prometheus::Opts::new(
-                "paytrace_log_records_dropped_total",
-                "Log records dropped before reaching their output.",
-            )
-            .const_label("reason", reason),
-        )?;
-        let descs = counter.desc().into_iter().cloned().collect();
-        Ok(DroppedCollector {
-            source: Box::new(source),
-            counter,
-            seen: Mutex::new(0),
-            descs,
-        })
-    }
-}
-
-impl std::fmt::Debug for DroppedCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DroppedCollector")
-            .field("counter", &self.counter.get())
-            .finish()
-    }
-}
-
-impl Collector for DroppedCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
-        let now = (self.source)();
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if now > *seen {
-            self.counter.inc_by(now - *seen);
-            *seen = now;
-        }
-        self.counter.collect()
     }
 }

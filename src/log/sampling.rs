@@ -78,16 +78,16 @@ pub(crate) struct KeepLogs;
 
 /// The sampling filter; `dropped` counts what it dropped.
 #[derive(Debug)]
-pub(crate) struct Sampler {
+pub(crate) struct LogSampler {
     rule: Rule,
     dropped: Arc<AtomicU64>,
     second: AtomicU64,
     in_second: AtomicU64,
 }
 
-impl Sampler {
+impl LogSampler {
     pub(crate) fn new(sampling: &LogSampling, dropped: Arc<AtomicU64>) -> Self {
-        Sampler {
+        LogSampler {
             rule: sampling.rule,
             dropped,
             second: AtomicU64::new(0),
@@ -156,7 +156,7 @@ fn random() -> u64 {
     })
 }
 
-impl<S: Subscriber> Layer<S> for Sampler {
+impl<S: Subscriber> Layer<S> for LogSampler {
     fn event_enabled(&self, event: &Event<'_>, _cx: Context<'_, S>) -> bool {
         let keep = self.keep(event.metadata().level());
         if !keep {

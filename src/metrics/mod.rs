@@ -18,6 +18,7 @@
 //! # let _ = app; Ok(()) }
 //! ```
 
+mod dropped;
 mod order_pool;
 pub(crate) mod otlp;
 pub(crate) mod process;
@@ -27,69 +28,20 @@ use std::future::{ready, Ready};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
+pub(crate) use dropped::DroppedCollector;
 pub use order_pool::{
     OrderPoolMetrics, OrderPoolMetricsBuilder, ProcessingTimer, ABANDONED, DEFAULT_FAILURE_REASONS,
     OTHER, PROCESSING_BUCKETS, QUERY_BUCKETS,
 };
 
 use crate::export::batch::DrainError;
-use crate::{Error, Telemetry};
+use crate::Error;
 
 /// The content type of Prometheus text exposition 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-impl Telemetry {
-    /// Every paytrace metric in Prometheus text exposition format 0.0.4: order pool, HTTP RED,
-    /// exporter health, process (and tokio, once registered).
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// assert!(telemetry.prometheus_text().contains("paytrace_exporter_items_dropped_total"));
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn prometheus_text(&self) -> String {
-        render(&self.inner.registry)
-    }
-
-    /// A ready `/metrics` endpoint: a cheap-to-clone tower service answering every request with
-    /// [`Telemetry::prometheus_text`]. Mount it with axum's `Router::route_service`.
-    ///
-    /// ```
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// let app: axum::Router = axum::Router::new().route_service("/metrics", telemetry.metrics_service());
-    /// # let _ = app;
-    /// # Ok::<(), paytrace::Error>(())
-    /// ```
-    pub fn metrics_service(&self) -> MetricsService {
-        MetricsService {
-            registry: self.inner.registry.clone(),
-        }
-    }
-
-    /// Add `tokio_workers`, `tokio_alive_tasks` and `tokio_global_queue_depth` for `runtime`
-    /// (usually `tokio::runtime::Handle::current()` in `main`).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] if runtime metrics are already registered.
-    ///
-    /// ```
-    /// # #[tokio::main] async fn main() -> Result<(), paytrace::Error> {
-    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
-    /// telemetry.register_runtime_metrics(&tokio::runtime::Handle::current())?;
-    /// assert!(telemetry.prometheus_text().contains("tokio_alive_tasks"));
-    /// # Ok(()) }
-    /// ```
-    pub fn register_runtime_metrics(&self, runtime: &tokio::runtime::Handle) -> Result<(), Error> {
-        let err = |e: prometheus::Error| Error::invalid("register_runtime_metrics", "tokio_*", e);
-        let collector = process::RuntimeCollector::new(runtime.clone()).map_err(err)?;
-        self.inner
-            .registry
-            .register(Box::new(collector))
-            .map_err(err)
-    }
-}
-
-fn render(registry: &prometheus::Registry) -> String {
+/// Every family of `registry` as Prometheus text 0.0.4.
+pub(crate) fn render(registry: &prometheus::Registry) -> String {
     // Encoding gathered families into a String cannot fail for families the registry produced.
     prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
@@ -100,6 +52,12 @@ fn render(registry: &prometheus::Registry) -> String {
 #[derive(Debug, Clone)]
 pub struct MetricsService {
     registry: prometheus::Registry,
+}
+
+impl MetricsService {
+    pub(crate) fn new(registry: prometheus::Registry) -> Self {
+        MetricsService { registry }
+    }
 }
 
 impl<B> tower_service::Service<http::Request<B>> for MetricsService {

@@ -8,7 +8,7 @@ use prometheus::{
     Registry,
 };
 
-use crate::{Error, Telemetry};
+use crate::Error;
 
 /// Buckets of `order_pool_processing_seconds`, in seconds: 10 ms to 30 s. 5 s is a boundary
 /// because the shipped alert fires on p95 above 5 s (the seed's slow-request threshold).
@@ -159,14 +159,6 @@ impl OrderPoolMetricsBuilder {
         self
     }
 
-    /// Register the instruments in `telemetry`'s registry (Prometheus endpoint and OTLP).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] when order-pool metrics are already registered there.
-    pub fn build(self, telemetry: &Telemetry) -> Result<OrderPoolMetrics, Error> {
-        self.register(&telemetry.inner.registry)
-    }
-
     pub(crate) fn register(mut self, registry: &Registry) -> Result<OrderPoolMetrics, Error> {
         if !self.reasons.iter().any(|r| r == ABANDONED) {
             self.reasons.push(ABANDONED.to_owned());
@@ -266,14 +258,6 @@ impl OrderPoolMetrics {
             roads: Vec::new(),
             face_values: Vec::new(),
         }
-    }
-
-    /// Register with the default label sets; see [`OrderPoolMetricsBuilder::build`].
-    ///
-    /// # Errors
-    /// As [`OrderPoolMetricsBuilder::build`].
-    pub fn new(telemetry: &Telemetry) -> Result<Self, Error> {
-        Self::builder().build(telemetry)
     }
 
     /// Start timing one order; the returned guard records the outcome once.

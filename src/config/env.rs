@@ -1,0 +1,137 @@
+//! The `OTEL_*` variables paytrace reads, and the reader that hands them to the resolvers.
+
+use std::collections::HashMap;
+
+use crate::Error;
+
+/// `true` disables paytrace entirely (a working no-op [`Telemetry`](crate::Telemetry)).
+pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+/// The `service.name` resource attribute.
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// Extra resource attributes, `key=value,key2=value2` (values percent-decoded).
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+/// Propagators, comma-separated: `tracecontext`, `baggage`, `none`.
+pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+/// Sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
+/// `parentbased_always_off`, `parentbased_traceidratio`.
+pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+/// Sampler argument: the ratio in `[0, 1]` for the ratio samplers.
+pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+/// OTLP/gRPC endpoint for all signals, e.g. `http://collector:4317`.
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// Headers sent with every export, `key=value,key2=value2` (values percent-decoded).
+pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+/// `gzip` or `none`.
+pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
+/// Export timeout in milliseconds: the whole budget of one export, retries included.
+pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+/// PEM file with the CA certificate(s) to trust for `https://` endpoints.
+pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+/// Span queue capacity.
+pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
+/// Delay between span exports, milliseconds.
+pub const OTEL_BSP_SCHEDULE_DELAY: &str = "OTEL_BSP_SCHEDULE_DELAY";
+/// Maximum spans per export request.
+pub const OTEL_BSP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+/// Span export timeout, milliseconds.
+pub const OTEL_BSP_EXPORT_TIMEOUT: &str = "OTEL_BSP_EXPORT_TIMEOUT";
+/// Log record queue capacity.
+pub const OTEL_BLRP_MAX_QUEUE_SIZE: &str = "OTEL_BLRP_MAX_QUEUE_SIZE";
+/// Delay between log exports, milliseconds.
+pub const OTEL_BLRP_SCHEDULE_DELAY: &str = "OTEL_BLRP_SCHEDULE_DELAY";
+/// Maximum log records per export request.
+pub const OTEL_BLRP_MAX_EXPORT_BATCH_SIZE: &str = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE";
+/// Log export timeout, milliseconds.
+pub const OTEL_BLRP_EXPORT_TIMEOUT: &str = "OTEL_BLRP_EXPORT_TIMEOUT";
+/// Interval between metric exports, milliseconds.
+pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+/// Maximum length in bytes of a string attribute value (longer ones are truncated).
+pub const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+/// Maximum number of attributes per span.
+pub const OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT";
+
+/// Every variable [`Config::from_env`] reads (per-signal variants such as
+/// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` are read too).
+pub const ENV_VARS: &[&str] = &[
+    OTEL_SDK_DISABLED,
+    OTEL_SERVICE_NAME,
+    OTEL_RESOURCE_ATTRIBUTES,
+    OTEL_PROPAGATORS,
+    OTEL_TRACES_SAMPLER,
+    OTEL_TRACES_SAMPLER_ARG,
+    OTEL_EXPORTER_OTLP_ENDPOINT,
+    OTEL_EXPORTER_OTLP_HEADERS,
+    OTEL_EXPORTER_OTLP_COMPRESSION,
+    OTEL_EXPORTER_OTLP_TIMEOUT,
+    OTEL_EXPORTER_OTLP_CERTIFICATE,
+    OTEL_BSP_MAX_QUEUE_SIZE,
+    OTEL_BSP_SCHEDULE_DELAY,
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BSP_EXPORT_TIMEOUT,
+    OTEL_BLRP_MAX_QUEUE_SIZE,
+    OTEL_BLRP_SCHEDULE_DELAY,
+    OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+    OTEL_BLRP_EXPORT_TIMEOUT,
+    OTEL_METRIC_EXPORT_INTERVAL,
+    OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT,
+    OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT,
+];
+
+/// The variables a [`Config`](super::Config) was built from; blank values count as unset.
+pub(super) struct Env<'a>(pub(super) &'a HashMap<String, String>);
+
+impl Env<'_> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    pub(super) fn parse<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, Error> {
+        match self.get(name) {
+            Some(v) => parse(v.trim())
+                .map(Some)
+                .map_err(|reason| Error::invalid(name, v, reason)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The per-signal variable for `suffix`, e.g. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
+pub(super) fn signal_var(signal: &str, suffix: &str) -> &'static str {
+    // The per-signal names form a small fixed set; match instead of allocating.
+    match (signal, suffix) {
+        ("TRACES", "ENDPOINT") => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ("TRACES", "HEADERS") => "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        ("TRACES", "COMPRESSION") => "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        ("TRACES", "TIMEOUT") => "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        ("TRACES", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+        ("METRICS", "ENDPOINT") => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ("METRICS", "HEADERS") => "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        ("METRICS", "COMPRESSION") => "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+        ("METRICS", "TIMEOUT") => "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+        ("METRICS", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+        ("LOGS", "ENDPOINT") => "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ("LOGS", "HEADERS") => "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        ("LOGS", "COMPRESSION") => "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        ("LOGS", "TIMEOUT") => "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+        ("LOGS", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        _ => general_var(suffix),
+    }
+}
+
+/// The variable for `suffix` that applies to every signal.
+pub(super) fn general_var(suffix: &str) -> &'static str {
+    match suffix {
+        "ENDPOINT" => OTEL_EXPORTER_OTLP_ENDPOINT,
+        "HEADERS" => OTEL_EXPORTER_OTLP_HEADERS,
+        "COMPRESSION" => OTEL_EXPORTER_OTLP_COMPRESSION,
+        "TIMEOUT" => OTEL_EXPORTER_OTLP_TIMEOUT,
+        _ => OTEL_EXPORTER_OTLP_CERTIFICATE,
+    }
+}

@@ -1,0 +1,423 @@
+//! [`Config`]: the builder handed to [`init_tracer`](crate::init_tracer).
+//!
+//! Every setting has a default tuned for a payment service, can be set in code with a `with_*`
+//! method, and (with [`Config::from_env`]) can come from the standard `OTEL_*` environment
+//! variable named in its doc. **Code beats environment**: a value set with `with_*` wins over the
+//! variable. Values are checked at [`Config::validate`] / `init_tracer` time and a bad one is a
+//! typed [`Error::InvalidConfig`] naming the variable and the value — never a panic later.
+
+mod env;
+mod parse;
+mod resolve;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+
+use crate::export::Signal;
+use crate::log::{LogFormat, LogSampling};
+use crate::Error;
+pub use env::*;
+pub(crate) use settings::{ResourceSettings, Settings};
+
+/// Head sampling decision for new traces.
+///
+/// ```
+/// use paytrace::{Config, Sampler};
+/// let config = Config::new().with_sampler(Sampler::ParentBasedRatio(0.25));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Sampler {
+    /// Sample every trace.
+    AlwaysOn,
+    /// Sample no trace.
+    AlwaysOff,
+    /// Sample this share of traces by trace id, ignoring the parent.
+    Ratio(f64),
+    /// Follow the parent's decision; sample every root. The default.
+    ParentBasedAlwaysOn,
+    /// Follow the parent's decision; sample no root.
+    ParentBasedAlwaysOff,
+    /// Follow the parent's decision; sample this share of roots.
+    ParentBasedRatio(f64),
+}
+
+/// A propagation format for [`Config::with_propagators`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Propagator {
+    /// W3C Trace Context (`traceparent`, `tracestate`).
+    TraceContext,
+    /// W3C Baggage (`baggage`).
+    Baggage,
+}
+
+/// Configuration for [`init_tracer`](crate::init_tracer): a builder with production defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use paytrace::Config;
+///
+/// let config = Config::from_env()
+///     .with_service_name("payment-gateway")
+///     .with_service_version(env!("CARGO_PKG_VERSION"))
+///     .with_environment("production")
+///     .with_endpoint("http://otel-collector:4317")
+///     .with_export_timeout(Duration::from_secs(5));
+/// config.validate()?;
+/// # Ok::<(), paytrace::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct Config {
+    env: HashMap<String, String>,
+    disabled: Option<bool>,
+    service_name: Option<String>,
+    service_version: Option<String>,
+    environment: Option<String>,
+    resource: Vec<KeyValue>,
+    endpoint: Option<String>,
+    signal_endpoints: HashMap<Signal, String>,
+    headers: Vec<(String, String)>,
+    compression: Option<bool>,
+    timeout: Option<Duration>,
+    certificate: Option<PathBuf>,
+    retry: Option<bool>,
+    sampler: Option<Sampler>,
+    propagators: Option<Vec<Propagator>>,
+    span_queue: BatchOverrides,
+    log_queue: BatchOverrides,
+    metric_interval: Option<Duration>,
+    attribute_value_length: Option<usize>,
+    span_attribute_count: Option<u32>,
+    max_request_bytes: Option<usize>,
+    shutdown_timeout: Option<Duration>,
+    install_subscriber: Option<bool>,
+    log_format: Option<LogFormat>,
+    log_filter: Option<String>,
+    stdout_buffer: Option<usize>,
+    watchdog_interval: Option<Duration>,
+    failure_threshold: Option<u64>,
+    stale_windows: Option<u32>,
+    log_sampling: Option<LogSampling>,
+}
+
+#[derive(Clone, Default, Debug)]
+struct BatchOverrides {
+    queue: Option<usize>,
+    batch: Option<usize>,
+    delay: Option<Duration>,
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Config {
+    // Headers carry credentials: print their names only.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Config")
+            .field("service_name", &self.service_name)
+            .field("endpoint", &self.endpoint)
+            .field("signal_endpoints", &self.signal_endpoints)
+            .field("header_names", &header_names)
+            .field("sampler", &self.sampler)
+            .field("disabled", &self.disabled)
+            .field("env_vars_read", &self.env.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Defaults only; the environment is not read. See [`Config::from_env`].
+    ///
+    /// ```
+    /// let config = paytrace::Config::new().with_service_name("checkout");
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defaults, overridden by the standard `OTEL_*` environment variables ([`ENV_VARS`]),
+    /// overridden in turn by anything set in code afterwards. Variables are read now and
+    /// checked at [`Config::validate`] / `init_tracer` time.
+    ///
+    /// ```
+    /// let config = paytrace::Config::from_env().with_service_name("checkout");
+    /// # let _ = config;
+    /// ```
+    pub fn from_env() -> Self {
+        Self::from_env_vars(std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")))
+    }
+
+    /// Like [`Config::from_env`] but from the given variables instead of the process
+    /// environment: for tests, which must not mutate a process-wide environment.
+    ///
+    /// ```
+    /// let config = paytrace::Config::from_env_vars([("OTEL_TRACES_SAMPLER_ARG", "2.0"),
+    ///                                               ("OTEL_TRACES_SAMPLER", "traceidratio")]);
+    /// let err = config.validate().unwrap_err();
+    /// assert!(err.to_string().contains("OTEL_TRACES_SAMPLER_ARG"));
+    /// ```
+    pub fn from_env_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Config {
+            env: vars
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// A configuration that disables paytrace: `init_tracer` returns a working no-op
+    /// [`Telemetry`](crate::Telemetry) and nothing is exported. Same as `OTEL_SDK_DISABLED=true`.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// assert!(!telemetry.is_enabled());
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn disabled() -> Self {
+        Config::new().with_disabled(true)
+    }
+
+    /// Disable or enable paytrace. Defaults to enabled; variable [`OTEL_SDK_DISABLED`].
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = Some(disabled);
+        self
+    }
+
+    /// The `service.name` resource attribute. Defaults to `unknown_service:<executable>`;
+    /// variable [`OTEL_SERVICE_NAME`].
+    pub fn with_service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// The `service.version` resource attribute. Defaults to unset.
+    pub fn with_service_version(mut self, version: impl Into<String>) -> Self {
+        self.service_version = Some(version.into());
+        self
+    }
+
+    /// The `deployment.environment.name` resource attribute. Defaults to unset.
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = Some(environment.into());
+        self
+    }
+
+    /// Add a resource attribute; wins over [`OTEL_RESOURCE_ATTRIBUTES`].
+    pub fn with_resource_attribute(mut self, attribute: KeyValue) -> Self {
+        self.resource.push(attribute);
+        self
+    }
+
+    /// OTLP/gRPC endpoint for every signal, `http://` or `https://`. Defaults to
+    /// `http://localhost:4317`; variable [`OTEL_EXPORTER_OTLP_ENDPOINT`].
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Endpoint for one signal, overriding [`Config::with_endpoint`]. Variables
+    /// `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_ENDPOINT`.
+    pub fn with_signal_endpoint(mut self, signal: Signal, endpoint: impl Into<String>) -> Self {
+        self.signal_endpoints.insert(signal, endpoint.into());
+        self
+    }
+
+    /// Add a header sent with every export (e.g. an auth token). Code headers are added to
+    /// those of [`OTEL_EXPORTER_OTLP_HEADERS`] and win on the same name.
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Gzip-compress export requests. Defaults to `true`; variable
+    /// [`OTEL_EXPORTER_OTLP_COMPRESSION`] (`gzip` / `none`).
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.compression = Some(gzip);
+        self
+    }
+
+    /// The whole time budget of one export, retries included. Defaults to 10 s; variable
+    /// [`OTEL_EXPORTER_OTLP_TIMEOUT`] (milliseconds).
+    pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// CA certificate (PEM) to trust for `https://` endpoints. Defaults to the system roots;
+    /// variable [`OTEL_EXPORTER_OTLP_CERTIFICATE`].
+    pub fn with_certificate(mut self, path: impl Into<PathBuf>) -> Self {
+        self.certificate = Some(path.into());
+        self
+    }
+
+    /// Retry failed exports with exponential backoff and jitter, within the export timeout, on
+    /// retryable gRPC codes and transport failures (a collector restart). Defaults to `true`.
+    pub fn with_retry(mut self, retry: bool) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The trace sampler. Defaults to [`Sampler::ParentBasedAlwaysOn`]; variables
+    /// [`OTEL_TRACES_SAMPLER`] and [`OTEL_TRACES_SAMPLER_ARG`].
+    pub fn with_sampler(mut self, sampler: Sampler) -> Self {
+        self.sampler = Some(sampler);
+        self
+    }
+
+    /// Propagation formats installed globally. Defaults to trace context + baggage; variable
+    /// [`OTEL_PROPAGATORS`].
+    pub fn with_propagators(mut self, propagators: impl IntoIterator<Item = Propagator>) -> Self {
+        self.propagators = Some(propagators.into_iter().collect());
+        self
+    }
+
+    /// Span queue capacity: spans beyond it are dropped and counted, the caller never waits.
+    /// Defaults to 2048; variable [`OTEL_BSP_MAX_QUEUE_SIZE`].
+    pub fn with_span_queue_size(mut self, size: usize) -> Self {
+        self.span_queue.queue = Some(size);
+        self
+    }
+
+    /// Maximum spans per export request. Defaults to 512; variable
+    /// [`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`].
+    pub fn with_span_batch_size(mut self, size: usize) -> Self {
+        self.span_queue.batch = Some(size);
+        self
+    }
+
+    /// Delay between span exports. Defaults to 1 s; variable [`OTEL_BSP_SCHEDULE_DELAY`].
+    pub fn with_span_schedule_delay(mut self, delay: Duration) -> Self {
+        self.span_queue.delay = Some(delay);
+        self
+    }
+
+    /// Log record queue capacity. Defaults to 4096; variable [`OTEL_BLRP_MAX_QUEUE_SIZE`].
+    pub fn with_log_queue_size(mut self, size: usize) -> Self {
+        self.log_queue.queue = Some(size);
+        self
+    }
+
+    /// Delay between log exports. Defaults to 1 s; variable [`OTEL_BLRP_SCHEDULE_DELAY`].
+    pub fn with_log_schedule_delay(mut self, delay: Duration) -> Self {
+        self.log_queue.delay = Some(delay);
+        self
+    }
+
+    /// Interval between metric exports. Defaults to 30 s (the watchdog window); variable
+    /// [`OTEL_METRIC_EXPORT_INTERVAL`].
+    pub fn with_metric_interval(mut self, interval: Duration) -> Self {
+        self.metric_interval = Some(interval);
+        self
+    }
+
+    /// Longest string attribute value in bytes; longer ones are truncated at export. Defaults
+    /// to 2048; variable [`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`].
+    pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
+        self.attribute_value_length = Some(limit);
+        self
+    }
+
+    /// Most attributes kept per span. Defaults to 128; variable
+    /// [`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`].
+    pub fn with_span_attribute_count_limit(mut self, limit: u32) -> Self {
+        self.span_attribute_count = Some(limit);
+        self
+    }
+
+    /// Largest encoded export request; larger batches are split. Defaults to 3 MiB, under the
+    /// 4 MiB gRPC receive limit collectors use by default.
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = Some(bytes);
+        self
+    }
+
+    /// Bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) and
+    /// [`Telemetry::force_flush`](crate::Telemetry::force_flush). Defaults to 5 s.
+    pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = Some(timeout);
+        self
+    }
+
+    /// Install paytrace's `tracing` subscriber globally in `init_tracer`. Defaults to `true`;
+    /// set `false` to compose your own subscriber with
+    /// [`Telemetry::layers`](crate::Telemetry::layers).
+    pub fn with_install_subscriber(mut self, install: bool) -> Self {
+        self.install_subscriber = Some(install);
+        self
+    }
+
+    /// Stdout log format. Defaults to [`LogFormat::Json`].
+    pub fn with_log_format(mut self, format: LogFormat) -> Self {
+        self.log_format = Some(format);
+        self
+    }
+
+    /// `tracing` filter directives (`RUST_LOG` syntax). Defaults to `RUST_LOG`, else `info`.
+    pub fn with_log_filter(mut self, directives: impl Into<String>) -> Self {
+        self.log_filter = Some(directives.into());
+        self
+    }
+
+    /// Stdout buffer in records: when stdout cannot keep up, records beyond it are dropped and
+    /// counted. Defaults to 8192.
+    pub fn with_stdout_buffer(mut self, records: usize) -> Self {
+        self.stdout_buffer = Some(records);
+        self
+    }
+
+    /// Sample DEBUG/INFO log records (stdout and OTLP alike); WARN/ERROR and critical routes
+    /// are always kept. Defaults to off (every record kept).
+    pub fn with_log_sampling(mut self, sampling: LogSampling) -> Self {
+        self.log_sampling = Some(sampling);
+        self
+    }
+
+    /// How often the exporter-health watchdog checks. Defaults to 30 s.
+    pub fn with_watchdog_interval(mut self, interval: Duration) -> Self {
+        self.watchdog_interval = Some(interval);
+        self
+    }
+
+    /// The watchdog warns when more than this many exports of a signal failed in one window.
+    /// Defaults to 10.
+    pub fn with_failure_threshold(mut self, failures: u64) -> Self {
+        self.failure_threshold = Some(failures);
+        self
+    }
+
+    /// The watchdog also warns when a signal had data but no export succeeded for this many
+    /// windows (a black-holing collector fails too slowly for the count). Defaults to 2.
+    pub fn with_stale_windows(mut self, windows: u32) -> Self {
+        self.stale_windows = Some(windows);
+        self
+    }
+
+    /// Check every setting and environment variable now.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the setting or variable and the value.
+    ///
+    /// ```
+    /// let err = paytrace::Config::from_env_vars([("OTEL_BSP_MAX_QUEUE_SIZE", "lots")])
+    ///     .validate()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("OTEL_BSP_MAX_QUEUE_SIZE"));
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        self.resolve().map(drop)
+    }
+}

@@ -1,0 +1,97 @@
+//! Parsers for variable values: each returns the reason a value is refused, and the caller
+//! names the variable.
+
+use std::time::Duration;
+
+use super::Propagator;
+
+pub(super) fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected `true` or `false`".into()),
+    }
+}
+
+pub(super) fn parse_usize(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .map_err(|e| format!("expected a non-negative integer: {e}"))
+}
+
+pub(super) fn parse_millis(s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|e| format!("expected milliseconds as an integer: {e}"))
+}
+
+pub(super) fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        Ok(_) => Err("ratio must be within [0, 1]".into()),
+        Err(e) => Err(format!("expected a number: {e}")),
+    }
+}
+
+pub(super) fn parse_propagators(s: &str) -> Result<Vec<Propagator>, String> {
+    let mut out = Vec::new();
+    for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.to_ascii_lowercase().as_str() {
+            "tracecontext" => out.push(Propagator::TraceContext),
+            "baggage" => out.push(Propagator::Baggage),
+            "none" => return Ok(Vec::new()),
+            other => {
+                return Err(format!(
+                    "unsupported propagator `{other}` (supported: tracecontext, baggage, none)"
+                ))
+            }
+        }
+    }
+    out.dedup();
+    Ok(out)
+}
+
+/// `k=v,k2=v2` with percent-encoded values (W3C baggage-like syntax used by the OTel spec).
+pub(super) fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        let k = k.trim();
+        if k.is_empty() {
+            return Err(format!("empty key in `{pair}`"));
+        }
+        out.push((percent_decode(k)?, percent_decode(v.trim())?));
+    }
+    Ok(out)
+}
+
+pub(super) fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = crate::util::percent_escape_at(bytes, i)
+                .ok_or_else(|| format!("bad percent-encoding in `{s}`"))?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` is not UTF-8 after percent-decoding"))
+}
+
+pub(super) fn parse_endpoint(s: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = s.trim().parse().map_err(|e| format!("not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        _ => return Err("the scheme must be http:// or https://".into()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("missing host".into());
+    }
+    Ok(uri)
+}

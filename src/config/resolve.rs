@@ -1,0 +1,389 @@
+//! From [`Config`] to [`Settings`]: one small resolver per setting, each in the same order —
+//! set in code, then the signal's variable, then the general variable, then the default.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+
+use super::env::*;
+use super::parse::*;
+use super::settings::{ExportSettings, ResourceSettings, Settings};
+use super::{BatchOverrides, Config, Propagator, Sampler};
+use crate::export::{BatchSettings, Signal, Target};
+use crate::log::{LogSampling, LogSettings};
+use crate::watchdog::WatchdogSettings;
+use crate::Error;
+
+const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+// 2048 spans of ~1 KiB each bound the queue to a few MiB; a payment service making a few thousand
+// spans per second between exports fits, and a burst beyond it is dropped and counted.
+const DEFAULT_QUEUE_SIZE: usize = 2048;
+// 512 spans gzip to well under 1 MiB: far below collectors' 4 MiB receive limit.
+const DEFAULT_BATCH_SIZE: usize = 512;
+// 1 s rather than the SDK's 5 s: spans reach the on-call engineer sooner and the queue drains
+// before it fills at high request rates.
+const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);
+const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(30);
+// One huge header or field must not bloat every export.
+const DEFAULT_ATTRIBUTE_VALUE_LENGTH: usize = 2048;
+const DEFAULT_SPAN_ATTRIBUTE_COUNT: u32 = 128;
+// Collectors refuse requests above 4 MiB by default (gRPC's receive limit): stay well below.
+const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_WATCHDOG_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_FAILURE_THRESHOLD: u64 = 10;
+const DEFAULT_STALE_WINDOWS: u32 = 2;
+const DEFAULT_LOG_QUEUE_SIZE: usize = 4096;
+const DEFAULT_STDOUT_BUFFER: usize = 8192;
+
+impl Config {
+    /// Every setting resolved and checked.
+    pub(crate) fn resolve(&self) -> Result<Settings, Error> {
+        let env = Env(&self.env);
+        Ok(Settings {
+            disabled: match self.disabled {
+                Some(d) => d,
+                None => env.parse(OTEL_SDK_DISABLED, parse_bool)?.unwrap_or(false),
+            },
+            resource: self.resolve_resource(&env)?,
+            sampler: self.resolve_sampler(&env)?,
+            propagators: match &self.propagators {
+                Some(p) => p.clone(),
+                None => env
+                    .parse(OTEL_PROPAGATORS, parse_propagators)?
+                    .unwrap_or_else(|| vec![Propagator::TraceContext, Propagator::Baggage]),
+            },
+            export: self.resolve_export(&env)?,
+            log: self.resolve_log()?,
+            watchdog: WatchdogSettings {
+                interval: positive_duration(
+                    "with_watchdog_interval",
+                    self.watchdog_interval,
+                    None,
+                    DEFAULT_WATCHDOG_INTERVAL,
+                )?,
+                failure_threshold: self.failure_threshold.unwrap_or(DEFAULT_FAILURE_THRESHOLD),
+                stale_windows: self.stale_windows.unwrap_or(DEFAULT_STALE_WINDOWS).max(1),
+            },
+            install_subscriber: self.install_subscriber.unwrap_or(true),
+            shutdown_timeout: positive_duration(
+                "with_shutdown_timeout",
+                self.shutdown_timeout,
+                None,
+                DEFAULT_SHUTDOWN_TIMEOUT,
+            )?,
+        })
+    }
+
+    fn resolve_resource(&self, env: &Env<'_>) -> Result<ResourceSettings, Error> {
+        let mut attributes = env
+            .parse(OTEL_RESOURCE_ATTRIBUTES, parse_key_values)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect::<Vec<_>>();
+        attributes.extend(self.resource.iter().cloned());
+        Ok(ResourceSettings {
+            service_name: self
+                .service_name
+                .clone()
+                .or_else(|| env.get(OTEL_SERVICE_NAME).map(str::to_owned)),
+            service_version: self.service_version.clone(),
+            environment: self.environment.clone(),
+            attributes,
+        })
+    }
+
+    fn resolve_sampler(&self, env: &Env<'_>) -> Result<Sampler, Error> {
+        let sampler = match self.sampler {
+            Some(s) => s,
+            None => sampler_from_env(env)?,
+        };
+        match sampler {
+            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) if !(0.0..=1.0).contains(&r) => Err(
+                Error::invalid("with_sampler", r.to_string(), "ratio must be within [0, 1]"),
+            ),
+            _ => Ok(sampler),
+        }
+    }
+
+    fn resolve_export(&self, env: &Env<'_>) -> Result<ExportSettings, Error> {
+        let targets = Signal::ALL
+            .into_iter()
+            .map(|signal| self.resolve_target(env, signal))
+            .collect::<Result<Vec<_>, _>>()?;
+        let span_batch = self.span_queue.resolve(
+            env,
+            [
+                OTEL_BSP_MAX_QUEUE_SIZE,
+                OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+                OTEL_BSP_SCHEDULE_DELAY,
+                OTEL_BSP_EXPORT_TIMEOUT,
+            ],
+            DEFAULT_QUEUE_SIZE,
+        )?;
+        let log_batch = self.log_queue.resolve(
+            env,
+            [
+                OTEL_BLRP_MAX_QUEUE_SIZE,
+                OTEL_BLRP_MAX_EXPORT_BATCH_SIZE,
+                OTEL_BLRP_SCHEDULE_DELAY,
+                OTEL_BLRP_EXPORT_TIMEOUT,
+            ],
+            DEFAULT_LOG_QUEUE_SIZE,
+        )?;
+        let metric_interval = positive_duration(
+            "with_metric_interval",
+            self.metric_interval,
+            env.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_millis)?,
+            DEFAULT_METRIC_INTERVAL,
+        )?;
+        let attribute_value_length = match self.attribute_value_length {
+            Some(v) => v,
+            None => env
+                .parse(OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, parse_usize)?
+                .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LENGTH),
+        };
+        let span_attribute_count = match self.span_attribute_count {
+            Some(v) => v,
+            None => env
+                .parse(OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, |s| {
+                    s.parse::<u32>().map_err(|e| e.to_string())
+                })?
+                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+        };
+        let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if max_request_bytes < 1024 {
+            return Err(Error::invalid(
+                "with_max_request_bytes",
+                max_request_bytes.to_string(),
+                "must be at least 1024",
+            ));
+        }
+        Ok(ExportSettings {
+            targets,
+            retry: self.retry.unwrap_or(true),
+            span_batch,
+            log_batch,
+            metric_interval,
+            attribute_value_length,
+            span_attribute_count,
+            max_request_bytes,
+        })
+    }
+
+    fn resolve_log(&self) -> Result<LogSettings, Error> {
+        let filter = match &self.log_filter {
+            Some(f) => f.clone(),
+            None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        };
+        tracing_subscriber::EnvFilter::try_new(&filter)
+            .map_err(|e| Error::invalid("with_log_filter", filter.clone(), e))?;
+        if let Some(sampling) = &self.log_sampling {
+            check_log_sampling(sampling)?;
+        }
+        Ok(LogSettings {
+            format: self.log_format.unwrap_or_default(),
+            filter,
+            stdout_buffer: self.stdout_buffer.unwrap_or(DEFAULT_STDOUT_BUFFER).max(1),
+            sampling: self.log_sampling.clone(),
+        })
+    }
+
+    fn resolve_target(&self, env: &Env<'_>, signal: Signal) -> Result<Target, Error> {
+        let upper = signal.env_name();
+        // Per-signal variables win over the general ones, code wins over both.
+        let var = |suffix: &'static str| -> (&'static str, Option<&str>) {
+            let specific = signal_var(upper, suffix);
+            match env.get(specific) {
+                Some(v) => (specific, Some(v)),
+                None => {
+                    let general = general_var(suffix);
+                    (general, env.get(general))
+                }
+            }
+        };
+        let (endpoint_name, endpoint) = match self
+            .signal_endpoints
+            .get(&signal)
+            .or(self.endpoint.as_ref())
+        {
+            Some(e) => ("with_endpoint", e.clone()),
+            None => match var("ENDPOINT") {
+                (name, Some(v)) => (name, v.to_owned()),
+                (name, None) => (name, DEFAULT_ENDPOINT.to_owned()),
+            },
+        };
+        let endpoint = parse_endpoint(&endpoint)
+            .map_err(|reason| Error::invalid(endpoint_name, endpoint.clone(), reason))?;
+
+        let mut headers = match var("HEADERS") {
+            (name, Some(v)) => {
+                parse_key_values(v).map_err(|reason| Error::invalid(name, v, reason))?
+            }
+            _ => Vec::new(),
+        };
+        for (k, v) in &self.headers {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
+            headers.push((k.clone(), v.clone()));
+        }
+        for (k, v) in &headers {
+            let valid_name =
+                tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(k.as_bytes())
+                    .is_ok();
+            if !valid_name || tonic::metadata::MetadataValue::try_from(v.as_str()).is_err() {
+                // Never echo a header value: it is usually a credential.
+                return Err(Error::invalid(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    k.clone(),
+                    "not a valid gRPC metadata name/value",
+                ));
+            }
+        }
+        let gzip = match self.compression {
+            Some(g) => g,
+            None => match var("COMPRESSION") {
+                (name, Some(v)) => match v.trim().to_ascii_lowercase().as_str() {
+                    "gzip" => true,
+                    "none" | "" => false,
+                    _ => return Err(Error::invalid(name, v, "expected `gzip` or `none`")),
+                },
+                _ => true,
+            },
+        };
+        let timeout = match self.timeout {
+            Some(t) => t,
+            None => match var("TIMEOUT") {
+                (name, Some(v)) => parse_millis(v).map_err(|r| Error::invalid(name, v, r))?,
+                _ => DEFAULT_TIMEOUT,
+            },
+        };
+        if timeout.is_zero() {
+            return Err(Error::invalid(
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "0",
+                "must be > 0",
+            ));
+        }
+        let certificate = match &self.certificate {
+            Some(p) => Some(p.clone()),
+            None => var("CERTIFICATE").1.map(PathBuf::from),
+        };
+        let ca_pem = match certificate {
+            Some(path) => Some(std::fs::read(&path).map_err(|source| Error::Certificate {
+                path: path.display().to_string(),
+                source,
+            })?),
+            None => None,
+        };
+        Ok(Target {
+            signal,
+            endpoint,
+            headers,
+            gzip,
+            timeout,
+            ca_pem,
+        })
+    }
+}
+
+fn check_log_sampling(sampling: &LogSampling) -> Result<(), Error> {
+    if sampling.is_valid() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "with_log_sampling",
+            format!("{sampling:?}"),
+            "ratio must be within [0, 1]",
+        ))
+    }
+}
+
+/// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+fn sampler_from_env(env: &Env<'_>) -> Result<Sampler, Error> {
+    let ratio = |default: f64| -> Result<f64, Error> {
+        Ok(env
+            .parse(OTEL_TRACES_SAMPLER_ARG, parse_ratio)?
+            .unwrap_or(default))
+    };
+    let Some(name) = env.get(OTEL_TRACES_SAMPLER) else {
+        return Ok(Sampler::ParentBasedAlwaysOn);
+    };
+    Ok(match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::Ratio(ratio(1.0)?),
+        "parentbased_always_on" => Sampler::ParentBasedAlwaysOn,
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedRatio(ratio(1.0)?),
+        _ => {
+            return Err(Error::invalid(
+                OTEL_TRACES_SAMPLER,
+                name,
+                "expected always_on, always_off, traceidratio, parentbased_always_on, \
+                 parentbased_always_off or parentbased_traceidratio",
+            ))
+        }
+    })
+}
+
+impl BatchOverrides {
+    fn resolve(
+        &self,
+        env: &Env<'_>,
+        [queue_var, batch_var, delay_var, timeout_var]: [&'static str; 4],
+        default_queue: usize,
+    ) -> Result<BatchSettings, Error> {
+        let queue = match self.queue {
+            Some(q) => q,
+            None => env.parse(queue_var, parse_usize)?.unwrap_or(default_queue),
+        };
+        let batch = match self.batch {
+            Some(b) => b,
+            None => env
+                .parse(batch_var, parse_usize)?
+                .unwrap_or(DEFAULT_BATCH_SIZE),
+        };
+        if queue == 0 || batch == 0 {
+            return Err(Error::invalid(
+                queue_var,
+                queue.to_string(),
+                "queue and batch sizes must be > 0",
+            ));
+        }
+        let delay = positive_duration(
+            delay_var,
+            self.delay,
+            env.parse(delay_var, parse_millis)?,
+            DEFAULT_SCHEDULE_DELAY,
+        )?;
+        let timeout = positive_duration(
+            timeout_var,
+            self.timeout,
+            env.parse(timeout_var, parse_millis)?,
+            DEFAULT_TIMEOUT,
+        )?;
+        Ok(BatchSettings {
+            queue,
+            // A batch larger than the queue could never fill.
+            batch: batch.min(queue),
+            delay,
+            timeout,
+        })
+    }
+}
+
+fn positive_duration(
+    name: &'static str,
+    code: Option<Duration>,
+    env: Option<Duration>,
+    default: Duration,
+) -> Result<Duration, Error> {
+    let d = code.or(env).unwrap_or(default);
+    if d.is_zero() {
+        return Err(Error::invalid(name, "0", "must be greater than zero"));
+    }
+    Ok(d)
+}

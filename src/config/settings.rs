@@ -1,0 +1,48 @@
+//! Resolved settings, one part per subsystem: each subsystem receives only its own part.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+
+use super::{Propagator, Sampler};
+use crate::export::{BatchSettings, Target};
+use crate::log::LogSettings;
+use crate::watchdog::WatchdogSettings;
+
+/// Everything [`Config`](super::Config) resolves to, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) disabled: bool,
+    pub(crate) resource: ResourceSettings,
+    pub(crate) sampler: Sampler,
+    pub(crate) propagators: Vec<Propagator>,
+    pub(crate) export: ExportSettings,
+    pub(crate) log: LogSettings,
+    pub(crate) watchdog: WatchdogSettings,
+    pub(crate) install_subscriber: bool,
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// What the resource is built from.
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceSettings {
+    pub(crate) service_name: Option<String>,
+    pub(crate) service_version: Option<String>,
+    pub(crate) environment: Option<String>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, then attributes set in code.
+    pub(crate) attributes: Vec<KeyValue>,
+}
+
+/// The export pipeline: where each signal goes, how it is batched and bounded.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportSettings {
+    /// Indexed by `Signal::index()`.
+    pub(crate) targets: Vec<Target>,
+    pub(crate) retry: bool,
+    pub(crate) span_batch: BatchSettings,
+    pub(crate) log_batch: BatchSettings,
+    pub(crate) metric_interval: Duration,
+    pub(crate) attribute_value_length: usize,
+    pub(crate) span_attribute_count: u32,
+    pub(crate) max_request_bytes: usize,
+}

@@ -1,0 +1,186 @@
+//! Resolution of every setting: defaults, variables, code over environment, refusals.
+
+use super::resolve::DEFAULT_TIMEOUT;
+use super::*;
+use std::time::Duration;
+
+fn resolve(vars: &[(&str, &str)]) -> Result<Settings, Error> {
+    Config::from_env_vars(vars.iter().copied()).resolve()
+}
+
+fn invalid_name(err: Error) -> &'static str {
+    match err {
+        Error::InvalidConfig { name, .. } => name,
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults() {
+    let s = Config::new().resolve().unwrap();
+    assert!(!s.disabled);
+    assert_eq!(s.sampler, Sampler::ParentBasedAlwaysOn);
+    assert_eq!(
+        s.propagators,
+        vec![Propagator::TraceContext, Propagator::Baggage]
+    );
+    assert!(s
+        .export
+        .targets
+        .iter()
+        .all(|t| t.gzip && t.timeout == DEFAULT_TIMEOUT));
+    assert_eq!(s.export.targets[0].endpoint, "http://localhost:4317");
+    assert_eq!(s.export.span_batch.queue, 2048);
+    assert!(s.export.retry);
+}
+
+#[test]
+fn every_variable_is_honoured() {
+    let s = resolve(&[
+        (OTEL_SDK_DISABLED, "TRUE"),
+        (OTEL_SERVICE_NAME, "pay"),
+        (OTEL_RESOURCE_ATTRIBUTES, "team=payments,region=eu%2Dwest"),
+        (OTEL_PROPAGATORS, "tracecontext"),
+        (OTEL_TRACES_SAMPLER, "parentbased_traceidratio"),
+        (OTEL_TRACES_SAMPLER_ARG, "0.25"),
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://logs:4317"),
+        (OTEL_EXPORTER_OTLP_HEADERS, "x-token=abc%20def"),
+        (OTEL_EXPORTER_OTLP_COMPRESSION, "none"),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+        (OTEL_EXPORTER_OTLP_TIMEOUT, "1500"),
+        (OTEL_BSP_MAX_QUEUE_SIZE, "100"),
+        (OTEL_BSP_SCHEDULE_DELAY, "250"),
+        (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "50"),
+        (OTEL_BSP_EXPORT_TIMEOUT, "700"),
+        (OTEL_BLRP_MAX_QUEUE_SIZE, "300"),
+        (OTEL_METRIC_EXPORT_INTERVAL, "5000"),
+        (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, "64"),
+        (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, "16"),
+    ])
+    .unwrap();
+    assert!(s.disabled);
+    assert_eq!(s.resource.service_name.as_deref(), Some("pay"));
+    assert!(s
+        .resource
+        .attributes
+        .contains(&KeyValue::new("region", "eu-west")));
+    assert_eq!(s.propagators, vec![Propagator::TraceContext]);
+    assert_eq!(s.sampler, Sampler::ParentBasedRatio(0.25));
+    let [traces, metrics, logs] = [
+        &s.export.targets[0],
+        &s.export.targets[1],
+        &s.export.targets[2],
+    ];
+    assert_eq!(traces.endpoint, "http://collector:4317/");
+    assert_eq!(logs.endpoint, "https://logs:4317/");
+    assert_eq!(
+        traces.headers,
+        vec![("x-token".to_owned(), "abc def".to_owned())]
+    );
+    assert!(!traces.gzip && metrics.gzip && !logs.gzip);
+    assert_eq!(traces.timeout, Duration::from_millis(1500));
+    assert_eq!(s.export.span_batch.queue, 100);
+    assert_eq!(s.export.span_batch.batch, 50);
+    assert_eq!(s.export.span_batch.delay, Duration::from_millis(250));
+    assert_eq!(s.export.span_batch.timeout, Duration::from_millis(700));
+    assert_eq!(s.export.log_batch.queue, 300);
+    assert_eq!(s.export.metric_interval, Duration::from_secs(5));
+    assert_eq!(s.export.attribute_value_length, 64);
+    assert_eq!(s.export.span_attribute_count, 16);
+}
+
+#[test]
+fn certificate_variable_is_read() {
+    let err = resolve(&[(OTEL_EXPORTER_OTLP_CERTIFICATE, "/nonexistent/ca.pem")]).unwrap_err();
+    assert!(matches!(err, Error::Certificate { ref path, .. } if path == "/nonexistent/ca.pem"));
+    let dir = std::env::temp_dir().join(format!("paytrace-ca-{}", std::process::id()));
+    std::fs::write(&dir, b"-----BEGIN CERTIFICATE-----\n").unwrap();
+    let s = resolve(&[(OTEL_EXPORTER_OTLP_CERTIFICATE, dir.to_str().unwrap())]).unwrap();
+    assert!(s.export.targets.iter().all(|t| t.ca_pem.is_some()));
+    let _ = std::fs::remove_file(dir);
+}
+
+#[test]
+fn code_beats_environment() {
+    let s = Config::from_env_vars([
+        (OTEL_SERVICE_NAME, "from-env"),
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "not a url"),
+        (OTEL_SDK_DISABLED, "true"),
+        (OTEL_TRACES_SAMPLER, "always_off"),
+    ])
+    .with_service_name("from-code")
+    .with_endpoint("http://127.0.0.1:4317")
+    .with_disabled(false)
+    .with_sampler(Sampler::AlwaysOn)
+    .resolve()
+    .unwrap();
+    assert_eq!(s.resource.service_name.as_deref(), Some("from-code"));
+    assert!(!s.disabled);
+    assert_eq!(s.sampler, Sampler::AlwaysOn);
+}
+
+#[test]
+fn invalid_values_name_the_variable() {
+    let cases: &[(&str, &str)] = &[
+        (OTEL_SDK_DISABLED, "yes"),
+        (OTEL_RESOURCE_ATTRIBUTES, "novalue"),
+        (OTEL_PROPAGATORS, "b3"),
+        (OTEL_TRACES_SAMPLER, "sometimes"),
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "ftp://x"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "::"),
+        (OTEL_EXPORTER_OTLP_COMPRESSION, "brotli"),
+        (OTEL_EXPORTER_OTLP_TIMEOUT, "-1"),
+        (OTEL_BSP_MAX_QUEUE_SIZE, "lots"),
+        (OTEL_BSP_SCHEDULE_DELAY, "1s"),
+        (OTEL_BSP_MAX_EXPORT_BATCH_SIZE, "x"),
+        (OTEL_BSP_EXPORT_TIMEOUT, "0"),
+        (OTEL_METRIC_EXPORT_INTERVAL, "soon"),
+        (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, "big"),
+        (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, "-3"),
+    ];
+    for &(var, value) in cases {
+        let err = resolve(&[(var, value)]).unwrap_err();
+        let text = err.to_string();
+        assert_eq!(invalid_name(err), var, "{var}={value}");
+        assert!(text.contains(value), "{text}");
+    }
+    let err = resolve(&[
+        (OTEL_TRACES_SAMPLER, "traceidratio"),
+        (OTEL_TRACES_SAMPLER_ARG, "1.5"),
+    ])
+    .unwrap_err();
+    assert_eq!(invalid_name(err), OTEL_TRACES_SAMPLER_ARG);
+    let err = resolve(&[(OTEL_EXPORTER_OTLP_HEADERS, "bad header=x")]).unwrap_err();
+    assert!(
+        !err.to_string().contains("=x"),
+        "header values must not be echoed"
+    );
+}
+
+#[test]
+fn invalid_code_values() {
+    assert!(Config::new()
+        .with_sampler(Sampler::Ratio(-0.1))
+        .validate()
+        .is_err());
+    assert!(Config::new()
+        .with_endpoint("localhost:4317")
+        .validate()
+        .is_err());
+    assert!(Config::new().with_log_filter("[[[").validate().is_err());
+    assert!(Config::new().with_span_queue_size(0).validate().is_err());
+    assert!(Config::new()
+        .with_shutdown_timeout(Duration::ZERO)
+        .validate()
+        .is_err());
+}
+
+#[test]
+fn debug_hides_header_values() {
+    let text = format!(
+        "{:?}",
+        Config::new().with_header("authorization", "Bearer s3cr3t")
+    );
+    assert!(text.contains("authorization") && !text.contains("s3cr3t"));
+}

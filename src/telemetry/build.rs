@@ -1,0 +1,319 @@
+//! [`Telemetry::start`]: settings resolved, then each signal's provider built on its part of the
+//! export pipeline.
+//!
+//! ```text
+//!  tracer ──► SpanQueue ─┐                       ┌─► OtlpClient (traces) ──┐
+//!  log bridge ► LogQueue ├─► Batcher ─► Encoder ─┼─► OtlpClient (logs) ────┼─► collector
+//!  meters ──► PeriodicReader / Bridge ──────────►└─► OtlpClient (metrics) ─┘
+//!                          (export runtime: one background thread)
+//! ```
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanLimits};
+use opentelemetry_sdk::Resource;
+
+use super::resource::build_resource;
+use super::{Inner, Pipeline, Telemetry};
+use crate::config::Settings;
+use crate::export::batch::Batcher;
+use crate::export::client::OtlpClient;
+use crate::export::encode::{Encoder, Sanitizer};
+use crate::export::processor::{LogQueue, MetricSender, Sender, SpanQueue};
+use crate::export::runtime::ExportRuntime;
+use crate::export::stats::ExportStats;
+use crate::export::Signal;
+use crate::log::{LogSettings, Stdout};
+use crate::metrics::{Bridge, DroppedCollector};
+use crate::redact::Redactor;
+use crate::watchdog::{self, Watchdog};
+use crate::{Config, Error, Sampler, SCOPE_NAME};
+
+impl Telemetry {
+    /// Build telemetry without touching any global state: nothing is installed, so several
+    /// instances can live in one process (tests, benchmarks). Use its parts explicitly:
+    /// [`Telemetry::tracer`], [`Telemetry::layers`], [`Telemetry::subscriber`].
+    ///
+    /// # Errors
+    /// As [`init_tracer`](crate::init_tracer), except the two "already" errors.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let subscriber = telemetry.subscriber();
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("scoped, not global"));
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn start(config: Config) -> Result<Telemetry, Error> {
+        let settings = config.resolve()?;
+        let registry = prometheus::Registry::new();
+        let stats = Arc::new(
+            ExportStats::new(&registry)
+                .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
+        );
+        crate::metrics::register_defaults(&registry)?;
+        let stdout = start_stdout(&settings.log, &registry)?;
+        let sampled_out = sampled_out_counter(&settings.log, &registry)?;
+        let resource = build_resource(&settings.resource);
+        let redactor = Redactor::default();
+
+        let pipeline = if settings.disabled {
+            None
+        } else {
+            Some(start_pipeline(
+                &settings, &resource, &redactor, &stats, &registry,
+            )?)
+        };
+        let (tracer_provider, logger_provider, meter_provider) = match &pipeline {
+            Some((_, queues)) => (
+                tracer_provider(&settings, &resource, Some(SpanQueue(queues.spans.clone()))),
+                logger_provider(&resource, Some(LogQueue::new(queues.logs.clone()))),
+                meter_provider(&resource, Some(queues.metrics.clone()), &settings),
+            ),
+            None => (
+                tracer_provider(&settings, &resource, None),
+                logger_provider(&resource, None),
+                meter_provider(&resource, None, &settings),
+            ),
+        };
+        let tracer = tracer_provider.tracer_with_scope(scope());
+        let service_name = resource
+            .get(&opentelemetry::Key::from_static_str("service.name"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let inner = Inner {
+            stdout,
+            service_name,
+            sampled_out,
+            tracer_provider,
+            tracer,
+            meter_provider,
+            logger_provider,
+            registry,
+            stats,
+            redactor,
+            http_metrics: std::sync::OnceLock::new(),
+            log: settings.log,
+            propagators: settings.propagators,
+            install_subscriber: settings.install_subscriber,
+            shutdown_timeout: settings.shutdown_timeout,
+            pipeline: pipeline.map(|(pipeline, _)| pipeline),
+            shut_down: AtomicBool::new(false),
+        };
+        Ok(Telemetry {
+            inner: Arc::new(inner),
+            global: false,
+        })
+    }
+}
+
+/// The queues the providers feed.
+struct Queues {
+    spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
+    logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
+    metrics: MetricSender,
+}
+
+/// The export runtime with a batcher per signal, the watchdog and the metrics bridge.
+fn start_pipeline(
+    settings: &Settings,
+    resource: &Resource,
+    redactor: &Redactor,
+    stats: &Arc<ExportStats>,
+    registry: &prometheus::Registry,
+) -> Result<(Pipeline, Queues), Error> {
+    let export = &settings.export;
+    // Captured before entering the export runtime's context below.
+    let host = tokio::runtime::Handle::try_current().ok();
+    let runtime = ExportRuntime::start().map_err(Error::Runtime)?;
+    let rt = runtime.handle().clone();
+    // tonic channels spawn their connection task on the runtime they are created in.
+    let entered = rt.enter();
+    let sanitizer = Sanitizer::new(
+        export.attribute_value_length,
+        export.span_attribute_count as usize,
+        redactor.clone(),
+    );
+    // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
+    let client = |signal: Signal, queue_timeout: Duration| {
+        let target = &export.targets[signal.index()];
+        OtlpClient::new(target, target.timeout.min(queue_timeout), export.retry)
+    };
+    let sender = |signal: Signal, queue_timeout: Duration| -> Result<Sender, Error> {
+        Ok(Sender {
+            client: client(signal, queue_timeout)?,
+            stats: stats.get(signal).clone(),
+            encoder: Mutex::new(Encoder::new(
+                sanitizer.clone(),
+                resource,
+                export.max_request_bytes,
+            )),
+        })
+    };
+    let spans = Arc::new(Batcher::start(
+        &rt,
+        export.span_batch,
+        stats.get(Signal::Traces).clone(),
+        sender(Signal::Traces, export.span_batch.timeout)?,
+    ));
+    let logs = Arc::new(Batcher::start(
+        &rt,
+        export.log_batch,
+        stats.get(Signal::Logs).clone(),
+        sender(Signal::Logs, export.log_batch.timeout)?,
+    ));
+    let metrics = MetricSender {
+        client: client(Signal::Metrics, Duration::MAX)?,
+        stats: stats.get(Signal::Metrics).clone(),
+        rt: rt.clone(),
+    };
+    drop(entered);
+
+    // The watchdog runs on the host's runtime when there is one (so its records reach the
+    // subscriber the host sees, and tests can drive it with a paused clock), else on the export
+    // thread; its windows are measured on that runtime's clock.
+    let _host_context = host.as_ref().map(|h| h.enter());
+    let dog = Watchdog::new(
+        stats.clone(),
+        settings.watchdog.failure_threshold,
+        settings.watchdog.stale_windows,
+    );
+    let (span_q, log_q) = (spans.clone(), logs.clone());
+    let task = watchdog::run(dog, settings.watchdog.interval, move || {
+        [span_q.queued() > 0, false, log_q.queued() > 0]
+    });
+    let watchdog = match &host {
+        Some(host) => host.spawn(task).abort_handle(),
+        None => rt.spawn(task).abort_handle(),
+    };
+    // paytrace's own instruments (Prometheus registry) reach OTLP through the bridge.
+    let bridge = Bridge::new(registry.clone(), resource, metrics.clone());
+    bridge.spawn(&rt, export.metric_interval);
+    let queues = Queues {
+        spans: spans.clone(),
+        logs: logs.clone(),
+        metrics,
+    };
+    Ok((
+        Pipeline {
+            runtime,
+            bridge,
+            watchdog,
+            spans,
+            logs,
+        },
+        queues,
+    ))
+}
+
+fn tracer_provider(
+    settings: &Settings,
+    resource: &Resource,
+    queue: Option<SpanQueue>,
+) -> SdkTracerProvider {
+    let limits = SpanLimits {
+        max_attributes_per_span: settings.export.span_attribute_count,
+        ..SpanLimits::default()
+    };
+    let sampler = if settings.disabled {
+        Sampler::AlwaysOff
+    } else {
+        settings.sampler
+    };
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_span_limits(limits)
+        .with_sampler(sdk_sampler(sampler));
+    match queue {
+        Some(queue) => builder.with_span_processor(queue).build(),
+        None => builder.build(),
+    }
+}
+
+fn logger_provider(resource: &Resource, queue: Option<LogQueue>) -> SdkLoggerProvider {
+    let builder = SdkLoggerProvider::builder().with_resource(resource.clone());
+    match queue {
+        Some(queue) => builder.with_log_processor(queue).build(),
+        None => builder.build(),
+    }
+}
+
+fn meter_provider(
+    resource: &Resource,
+    sender: Option<MetricSender>,
+    settings: &Settings,
+) -> SdkMeterProvider {
+    let builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    match sender {
+        Some(sender) => builder
+            .with_reader(
+                PeriodicReader::builder(sender)
+                    .with_interval(settings.export.metric_interval)
+                    .build(),
+            )
+            .build(),
+        None => builder.build(),
+    }
+}
+
+/// Starts the stdout writer and counts what it drops; `None` when stdout logging is off.
+fn start_stdout(
+    log: &LogSettings,
+    registry: &prometheus::Registry,
+) -> Result<Option<Arc<Stdout>>, Error> {
+    if log.format == crate::LogFormat::Off {
+        return Ok(None);
+    }
+    let stdout = Arc::new(Stdout::new(std::io::stdout(), log.stdout_buffer));
+    let counted = stdout.clone();
+    register_dropped(registry, "stdout_full", move || counted.dropped())?;
+    Ok(Some(stdout))
+}
+
+/// The count of records log sampling drops, registered when sampling is on.
+fn sampled_out_counter(
+    log: &LogSettings,
+    registry: &prometheus::Registry,
+) -> Result<Arc<AtomicU64>, Error> {
+    let sampled_out = Arc::new(AtomicU64::new(0));
+    if log.sampling.is_some() {
+        let counter = sampled_out.clone();
+        register_dropped(registry, "sampled", move || {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        })?;
+    }
+    Ok(sampled_out)
+}
+
+fn register_dropped(
+    registry: &prometheus::Registry,
+    reason: &str,
+    source: impl Fn() -> u64 + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let err = |e| Error::invalid("metrics registry", "paytrace_log_records_dropped_total", e);
+    let collector = DroppedCollector::new(reason, source).map_err(err)?;
+    registry.register(Box::new(collector)).map_err(err)
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+fn sdk_sampler(sampler: Sampler) -> opentelemetry_sdk::trace::Sampler {
+    use opentelemetry_sdk::trace::Sampler as S;
+    match sampler {
+        Sampler::AlwaysOn => S::AlwaysOn,
+        Sampler::AlwaysOff => S::AlwaysOff,
+        Sampler::Ratio(r) => S::TraceIdRatioBased(r),
+        Sampler::ParentBasedAlwaysOn => S::ParentBased(Box::new(S::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => S::ParentBased(Box::new(S::AlwaysOff)),
+        Sampler::ParentBasedRatio(r) => S::ParentBased(Box::new(S::TraceIdRatioBased(r))),
+    }
+}

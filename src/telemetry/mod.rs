@@ -1,0 +1,286 @@
+//! [`Telemetry`]: the guard [`init_tracer`](crate::init_tracer) returns, and every method on it.
+//! Each method is a thin call into the module that does the work; data flows down from here,
+//! and no module below imports `Telemetry`.
+//!
+//! - `build`: [`Telemetry::start`], one function per signal;
+//! - `global`: [`init_tracer`](crate::init_tracer), the process-wide installation;
+//! - `resource`: who is sending;
+//! - `drain`: bounded waits for flush and shutdown;
+//! - `http`, `logs`, `metrics`: the constructors and methods of those subsystems that start
+//!   from a `Telemetry`.
+
+mod build;
+mod drain;
+pub(crate) mod global;
+mod http;
+mod logs;
+mod metrics;
+mod resource;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+use crate::export::batch::Batcher;
+use crate::export::processor::is_internal_target;
+use crate::export::runtime::ExportRuntime;
+use crate::export::stats::ExportStats;
+use crate::log::LogSettings;
+use crate::metrics::Bridge;
+use crate::redact::Redactor;
+use crate::{Error, Propagator};
+use drain::{bounded, first_error, remaining};
+
+/// The telemetry guard returned by [`init_tracer`](crate::init_tracer) (or [`Telemetry::start`]).
+///
+/// Keep it alive for the life of the service. [`Telemetry::shutdown`] flushes every signal
+/// within the configured timeout and tells the truth about it; dropping the guard does the same,
+/// best effort. Neither ever hangs or panics, whatever the collector does.
+#[must_use = "dropping the Telemetry guard shuts telemetry down; keep it alive while the service runs"]
+#[derive(Debug)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+    global: bool,
+}
+
+/// What the methods of [`Telemetry`] hand down to the subsystems.
+#[derive(Debug)]
+struct Inner {
+    tracer_provider: SdkTracerProvider,
+    tracer: Tracer,
+    meter_provider: SdkMeterProvider,
+    logger_provider: SdkLoggerProvider,
+    /// paytrace's own instruments: the Prometheus endpoint, bridged to OTLP.
+    registry: prometheus::Registry,
+    stats: Arc<ExportStats>,
+    redactor: Redactor,
+    /// The non-blocking stdout writer; `None` when stdout logging is off.
+    stdout: Option<Arc<crate::log::Stdout>>,
+    /// `service.name` as resolved into the resource, for the stdout lines.
+    service_name: String,
+    /// Records dropped by log sampling.
+    sampled_out: Arc<AtomicU64>,
+    /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
+    http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
+    log: LogSettings,
+    propagators: Vec<Propagator>,
+    install_subscriber: bool,
+    shutdown_timeout: Duration,
+    pipeline: Option<Pipeline>,
+    shut_down: AtomicBool,
+}
+
+/// The export side, absent when disabled.
+#[derive(Debug)]
+struct Pipeline {
+    runtime: ExportRuntime,
+    bridge: Bridge,
+    watchdog: tokio::task::AbortHandle,
+    spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
+    logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
+}
+
+impl Telemetry {
+    /// `false` when built from [`Config::disabled`] or `OTEL_SDK_DISABLED=true`: spans are not
+    /// sampled and nothing is exported, but every API keeps working.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// assert!(!telemetry.is_enabled());
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn is_enabled(&self) -> bool {
+        self.inner.pipeline.is_some()
+    }
+
+    /// The OpenTelemetry tracer paytrace records with (scope `paytrace`).
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Tracer as _, Span as _};
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let mut span = telemetry.tracer().start("charge");
+    /// span.end();
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn tracer(&self) -> &Tracer {
+        &self.inner.tracer
+    }
+
+    /// The tracer provider, for instrumentation that wants its own scope.
+    pub fn tracer_provider(&self) -> &SdkTracerProvider {
+        &self.inner.tracer_provider
+    }
+
+    /// The meter provider (exported over OTLP on the metric interval).
+    ///
+    /// ```
+    /// use opentelemetry::metrics::MeterProvider as _;
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let counter = telemetry.meter_provider().meter("payments").u64_counter("refunds").build();
+    /// counter.add(1, &[]);
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn meter_provider(&self) -> &SdkMeterProvider {
+        &self.inner.meter_provider
+    }
+
+    /// The logger provider behind the OTLP log bridge.
+    pub fn logger_provider(&self) -> &SdkLoggerProvider {
+        &self.inner.logger_provider
+    }
+
+    /// paytrace's `tracing` layers, for services that compose their own subscriber
+    /// ([`Config::with_install_subscriber(false)`](Config::with_install_subscriber)): the env
+    /// filter, JSON/pretty stdout, spans to OpenTelemetry, and events to OTLP log records.
+    ///
+    /// ```
+    /// use tracing_subscriber::layer::SubscriberExt as _;
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let subscriber = tracing_subscriber::registry().with(telemetry.layers());
+    /// tracing::subscriber::with_default(subscriber, || tracing::info!("composed"));
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn layers<S>(&self) -> Box<dyn Layer<S> + Send + Sync + 'static>
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
+    {
+        let log = &self.inner.log;
+        // Checked in Config::resolve.
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(&log.filter).unwrap_or_else(|_| "info".into());
+        // Transport crates and paytrace's export diagnostics must not re-enter the pipeline.
+        let not_internal =
+            tracing_subscriber::filter::filter_fn(|m| !is_internal_target(m.target()));
+        let otel_spans = tracing_opentelemetry::layer()
+            .with_tracer(self.inner.tracer.clone())
+            .with_filter(not_internal.clone());
+        let otel_logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+            &self.inner.logger_provider,
+        )
+        .with_filter(not_internal);
+        let stdout = crate::log::stdout_layer(
+            self.inner.stdout.as_deref(),
+            log.format,
+            &self.inner.service_name,
+            &self.inner.redactor,
+        );
+        // Sampling decides before every output, so stdout and OTLP keep the same records.
+        let sampler = log
+            .sampling
+            .as_ref()
+            .map(|sampling| crate::log::LogSampler::new(sampling, self.inner.sampled_out.clone()));
+        Box::new(
+            filter
+                .and_then(sampler)
+                .and_then(stdout)
+                .and_then(otel_spans)
+                .and_then(otel_logs),
+        )
+    }
+
+    /// A complete subscriber (a registry with [`Telemetry::layers`]), for
+    /// `tracing::subscriber::set_default` in tests or `set_global_default`.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        tracing_subscriber::registry().with(self.layers())
+    }
+
+    /// Export everything recorded so far, waiting at most the shutdown timeout.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the collector did not answer in time, [`Error::ExportFailed`]
+    /// when an export failed (the data is lost).
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// telemetry.force_flush()?;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn force_flush(&self) -> Result<(), Error> {
+        let Some(p) = &self.inner.pipeline else {
+            return Ok(());
+        };
+        let timeout = self.inner.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        let spans = p.spans.flush(timeout);
+        let logs = p.logs.flush(remaining(deadline));
+        let provider = self.inner.meter_provider.clone();
+        let metrics = bounded(remaining(deadline), move || provider.force_flush())
+            .and_then(|()| p.bridge.push_now(p.runtime.handle(), remaining(deadline)));
+        first_error("flush", timeout, spans, logs, metrics)
+    }
+
+    /// Flush every signal and stop exporting, within the configured shutdown timeout (default
+    /// 5 s). Safe from sync or async code, in any tokio runtime flavour; never hangs.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when the timeout ran out (for example a collector that accepts
+    /// connections and never answers), [`Error::ExportFailed`] when a final export failed.
+    /// Unlike the SDK's own shutdown, `Ok` means everything recorded before the call was
+    /// accepted by the collector.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// telemetry.shutdown()?;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn shutdown(self) -> Result<(), Error> {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&self) -> Result<(), Error> {
+        if self.inner.shut_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let timeout = self.inner.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        let result = match &self.inner.pipeline {
+            None => Ok(()),
+            Some(p) => {
+                p.watchdog.abort();
+                let spans = p.spans.shutdown(timeout);
+                let logs = p.logs.shutdown(remaining(deadline));
+                let provider = self.inner.meter_provider.clone();
+                let metrics = p
+                    .bridge
+                    .push_now(p.runtime.handle(), remaining(deadline))
+                    .and(bounded(remaining(deadline), move || provider.shutdown()));
+                let result = first_error("shutdown", timeout, spans, logs, metrics);
+                // The queues are drained; the providers' own shutdown only marks them closed.
+                let _ = self
+                    .inner
+                    .tracer_provider
+                    .shutdown_with_timeout(Duration::from_millis(50));
+                let _ = self
+                    .inner
+                    .logger_provider
+                    .shutdown_with_timeout(Duration::from_millis(50));
+                p.runtime
+                    .stop(remaining(deadline).max(Duration::from_millis(10)));
+                result
+            }
+        };
+        if let Some(stdout) = &self.inner.stdout {
+            stdout.close();
+        }
+        if self.global {
+            global::release();
+        }
+        result
+    }
+}
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown_inner() {
+            // Best effort: there is no caller left to tell but stderr.
+            eprintln!("paytrace: shutdown on drop: {e}");
+        }
+    }
+}
