@@ -1,9 +1,10 @@
 //! Escapes undone for reading: scans run on the percent- and JSON-decoded text and replace
-//! ranges of the original, so an encoded space (`%20`, `\u0020`) cannot hide a card number.
+//! ranges of the original ([`Splice`]), so an encoded space (`%20`, `\u0020`) cannot hide a
+//! card number.
 
 use std::borrow::Cow;
 
-use super::card::track_at;
+use super::track::track_at;
 
 /// How deep escapes are decoded: `%2520` is a space encoded twice.
 pub(super) const DECODE_DEPTH: usize = 3;
@@ -138,5 +139,43 @@ pub(super) fn decoded(text: &str) -> Cow<'_, str> {
     match Decoded::of(text, DECODE_DEPTH).decoded {
         Some((plain, _)) => Cow::Owned(plain),
         None => Cow::Borrowed(text),
+    }
+}
+
+/// A text with ranges replaced, left to right; copied only once something is replaced.
+pub(super) struct Splice<'a> {
+    text: &'a str,
+    out: Option<String>,
+    /// Where the text not yet copied starts: the end of the last replaced range.
+    pub(super) copied: usize,
+}
+
+impl<'a> Splice<'a> {
+    pub(super) fn new(text: &'a str) -> Self {
+        Splice {
+            text,
+            out: None,
+            copied: 0,
+        }
+    }
+
+    /// Replace `text[from..to]`; `from` is not before the end of the previous range.
+    pub(super) fn replace(&mut self, from: usize, to: usize, with: &str) {
+        let out = self
+            .out
+            .get_or_insert_with(|| String::with_capacity(self.text.len()));
+        out.push_str(&self.text[self.copied..from]);
+        out.push_str(with);
+        self.copied = to;
+    }
+
+    pub(super) fn finish(self) -> Cow<'a, str> {
+        match self.out {
+            None => Cow::Borrowed(self.text),
+            Some(mut out) => {
+                out.push_str(&self.text[self.copied..]);
+                Cow::Owned(out)
+            }
+        }
     }
 }

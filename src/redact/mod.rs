@@ -24,6 +24,7 @@ mod names;
 #[cfg(test)]
 mod tests;
 mod text;
+mod track;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -31,9 +32,9 @@ use std::sync::Arc;
 use http::HeaderName;
 
 use card::{has_long_stretch, mask_cards, may_hold_card, Census};
+use decode::Splice;
 pub(crate) use ids::OwnIds;
 pub use names::{DEFAULT_SENSITIVE_HEADERS, DEFAULT_SENSITIVE_WORDS};
-use text::Splice;
 
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "REDACTED";

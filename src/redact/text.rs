@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use super::decode::{each_reading, Decoded};
+use super::decode::{each_reading, Decoded, Splice};
 use super::{Redactor, REDACTED};
 
 impl Redactor {
@@ -71,44 +71,6 @@ impl Redactor {
             done = to;
         }
         splice.finish()
-    }
-}
-
-/// A text with ranges replaced, left to right; copied only once something is replaced.
-pub(super) struct Splice<'a> {
-    text: &'a str,
-    out: Option<String>,
-    /// Where the text not yet copied starts: the end of the last replaced range.
-    pub(super) copied: usize,
-}
-
-impl<'a> Splice<'a> {
-    pub(super) fn new(text: &'a str) -> Self {
-        Splice {
-            text,
-            out: None,
-            copied: 0,
-        }
-    }
-
-    /// Replace `text[from..to]`; `from` is not before the end of the previous range.
-    pub(super) fn replace(&mut self, from: usize, to: usize, with: &str) {
-        let out = self
-            .out
-            .get_or_insert_with(|| String::with_capacity(self.text.len()));
-        out.push_str(&self.text[self.copied..from]);
-        out.push_str(with);
-        self.copied = to;
-    }
-
-    pub(super) fn finish(self) -> Cow<'a, str> {
-        match self.out {
-            None => Cow::Borrowed(self.text),
-            Some(mut out) => {
-                out.push_str(&self.text[self.copied..]);
-                Cow::Owned(out)
-            }
-        }
     }
 }
 
