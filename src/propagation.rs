@@ -307,8 +307,6 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
     });
 }
 
-pub(crate) use crate::util::hex_into;
-
 #[cfg(test)]
 mod tests {
     use super::*;

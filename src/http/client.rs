@@ -18,6 +18,7 @@ use tower_service::Service;
 use super::semconv::*;
 use crate::propagation::inject_context;
 use crate::redact::{Redactor, REDACTED};
+use crate::util::truncate;
 
 /// The URL template of an outgoing request, set as a request extension: the client span is
 /// then named `"{METHOD} {template}"` and gets `url.template`. Without it the span is named

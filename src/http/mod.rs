@@ -146,25 +146,15 @@
 //! - Metrics of requests that produced no response (inner error, cancelled before the
 //!   headers) carry an empty `http_response_status_code`.
 
-mod body;
 mod client;
-mod future;
-mod layer;
-mod metrics;
-mod recent;
-mod record;
 mod semconv;
-mod service;
+mod server;
 
-pub use body::ResponseBody;
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
-pub use future::ResponseFuture;
-pub use layer::{
-    is_default_skip_path, TraceLayer, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS,
-    DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,
+pub use server::{
+    is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TraceService,
+    DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,
 };
-pub use metrics::HttpMetrics;
-pub use service::TraceService;
 
 /// Inject the current OpenTelemetry context ([`opentelemetry::Context::current`]) into
 /// outgoing request headers (`traceparent`, `tracestate`, `baggage`, per the global

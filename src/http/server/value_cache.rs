@@ -1,12 +1,12 @@
-//! Recently recorded attribute values that repeat from request to request (the server address
-//! and port, the user agent, the client address), kept per thread as shared strings.
+//! A per-thread cache of request values that repeat: server address, user agent, client address.
 //!
 //! A value recorded as a fresh string costs an allocation on the request path and a free on
 //! the export thread, where glibc's cross-thread free is the dearer half. A shared `Arc<str>`
-//! costs two atomic counts instead (a miss makes the `Arc<str>` directly, one allocation), and a hit also skips parsing and masking the value again.
-//! The cache is a handful of slots per kind, replaced round-robin: clients that send a new
-//! value every time only cost a comparison per slot. Values are kept per redaction policy
-//! (layers may differ): a value masked under one policy is never handed to another.
+//! costs two atomic counts instead (a miss makes the `Arc<str>` directly, one allocation), and
+//! a hit also skips parsing and masking the value again. The cache is a handful of slots per
+//! kind, replaced round-robin: clients that send a new value every time only cost a
+//! comparison per slot. Values are kept per redaction policy (layers may differ): a value
+//! masked under one policy is never handed to another.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
@@ -62,14 +62,14 @@ impl<K, V: Clone> Slots<K, V> {
 pub(crate) type Server = Option<(StringValue, Option<u16>)>;
 
 #[derive(Debug, Default)]
-struct Recent {
+struct ValueCache {
     servers: Slots<Box<str>, Server>,
     agents: Slots<Box<str>, StringValue>,
     clients: Slots<IpAddr, StringValue>,
 }
 
 thread_local! {
-    static RECENT: RefCell<Recent> = RefCell::default();
+    static CACHE: RefCell<ValueCache> = RefCell::default();
 }
 
 /// `server.address` and `server.port` for the raw `authority`, as `make` records them under
@@ -83,7 +83,7 @@ pub(crate) fn server(
     if authority.len() > MAX_KEY {
         return make();
     }
-    recent(
+    cached(
         policy,
         authority,
         |r| &mut r.servers,
@@ -98,18 +98,18 @@ pub(crate) fn agent(policy: u64, agent: &str, make: impl FnOnce(&str) -> Arc<str
     if agent.len() > MAX_KEY {
         return make();
     }
-    recent(policy, agent, |r| &mut r.agents, || agent.into(), make)
+    cached(policy, agent, |r| &mut r.agents, || agent.into(), make)
 }
 
 /// `client.address` for `ip`, as `make` writes it.
 pub(crate) fn client(ip: IpAddr, make: impl FnOnce(IpAddr) -> Arc<str>) -> StringValue {
-    recent(0, &ip, |r| &mut r.clients, || ip, || make(ip).into())
+    cached(0, &ip, |r| &mut r.clients, || ip, || make(ip).into())
 }
 
-fn recent<K, Q, V: Clone>(
+fn cached<K, Q, V: Clone>(
     policy: u64,
     raw: &Q,
-    kind: impl Fn(&mut Recent) -> &mut Slots<K, V>,
+    kind: impl Fn(&mut ValueCache) -> &mut Slots<K, V>,
     key: impl FnOnce() -> K,
     make: impl FnOnce() -> V,
 ) -> V
@@ -118,12 +118,12 @@ where
     Q: PartialEq + ?Sized,
 {
     // `try_with`: a thread being torn down has no cache, and gets the value all the same.
-    if let Ok(Some(value)) = RECENT.try_with(|r| kind(&mut r.borrow_mut()).find(policy, raw)) {
+    if let Ok(Some(value)) = CACHE.try_with(|r| kind(&mut r.borrow_mut()).find(policy, raw)) {
         return value;
     }
     // Made outside the borrow: `make` may record (and so reach this cache) itself.
     let value = make();
-    let _ = RECENT.try_with(|r| kind(&mut r.borrow_mut()).keep(policy, key(), value.clone()));
+    let _ = CACHE.try_with(|r| kind(&mut r.borrow_mut()).keep(policy, key(), value.clone()));
     value
 }
 
@@ -172,7 +172,7 @@ mod tests {
                 format!("10.0.0.{i}")
             );
         }
-        RECENT.with(|r| assert_eq!(r.borrow().clients.slots.len(), SLOTS));
+        CACHE.with(|r| assert_eq!(r.borrow().clients.slots.len(), SLOTS));
         // The newest are kept, the oldest replaced.
         let mut made = false;
         client(ip(19), |ip| {
@@ -191,6 +191,6 @@ mod tests {
     fn long_values_are_not_kept() {
         let long = "a".repeat(MAX_KEY + 1);
         assert_eq!(agent(1, &long, |s| Arc::from(s)).as_str(), long);
-        RECENT.with(|r| assert!(r.borrow().agents.slots.iter().all(|(_, k, _)| **k != *long)));
+        CACHE.with(|r| assert!(r.borrow().agents.slots.iter().all(|(_, k, _)| **k != *long)));
     }
 }

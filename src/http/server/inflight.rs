@@ -1,32 +1,25 @@
-//! [`Inflight`]: one traced request, from `call` until the response body ended (or was
-//! dropped). It owns the span (inside the request's OTel [`Context`]) and records the end:
-//! response attributes, span status, metrics, slow flag and event.
+//! [`Inflight`]: one traced request, from `call` until its response body ends or is dropped.
+//!
+//! It owns the span (inside the request's OTel [`Context`]), chooses the request id and
+//! records the end: response attributes, span status, metrics, slow flag and event.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
+use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
-use super::layer::{Shared, REQUEST_ID_HEADER};
-use super::metrics::{Recorded, RouteEntry};
-use super::recent;
-use super::semconv::*;
-use crate::propagation::{extract_context, hex_into, valid_request_id};
-
-/// Room for the attributes of a typical request, start and end, so the span's attribute
-/// vector is allocated once. Kept under 1 KiB (`KeyValue` is 56 bytes): glibc serves larger
-/// requests from its large bins, consolidating fast bins first, which costs more than the
-/// rare regrowth (error, slow, cancelled on top of every optional attribute).
-const ATTR_CAPACITY: usize = 14;
-/// `url.path` / `url.query` / `user_agent.original` are cut to this many bytes (after masking).
-const MAX_VALUE: usize = 2048;
+use super::attrs::request_attributes;
+use super::options::{LayerState, REQUEST_ID_HEADER};
+use super::routes::{Recorded, RouteEntry};
+use crate::http::semconv::*;
+use crate::propagation::{extract_context, valid_request_id};
+use crate::util::hex_into;
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +36,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Inflight {
     /// The request's context: the upstream context plus the server span.
     pub(crate) cx: Context,
-    shared: Arc<Shared>,
+    state: Arc<LayerState>,
     entry: Arc<RouteEntry>,
     route: Cow<'static, str>,
     method: usize,
@@ -71,96 +64,16 @@ impl std::fmt::Debug for Inflight {
 
 impl Inflight {
     /// Start the server span for a request (and set its request id on `parts`).
-    pub(crate) fn start(shared: &Arc<Shared>, parts: &mut Parts) -> Inflight {
+    pub(crate) fn start(state: &Arc<LayerState>, parts: &mut Parts) -> Inflight {
         let start = Instant::now();
         let start_time = SystemTime::now();
-        let opts = &shared.opts;
-        let redactor = &opts.redactor;
+        let opts = &state.opts;
         let method = method_index(&parts.method);
-        let resolved = shared.routes.resolve(shared.route(parts), method);
+        let resolved = state.routes.resolve(state.route(parts), method);
         let parent = extract_context(&parts.headers);
 
-        let mut attrs = Vec::with_capacity(ATTR_CAPACITY + opts.record_headers.len());
-        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
-        if method == OTHER {
-            // Client-chosen tokens: masked like everything else a client sends.
-            attrs.push(KeyValue::new(
-                HTTP_REQUEST_METHOD_ORIGINAL,
-                redactor
-                    .mask_pan(method_original(&parts.method))
-                    .into_owned(),
-            ));
-        }
-        let scheme = server_scheme(&parts.uri, &parts.headers);
-        attrs.push(KeyValue::new(URL_SCHEME, scheme));
-        attrs.push(KeyValue::new(
-            URL_PATH,
-            bounded(redactor.mask_pan(parts.uri.path())),
-        ));
-        if let Some(query) = parts.uri.query() {
-            attrs.push(KeyValue::new(
-                URL_QUERY,
-                bounded(redactor.redact_query(query)),
-            ));
-        }
-        attrs.push(KeyValue::new(HTTP_ROUTE, cow_value(resolved.route.clone())));
-        let authority = match parts.uri.authority() {
-            Some(a) => Some(a.as_str()),
-            None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
-        };
-        let server = authority.and_then(|authority| {
-            recent::server(redactor.policy_id(), authority, |authority| {
-                let (host, port) = split_host_port(authority)?;
-                Some((Arc::from(&*redactor.mask_pan(host)), port))
-            })
-        });
-        if let Some((host, port)) = server {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host));
-            if let Some(port) = port.or_else(|| default_port(scheme)) {
-                attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-            }
-        }
-        if let Some(ip) = client_ip(parts) {
-            attrs.push(KeyValue::new(CLIENT_ADDRESS, recent::client(ip, ip_text)));
-        }
-        if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
-            let ua = recent::agent(redactor.policy_id(), ua, |ua| {
-                Arc::from(truncate(&redactor.mask_pan(ua), MAX_VALUE))
-            });
-            attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, ua));
-        }
-        if let Some(v) = protocol_version(parts.version) {
-            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
-        }
-        let request_size = content_length(parts);
-        if let Some(size) = request_size {
-            attrs.push(KeyValue::new(
-                HTTP_REQUEST_BODY_SIZE,
-                i64::try_from(size).unwrap_or(i64::MAX),
-            ));
-        }
-        for (name, key) in opts.record_headers.iter() {
-            // Checked again here: the redactor may have changed after the list was set.
-            if redactor.is_sensitive_header(name) {
-                continue;
-            }
-            let values: Vec<StringValue> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .take(8)
-                .map(|v| {
-                    let v = String::from_utf8_lossy(v.as_bytes());
-                    bounded(redactor.redact_value(name.as_str(), &v)).into()
-                })
-                .collect();
-            if !values.is_empty() {
-                attrs.push(KeyValue::new(
-                    key.clone(),
-                    Value::Array(Array::String(values)),
-                ));
-            }
-        }
+        let (mut attrs, request_size) =
+            request_attributes(opts, parts, method, resolved.route.clone());
         let mut request_id = None;
         if opts.request_id {
             if let Some(v) = parts.headers.get(&REQUEST_ID_HEADER) {
@@ -196,14 +109,14 @@ impl Inflight {
             // Recorded with the end attributes: one span lock fewer.
             generated_id = Some(text);
         }
-        if let Some(m) = shared.routes.metrics() {
+        if let Some(m) = state.routes.metrics() {
             if let Some(g) = m.active(method) {
                 g.inc();
             }
         }
         Inflight {
             cx,
-            shared: shared.clone(),
+            state: state.clone(),
             entry: resolved.entry,
             route: resolved.route,
             method,
@@ -226,7 +139,7 @@ impl Inflight {
                 parts.headers.insert(REQUEST_ID_HEADER, id.clone());
             }
         }
-        if let Some(name) = &self.shared.opts.trace_id_header {
+        if let Some(name) = &self.state.opts.trace_id_header {
             let sc = self.cx.span().span_context().clone();
             if sc.is_valid() {
                 let mut buf = [0u8; 32];
@@ -250,7 +163,7 @@ impl Inflight {
         }
         self.done = true;
         let elapsed = self.start.elapsed();
-        let opts = &self.shared.opts;
+        let opts = &self.state.opts;
         let slow = elapsed > opts.slow_threshold;
         let status = self.status.map(|s| s.as_u16());
         let span = self.cx.span();
@@ -295,7 +208,7 @@ impl Inflight {
         }
         span.end_with_timestamp(self.start_time + elapsed);
 
-        if let Some(m) = self.shared.routes.metrics() {
+        if let Some(m) = self.state.routes.metrics() {
             if let Some(g) = m.active(self.method) {
                 g.dec();
             }
@@ -332,7 +245,7 @@ impl Inflight {
             status = status.unwrap_or(0),
             cancelled,
             duration_ms = elapsed.as_millis() as u64,
-            threshold_ms = self.shared.opts.slow_threshold.as_millis() as u64,
+            threshold_ms = self.state.opts.slow_threshold.as_millis() as u64,
             "slow HTTP request"
         );
     }
@@ -350,67 +263,6 @@ impl Drop for Inflight {
         };
         self.finish(outcome);
     }
-}
-
-/// A masked value, cut to [`MAX_VALUE`] bytes (after masking, so no partial card number is
-/// left readable by the cut).
-fn bounded(value: Cow<'_, str>) -> String {
-    match value {
-        Cow::Owned(mut s) => {
-            let end = truncate(&s, MAX_VALUE).len();
-            s.truncate(end);
-            s
-        }
-        Cow::Borrowed(s) => truncate(s, MAX_VALUE).to_owned(),
-    }
-}
-
-fn content_length(parts: &Parts) -> Option<u64> {
-    parts
-        .headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// `client.address`: IPv4 written by hand (`to_string` runs the formatting machinery once per
-/// octet), IPv6 as std writes it.
-fn ip_text(ip: std::net::IpAddr) -> Arc<str> {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
-            let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[len] = b'.';
-                    len += 1;
-                }
-                let mut itoa = itoa::Buffer::new();
-                let digits = itoa.format(octet).as_bytes();
-                buf[len..len + digits.len()].copy_from_slice(digits);
-                len += digits.len();
-            }
-            // Digits and dots: always UTF-8.
-            Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
-        }
-        std::net::IpAddr::V6(v6) => Arc::from(v6.to_string()),
-    }
-}
-
-#[cfg(feature = "axum")]
-fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
-    parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
-#[cfg(not(feature = "axum"))]
-fn client_ip(_: &Parts) -> Option<std::net::IpAddr> {
-    None
 }
 
 /// `{trace_id}-{span_id}` of the server span: unique (the span id is), and enough to find
@@ -445,24 +297,5 @@ struct SharedStr(Arc<str>);
 impl AsRef<[u8]> for SharedStr {
     fn as_ref(&self) -> &[u8] {
         self.0.as_bytes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-    #[test]
-    fn client_addresses_read_as_std_writes_them() {
-        for ip in [
-            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-            IpAddr::V4(Ipv4Addr::new(0, 0, 0, 0)),
-            IpAddr::V4(Ipv4Addr::new(255, 10, 100, 9)),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-            IpAddr::V6("2001:db8::ff00:42:8329".parse().unwrap()),
-        ] {
-            assert_eq!(*ip_text(ip), ip.to_string());
-        }
     }
 }

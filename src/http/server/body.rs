@@ -8,10 +8,10 @@ use bytes::Buf as _;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::record::{Inflight, Outcome};
+use super::inflight::{Inflight, Outcome};
 
 pin_project! {
-    /// The response body of [`TraceService`](super::TraceService): the inner body, unchanged,
+    /// The response body of [`TraceService`](crate::http::TraceService): the inner body, unchanged,
     /// with the request's span riding along.
     ///
     /// The span ends (and the request's duration stops) when the body reports its end — a

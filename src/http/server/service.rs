@@ -1,4 +1,4 @@
-//! [`TraceService`]: the server middleware a [`TraceLayer`](super::TraceLayer) produces.
+//! [`TraceService`]: the server middleware a [`TraceLayer`](crate::http::TraceLayer) produces.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,10 +9,10 @@ use tower_service::Service;
 
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::layer::Shared;
-use super::record::Inflight;
+use super::inflight::Inflight;
+use super::options::LayerState;
 
-/// The service [`TraceLayer`](super::TraceLayer) wraps around an inner service: one server
+/// The service [`TraceLayer`](crate::http::TraceLayer) wraps around an inner service: one server
 /// span and the RED metrics per request. Cheap to clone when the inner service is.
 ///
 /// ```
@@ -28,12 +28,12 @@ use super::record::Inflight;
 #[derive(Clone)]
 pub struct TraceService<S> {
     inner: S,
-    shared: Arc<Shared>,
+    state: Arc<LayerState>,
 }
 
 impl<S> TraceService<S> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared>) -> Self {
-        TraceService { inner, shared }
+    pub(crate) fn new(inner: S, state: Arc<LayerState>) -> Self {
+        TraceService { inner, state }
     }
 
     /// The inner service.
@@ -75,10 +75,10 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        if self.shared.skip(&parts) {
+        if self.state.skip(&parts) {
             return ResponseFuture::new(self.inner.call(Request::from_parts(parts, body)), None);
         }
-        let inflight = Inflight::start(&self.shared, &mut parts);
+        let inflight = Inflight::start(&self.state, &mut parts);
         // Attached during `call` too: services may do work (and log) before returning a future.
         let guard = inflight.cx.clone().attach();
         let future = self.inner.call(Request::from_parts(parts, body));

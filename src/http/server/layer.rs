@@ -1,4 +1,4 @@
-//! [`TraceLayer`]: configuration of the server layer.
+//! [`TraceLayer`]: the server layer and its builder methods.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,33 +10,15 @@ use opentelemetry::Key;
 use opentelemetry_sdk::trace::Tracer;
 use tower_layer::Layer;
 
-use super::metrics::{HttpMetrics, Routes};
+use super::metrics::HttpMetrics;
+use super::options::{LayerState, Options, DEFAULT_FALLBACK_ROUTE, DEFAULT_SLOW_THRESHOLD};
 use super::service::TraceService;
 use crate::redact::Redactor;
-
-/// Paths the layer skips by default: health, readiness and metrics endpoints, which would
-/// otherwise drown the interesting traffic and cost a span each.
-pub const DEFAULT_SKIP_PATHS: &[&str] = &[
-    "/health", "/healthz", "/ready", "/readyz", "/livez", "/metrics",
-];
-
-/// The route recorded when no route template is known (default of
-/// [`TraceLayer::with_fallback_route`]).
-pub const DEFAULT_FALLBACK_ROUTE: &str = "unmatched";
-
-/// The default slow-request threshold: 5 seconds.
-pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(5);
-
-/// The header that carries the request id, in and out.
-pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
-
-type SkipFn = dyn Fn(&Parts) -> bool + Send + Sync;
-type RouteFn = dyn Fn(&Parts) -> Option<&str> + Send + Sync;
 
 /// The tower layer that traces and measures every HTTP request of a server: one
 /// `SpanKind::Server` span per request (OpenTelemetry HTTP semantic conventions), the RED
 /// metrics, a slow-request flag, request ids and W3C context propagation. See the
-/// [module docs](super) for the full behaviour, ordering and examples.
+/// [module docs](crate::http) for the full behaviour, ordering and examples.
 ///
 /// Cheap to clone (one `Arc`); [`Layer::layer`] only clones it. Works on an axum 0.8 `Router`
 /// (`Router::layer`) and on any tower/hyper service of `http::Request<B>` →
@@ -53,80 +35,7 @@ type RouteFn = dyn Fn(&Parts) -> Option<&str> + Send + Sync;
 /// ```
 #[derive(Clone)]
 pub struct TraceLayer {
-    pub(crate) shared: Arc<Shared>,
-}
-
-/// Everything a request needs from its layer, shared by all services the layer made.
-pub(crate) struct Shared {
-    pub(crate) opts: Options,
-    pub(crate) routes: Routes,
-}
-
-/// The builder state; cloned (cheaply) on each setter, which then rebuilds [`Shared`].
-#[derive(Clone)]
-pub(crate) struct Options {
-    pub(crate) tracer: Tracer,
-    pub(crate) redactor: Redactor,
-    pub(crate) metrics: Option<HttpMetrics>,
-    pub(crate) slow_threshold: Duration,
-    pub(crate) skip: Option<Arc<SkipFn>>,
-    pub(crate) route: Option<Arc<RouteFn>>,
-    pub(crate) fallback_route: &'static str,
-    pub(crate) request_id: bool,
-    pub(crate) trace_id_header: Option<HeaderName>,
-    pub(crate) record_headers: Arc<[(HeaderName, Key)]>,
-    /// Routes whose log records escape log sampling ([`crate::log::LogSampling`]).
-    pub(crate) critical_routes: Arc<[String]>,
-}
-
-impl Shared {
-    fn new(opts: Options) -> Self {
-        Shared {
-            routes: Routes::new(opts.fallback_route, opts.metrics.clone()),
-            opts,
-        }
-    }
-
-    /// Whether the request gets neither span nor metrics.
-    pub(crate) fn skip(&self, parts: &Parts) -> bool {
-        match &self.opts.skip {
-            Some(f) => f(parts),
-            None => is_default_skip_path(parts.uri.path()),
-        }
-    }
-
-    /// The route template: the hook's, then axum's `MatchedPath`, then none (fallback).
-    pub(crate) fn route<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
-        if let Some(f) = &self.opts.route {
-            if let Some(route) = f(parts) {
-                return Some(route);
-            }
-        }
-        matched_path(parts)
-    }
-}
-
-#[cfg(feature = "axum")]
-fn matched_path(parts: &Parts) -> Option<&str> {
-    parts
-        .extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str())
-}
-
-#[cfg(not(feature = "axum"))]
-fn matched_path(_: &Parts) -> Option<&str> {
-    None
-}
-
-/// Whether `path` is one of [`DEFAULT_SKIP_PATHS`].
-///
-/// ```
-/// assert!(paytrace::http::is_default_skip_path("/healthz"));
-/// assert!(!paytrace::http::is_default_skip_path("/orders"));
-/// ```
-pub fn is_default_skip_path(path: &str) -> bool {
-    DEFAULT_SKIP_PATHS.contains(&path)
+    state: Arc<LayerState>,
 }
 
 impl TraceLayer {
@@ -158,7 +67,7 @@ impl TraceLayer {
             critical_routes: Arc::from(Vec::new()),
         };
         TraceLayer {
-            shared: Arc::new(Shared::new(opts)),
+            state: Arc::new(LayerState::new(opts)),
         }
     }
 
@@ -168,10 +77,10 @@ impl TraceLayer {
     }
 
     fn with(self, f: impl FnOnce(&mut Options)) -> Self {
-        let mut opts = self.shared.opts.clone();
+        let mut opts = self.state.opts.clone();
         f(&mut opts);
         TraceLayer {
-            shared: Arc::new(Shared::new(opts)),
+            state: Arc::new(LayerState::new(opts)),
         }
     }
 
@@ -217,8 +126,9 @@ impl TraceLayer {
     }
 
     /// Requests for which `skip` returns `true` pass through untouched: no span, no metrics,
-    /// no request id. Replaces the default, [`is_default_skip_path`] on the path
-    /// ([`DEFAULT_SKIP_PATHS`]); `|_| false` traces everything.
+    /// no request id. Replaces the default,
+    /// [`is_default_skip_path`](crate::http::is_default_skip_path) on the path
+    /// ([`DEFAULT_SKIP_PATHS`](crate::http::DEFAULT_SKIP_PATHS)); `|_| false` traces everything.
     ///
     /// ```
     /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
@@ -315,7 +225,7 @@ impl TraceLayer {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn with_request_headers(self, headers: impl IntoIterator<Item = HeaderName>) -> Self {
-        let redactor = self.shared.opts.redactor.clone();
+        let redactor = self.state.opts.redactor.clone();
         let list: Vec<(HeaderName, Key)> = headers
             .into_iter()
             .filter(|h| !redactor.is_sensitive_header(h))
@@ -333,7 +243,7 @@ impl TraceLayer {
 
 impl fmt::Debug for TraceLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let o = &self.shared.opts;
+        let o = &self.state.opts;
         f.debug_struct("TraceLayer")
             .field("metrics", &o.metrics.is_some())
             .field("slow_threshold", &o.slow_threshold)
@@ -368,20 +278,6 @@ impl<S> Layer<S> for TraceLayer {
     type Service = TraceService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceService::new(inner, self.shared.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_skip_paths() {
-        for p in DEFAULT_SKIP_PATHS {
-            assert!(is_default_skip_path(p));
-        }
-        assert!(!is_default_skip_path("/health/deep"));
-        assert!(!is_default_skip_path("/"));
+        TraceService::new(inner, self.state.clone())
     }
 }

@@ -9,10 +9,10 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
-use super::record::{Inflight, Outcome};
+use super::inflight::{Inflight, Outcome};
 
 pin_project! {
-    /// The response future of [`TraceService`](super::TraceService).
+    /// The response future of [`TraceService`](crate::http::TraceService).
     ///
     /// Each poll attaches the request's OpenTelemetry context, so `tracing` events, OTel log
     /// records and child spans created by the handler belong to the request's trace. When the
