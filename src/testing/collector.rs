@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::connections::{Connections, Incoming};
 use super::received::{resource_attributes, scope_name};
-use super::record::Shared;
+use super::record::Recording;
 use super::server::{Recorder, Router};
 use super::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Fault,
@@ -42,7 +42,7 @@ use super::{
 /// ```
 pub struct TestCollector {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Recording>,
     connections: Arc<Connections>,
     server: JoinHandle<()>,
 }
@@ -102,7 +102,7 @@ impl TestCollector {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
 
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Recording::new());
         let connections = Arc::new(Connections::default());
         let router = Router::new(Recorder {
             shared: Arc::clone(&shared),

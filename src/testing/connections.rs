@@ -49,7 +49,7 @@ struct ConnectionsInner {
 
 impl Connections {
     fn lock(&self) -> MutexGuard<'_, ConnectionsInner> {
-        // Every update leaves the map consistent; see `Shared::lock`.
+        // Every update leaves the map consistent; see `Recording::lock`.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

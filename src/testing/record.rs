@@ -43,13 +43,13 @@ impl State {
 
 /// The state shared by the collector handle and the gRPC services.
 #[derive(Debug)]
-pub(super) struct Shared {
+pub(super) struct Recording {
     state: Mutex<State>,
     /// Bumped after every recorded request, to wake the `wait_for_*` helpers.
     pub(super) changes: watch::Sender<u64>,
 }
 
-impl Shared {
+impl Recording {
     pub(super) fn new() -> Self {
         Self {
             state: Mutex::default(),
@@ -64,7 +64,7 @@ impl Shared {
     }
 
     /// Records `request` and returns the fault to answer it with.
-    pub(super) fn record<T: Signal>(&self, request: tonic::Request<T>) -> Fault {
+    pub(super) fn record<T: ExportRequest>(&self, request: tonic::Request<T>) -> Fault {
         let encoding = request
             .metadata()
             .get("grpc-encoding")
@@ -103,23 +103,23 @@ impl Shared {
 }
 
 /// An export request type and where [`State`] keeps it.
-pub(super) trait Signal: Sized {
+pub(super) trait ExportRequest: Sized {
     fn received(state: &mut State) -> &mut Vec<Received<Self>>;
 }
 
-impl Signal for ExportTraceServiceRequest {
+impl ExportRequest for ExportTraceServiceRequest {
     fn received(state: &mut State) -> &mut Vec<Received<Self>> {
         &mut state.traces
     }
 }
 
-impl Signal for ExportMetricsServiceRequest {
+impl ExportRequest for ExportMetricsServiceRequest {
     fn received(state: &mut State) -> &mut Vec<Received<Self>> {
         &mut state.metrics
     }
 }
 
-impl Signal for ExportLogsServiceRequest {
+impl ExportRequest for ExportLogsServiceRequest {
     fn received(state: &mut State) -> &mut Vec<Received<Self>> {
         &mut state.logs
     }

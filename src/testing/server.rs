@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use tonic::codec::CompressionEncoding;
 use tonic::Status;
 
-use super::record::{Shared, Signal};
+use super::record::{ExportRequest, Recording};
 use super::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Fault,
 };
@@ -31,11 +31,11 @@ const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
 /// The implementation of the three OTLP services: record, then answer as the fault says.
 #[derive(Debug, Clone)]
 pub(super) struct Recorder {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<Recording>,
 }
 
 impl Recorder {
-    async fn answer<T: Signal, R: Default>(
+    async fn answer<T: ExportRequest, R: Default>(
         &self,
         request: tonic::Request<T>,
     ) -> Result<tonic::Response<R>, Status> {
@@ -147,7 +147,7 @@ mod tests {
     async fn unknown_services_are_unimplemented_and_not_recorded() {
         use tower_service::Service as _;
 
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Recording::new());
         let mut router = Router::new(Recorder {
             shared: Arc::clone(&shared),
         });

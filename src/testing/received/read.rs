@@ -1,7 +1,5 @@
 //! Reading protos: resource attributes, scope names, attribute lookup, values rendered as text.
 
-use std::fmt;
-
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
@@ -74,14 +72,10 @@ pub(crate) fn render(value: &AnyValue) -> Option<String> {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(text, "{byte:02x}");
-    }
-    text
+    let mut text = vec![0u8; bytes.len() * 2];
+    crate::util::hex_into(bytes, &mut text);
+    // Hex digits only: always UTF-8.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 #[cfg(test)]
