@@ -17,12 +17,11 @@
 
 pub(crate) mod batch;
 pub(crate) mod client;
-pub(crate) mod encode;
 mod frame;
+pub(crate) mod otlp;
 pub(crate) mod processor;
 pub(crate) mod runtime;
 pub(crate) mod stats;
-mod wire;
 
 pub(crate) use batch::BatchSettings;
 pub(crate) use client::Target;

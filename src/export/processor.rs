@@ -18,7 +18,7 @@ use tokio::runtime::Handle;
 
 use super::batch::{BatchExport, Batcher, DrainError};
 use super::client::OtlpClient;
-use super::encode::{Encoded, Encoder};
+use super::otlp::{Encoded, Encoder};
 use super::stats::SignalStats;
 
 /// Targets whose records never go to the collector: paytrace's own export diagnostics and the

@@ -20,7 +20,6 @@
 
 mod dropped;
 mod order_pool;
-pub(crate) mod otlp;
 pub(crate) mod process;
 
 use std::convert::Infallible;
@@ -104,14 +103,14 @@ impl Bridge {
     ) -> Self {
         Bridge {
             registry,
-            resource: crate::export::encode::proto_resource(resource),
+            resource: crate::export::otlp::proto_resource(resource),
             sender,
             start: SystemTime::now(),
         }
     }
 
     async fn push(&self) -> Result<(), String> {
-        let request = otlp::to_request(
+        let request = crate::export::otlp::metrics::to_request(
             &self.registry.gather(),
             &self.resource,
             self.start,

@@ -24,7 +24,7 @@ use super::{Inner, Pipeline, Telemetry};
 use crate::config::Settings;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
-use crate::export::encode::{Encoder, Sanitizer};
+use crate::export::otlp::{Encoder, Sanitizer};
 use crate::export::processor::{LogQueue, MetricSender, Sender, SpanQueue};
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;

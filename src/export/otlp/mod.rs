@@ -1,0 +1,11 @@
+//! OTLP protobuf: spans and log records encoded straight to bytes (`encoder`) after the
+//! sanitizer (`sanitize`) applied limits and redaction, with a small protobuf writer (`wire`);
+//! paytrace's Prometheus registry converted to an OTLP metrics request (`metrics`).
+
+mod encoder;
+pub(crate) mod metrics;
+mod sanitize;
+mod wire;
+
+pub(crate) use encoder::{proto_resource, Encoded, Encoder};
+pub(crate) use sanitize::Sanitizer;
