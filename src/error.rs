@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::export::Signal;
+use crate::signal::Signal;
 
 /// Everything that can go wrong in paytrace's public API.
 ///

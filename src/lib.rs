@@ -44,6 +44,7 @@ pub mod log;
 pub mod metrics;
 pub mod propagation;
 pub mod redact;
+mod signal;
 pub(crate) mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -53,8 +54,8 @@ mod watchdog;
 
 pub use config::{Config, Propagator, Sampler};
 pub use error::Error;
-pub use export::Signal;
 pub use log::LogFormat;
+pub use signal::Signal;
 pub use telemetry::global::init_tracer;
 pub use telemetry::Telemetry;
 pub use watchdog::{ExporterHealth, HealthState, SignalHealth};

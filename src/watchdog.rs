@@ -96,7 +96,8 @@ pub struct SignalHealth {
     pub last_success: Option<SystemTime>,
 }
 
-/// A snapshot of exporter health for every signal: [`Telemetry::exporter_health`].
+/// A snapshot of exporter health for every signal:
+/// [`Telemetry::exporter_health`](crate::telemetry::Telemetry::exporter_health).
 ///
 /// ```
 /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::Error;
+use crate::error::Error;
 
-/// `true` disables paytrace entirely (a working no-op [`Telemetry`](crate::Telemetry)).
+/// `true` disables paytrace entirely (a working no-op [`Telemetry`](crate::telemetry::Telemetry)).
 pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 /// The `service.name` resource attribute.
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
@@ -50,7 +50,7 @@ pub const OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH
 /// Maximum number of attributes per span.
 pub const OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: &str = "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT";
 
-/// Every variable [`Config::from_env`] reads (per-signal variants such as
+/// Every variable [`Config::from_env`](super::Config::from_env) reads (per-signal variants such as
 /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` are read too).
 pub const ENV_VARS: &[&str] = &[
     OTEL_SDK_DISABLED,

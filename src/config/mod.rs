@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 
+use crate::error::Error;
 use crate::export::Signal;
 use crate::log::{LogFormat, LogSampling};
-use crate::Error;
 pub use env::*;
 pub(crate) use settings::{ResourceSettings, Settings};
 
@@ -180,7 +180,7 @@ impl Config {
     }
 
     /// A configuration that disables paytrace: `init_tracer` returns a working no-op
-    /// [`Telemetry`](crate::Telemetry) and nothing is exported. Same as `OTEL_SDK_DISABLED=true`.
+    /// [`Telemetry`](crate::telemetry::Telemetry) and nothing is exported. Same as `OTEL_SDK_DISABLED=true`.
     ///
     /// ```
     /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
@@ -345,8 +345,8 @@ impl Config {
         self
     }
 
-    /// Bound on [`Telemetry::shutdown`](crate::Telemetry::shutdown) and
-    /// [`Telemetry::force_flush`](crate::Telemetry::force_flush). Defaults to 5 s.
+    /// Bound on [`Telemetry::shutdown`](crate::telemetry::Telemetry::shutdown) and
+    /// [`Telemetry::force_flush`](crate::telemetry::Telemetry::force_flush). Defaults to 5 s.
     pub fn with_shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = Some(timeout);
         self
@@ -354,7 +354,7 @@ impl Config {
 
     /// Install paytrace's `tracing` subscriber globally in `init_tracer`. Defaults to `true`;
     /// set `false` to compose your own subscriber with
-    /// [`Telemetry::layers`](crate::Telemetry::layers).
+    /// [`Telemetry::layers`](crate::telemetry::Telemetry::layers).
     pub fn with_install_subscriber(mut self, install: bool) -> Self {
         self.install_subscriber = Some(install);
         self

@@ -10,10 +10,10 @@ use super::env::*;
 use super::parse::*;
 use super::settings::{ExportSettings, ResourceSettings, Settings};
 use super::{BatchOverrides, Config, Propagator, Sampler};
+use crate::error::Error;
 use crate::export::{BatchSettings, Signal, Target};
 use crate::log::{LogSampling, LogSettings};
 use crate::watchdog::WatchdogSettings;
-use crate::Error;
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,7 +16,7 @@ use tonic::{Code, Status};
 
 use super::frame::Framer;
 use super::Signal;
-use crate::Error;
+use crate::error::Error;
 
 /// Where one signal is exported, and how.
 #[derive(Clone)]

@@ -24,7 +24,7 @@ use crate::util::push_hex;
 /// event's fields. Sensitive field names are written as `REDACTED`; card numbers in the message
 /// and string values are masked.
 ///
-/// [`Telemetry::layers`](crate::Telemetry::layers) installs it on a non-blocking stdout; build
+/// [`Telemetry::layers`](crate::telemetry::Telemetry::layers) installs it on a non-blocking stdout; build
 /// one yourself to write elsewhere:
 ///
 /// ```

@@ -22,7 +22,7 @@
 //!
 //! Stdout is written by a background thread through a bounded buffer
 //! ([`Config::with_stdout_buffer`](crate::Config::with_stdout_buffer)): when stdout cannot keep
-//! up, lines are dropped and counted ([`Telemetry::log_stats`](crate::Telemetry::log_stats),
+//! up, lines are dropped and counted ([`Telemetry::log_stats`](crate::telemetry::Telemetry::log_stats),
 //! `paytrace_log_records_dropped_total{reason="stdout_full"}`), the caller never waits.
 
 mod json;
@@ -68,7 +68,7 @@ pub(crate) struct LogSettings {
 }
 
 /// A cheap handle for logging with an explicit trace context. Get one from
-/// [`Telemetry::logger`](crate::Telemetry::logger) or [`logger`].
+/// [`Telemetry::logger`](crate::telemetry::Telemetry::logger) or [`logger`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Logger {
     _private: (),
@@ -149,7 +149,7 @@ impl ContextLogger {
     }
 }
 
-/// Counts of log records paytrace dropped: [`Telemetry::log_stats`](crate::Telemetry::log_stats).
+/// Counts of log records paytrace dropped: [`Telemetry::log_stats`](crate::telemetry::Telemetry::log_stats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct LogStats {

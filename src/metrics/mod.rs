@@ -1,7 +1,7 @@
 //! Metrics: the order pool's instruments, process and runtime gauges, and the two ways out —
 //! Prometheus text (scrape `/metrics`) and OTLP (pushed every metric interval).
 //!
-//! paytrace keeps one set of instruments, in a `prometheus` registry owned by [`Telemetry`]:
+//! paytrace keeps one set of instruments, in a `prometheus` registry owned by [`Telemetry`](crate::telemetry::Telemetry):
 //! recording is an atomic add on a pre-bound instrument, and the Prometheus endpoint keeps
 //! working while OTLP export fails (so the `paytrace_exporter_*` health figures stay visible).
 //! A bridge converts the same registry to OTLP, so both sides show the same numbers. Metrics
@@ -33,8 +33,8 @@ pub use order_pool::{
     OTHER, PROCESSING_BUCKETS, QUERY_BUCKETS,
 };
 
+use crate::error::Error;
 use crate::export::batch::DrainError;
-use crate::Error;
 
 /// The content type of Prometheus text exposition 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -47,7 +47,7 @@ pub(crate) fn render(registry: &prometheus::Registry) -> String {
         .unwrap_or_default()
 }
 
-/// The `/metrics` endpoint from [`Telemetry::metrics_service`].
+/// The `/metrics` endpoint from [`Telemetry::metrics_service`](crate::telemetry::Telemetry::metrics_service).
 #[derive(Debug, Clone)]
 pub struct MetricsService {
     registry: prometheus::Registry,

@@ -8,7 +8,7 @@ use prometheus::{
     Registry,
 };
 
-use crate::Error;
+use crate::error::Error;
 
 /// Buckets of `order_pool_processing_seconds`, in seconds: 10 ms to 30 s. 5 s is a boundary
 /// because the shipped alert fires on p95 above 5 s (the seed's slow-request threshold).

@@ -22,6 +22,8 @@ use opentelemetry_sdk::Resource;
 use super::resource::build_resource;
 use super::{Inner, Pipeline, Telemetry};
 use crate::config::Settings;
+use crate::config::{Config, Sampler};
+use crate::error::Error;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
 use crate::export::otlp::{Encoder, Sanitizer};
@@ -33,7 +35,7 @@ use crate::log::{LogSettings, Stdout};
 use crate::metrics::{Bridge, DroppedCollector};
 use crate::redact::Redactor;
 use crate::watchdog::{self, Watchdog};
-use crate::{Config, Error, Sampler, SCOPE_NAME};
+use crate::SCOPE_NAME;
 
 impl Telemetry {
     /// Build telemetry without touching any global state: nothing is installed, so several
@@ -266,7 +268,7 @@ fn start_stdout(
     log: &LogSettings,
     registry: &prometheus::Registry,
 ) -> Result<Option<Arc<Stdout>>, Error> {
-    if log.format == crate::LogFormat::Off {
+    if log.format == crate::log::LogFormat::Off {
         return Ok(None);
     }
     let stdout = Arc::new(Stdout::new(std::io::stdout(), log.stdout_buffer));

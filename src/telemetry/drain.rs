@@ -3,9 +3,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::export::batch::DrainError;
 use crate::export::Signal;
-use crate::Error;
 
 /// Time left until `deadline`, zero once it has passed.
 pub(super) fn remaining(deadline: Instant) -> Duration {

@@ -6,7 +6,8 @@ use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
 use super::Telemetry;
-use crate::{Config, Error, Propagator};
+use crate::config::{Config, Propagator};
+use crate::error::Error;
 
 /// Whether a global installation is live; guards against a second `init_tracer`.
 static GLOBAL: AtomicBool = AtomicBool::new(false);

@@ -2,9 +2,9 @@
 //! order-pool instruments registered there, and the exporter health.
 
 use super::Telemetry;
+use crate::error::Error;
 use crate::metrics::{MetricsService, OrderPoolMetrics, OrderPoolMetricsBuilder};
 use crate::watchdog::ExporterHealth;
-use crate::Error;
 
 impl Telemetry {
     /// Every paytrace metric in Prometheus text exposition format 0.0.4: order pool, HTTP RED,

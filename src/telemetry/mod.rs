@@ -29,6 +29,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::config::Propagator;
+use crate::error::Error;
 use crate::export::batch::Batcher;
 use crate::export::processor::is_internal_target;
 use crate::export::runtime::ExportRuntime;
@@ -36,7 +38,6 @@ use crate::export::stats::ExportStats;
 use crate::log::LogSettings;
 use crate::metrics::Bridge;
 use crate::redact::Redactor;
-use crate::{Error, Propagator};
 use drain::{bounded, first_error, remaining};
 
 /// The telemetry guard returned by [`init_tracer`](crate::init_tracer) (or [`Telemetry::start`]).
@@ -89,7 +90,7 @@ struct Pipeline {
 }
 
 impl Telemetry {
-    /// `false` when built from [`Config::disabled`] or `OTEL_SDK_DISABLED=true`: spans are not
+    /// `false` when built from [`Config::disabled`](crate::Config::disabled) or `OTEL_SDK_DISABLED=true`: spans are not
     /// sampled and nothing is exported, but every API keeps working.
     ///
     /// ```
@@ -138,7 +139,7 @@ impl Telemetry {
     }
 
     /// paytrace's `tracing` layers, for services that compose their own subscriber
-    /// ([`Config::with_install_subscriber(false)`](Config::with_install_subscriber)): the env
+    /// ([`Config::with_install_subscriber(false)`](crate::Config::with_install_subscriber)): the env
     /// filter, JSON/pretty stdout, spans to OpenTelemetry, and events to OTLP log records.
     ///
     /// ```

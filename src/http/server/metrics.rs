@@ -11,8 +11,8 @@ use prometheus::{
     Registry,
 };
 
+use crate::error::Error;
 use crate::http::semconv::METHODS;
-use crate::Error;
 
 /// Request duration histogram: `http_server_request_duration_seconds`.
 pub(crate) const DURATION: &str = "http_server_request_duration_seconds";
@@ -51,7 +51,7 @@ pub(crate) const SIZE_BUCKETS: [f64; 11] = [
 /// The Prometheus instruments of the HTTP server layer, registered once per registry.
 ///
 /// [`TraceLayer::new`](crate::http::TraceLayer::new) uses the telemetry's registry (created
-/// once per [`Telemetry`](crate::Telemetry)); build one yourself only with
+/// once per [`Telemetry`](crate::telemetry::Telemetry)); build one yourself only with
 /// [`TraceLayer::from_tracer`](crate::http::TraceLayer::from_tracer), and share it between
 /// layers that record into the same registry (a second registration of the same names fails).
 ///
