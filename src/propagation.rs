@@ -18,14 +18,19 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::Context;
 
 /// Longest `tracestate` accepted (W3C: propagate at least 512 bytes; larger ones are dropped).
+#[doc(hidden)]
 pub const MAX_TRACESTATE_BYTES: usize = 8192;
 /// Most `tracestate` list members (W3C).
+#[doc(hidden)]
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 /// Longest `baggage` accepted (W3C Baggage limit).
+#[doc(hidden)]
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 /// Most `baggage` list members (W3C Baggage limit).
+#[doc(hidden)]
 pub const MAX_BAGGAGE_MEMBERS: usize = 180;
 /// Longest `x-request-id` honoured.
+#[doc(hidden)]
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
 fn lower_hex(b: &[u8]) -> bool {
@@ -43,6 +48,7 @@ fn lower_hex(b: &[u8]) -> bool {
 /// assert!(!valid_traceparent(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
 /// assert!(!valid_traceparent(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
 /// ```
+#[doc(hidden)]
 pub fn valid_traceparent(value: &[u8]) -> bool {
     if value.len() < 55 || value.len() > 512 {
         return false;
@@ -79,6 +85,7 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
 /// assert!(valid_tracestate(b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
 /// assert!(!valid_tracestate(b"Rojo=1"));
 /// ```
+#[doc(hidden)]
 pub fn valid_tracestate(value: &[u8]) -> bool {
     if value.len() > MAX_TRACESTATE_BYTES {
         return false;
@@ -142,6 +149,7 @@ fn valid_tracestate_value(v: &[u8]) -> bool {
 /// assert!(valid_baggage(b"tenant=acme,region=eu;prop=1"));
 /// assert!(!valid_baggage(b"no-equals-sign"));
 /// ```
+#[doc(hidden)]
 pub fn valid_baggage(value: &[u8]) -> bool {
     if value.len() > MAX_BAGGAGE_BYTES || value.iter().any(|&c| c < 0x20 || c == 0x7f) {
         return false;
@@ -188,6 +196,7 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// assert!(paytrace::propagation::valid_request_id(b"req-42.a:b_c"));
 /// assert!(!paytrace::propagation::valid_request_id(b"<script>"));
 /// ```
+#[doc(hidden)]
 pub fn valid_request_id(value: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_BYTES).contains(&value.len())
         && value

@@ -741,10 +741,10 @@ fn public_types_are_send_sync_clone() {
     fn send<T: Send>() {}
     type Svc = axum::routing::Route;
     send_sync_clone::<paytrace::http::TraceLayer>();
-    send_sync_clone::<paytrace::http::TraceService<Svc>>();
+    send_sync_clone::<paytrace::http::TracedService<Svc>>();
     send_sync_clone::<paytrace::http::ClientLayer>();
     send_sync_clone::<paytrace::http::ClientService<Svc>>();
-    send::<<paytrace::http::TraceService<Svc> as tower::Service<Request<Body>>>::Future>();
+    send::<<paytrace::http::TracedService<Svc> as tower::Service<Request<Body>>>::Future>();
     send::<paytrace::http::ResponseBody<Body>>();
     send::<<paytrace::http::ClientService<Svc> as tower::Service<Request<Body>>>::Future>();
 }

@@ -55,11 +55,11 @@ pub struct UrlTemplate(pub &'static str);
 /// ```
 #[derive(Clone)]
 pub struct ClientLayer {
-    shared: Arc<ClientShared>,
+    shared: Arc<ClientState>,
 }
 
 #[derive(Clone)]
-struct ClientShared {
+struct ClientState {
     tracer: Tracer,
     redactor: Redactor,
 }
@@ -75,7 +75,7 @@ impl ClientLayer {
     /// ```
     pub fn from_tracer(tracer: Tracer) -> Self {
         ClientLayer {
-            shared: Arc::new(ClientShared {
+            shared: Arc::new(ClientState {
                 tracer,
                 redactor: Redactor::default(),
             }),
@@ -132,7 +132,7 @@ impl<S> Layer<S> for ClientLayer {
 #[derive(Clone)]
 pub struct ClientService<S> {
     inner: S,
-    shared: Arc<ClientShared>,
+    shared: Arc<ClientState>,
 }
 
 impl<S> ClientService<S> {

@@ -152,7 +152,7 @@ mod server;
 
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
 pub use server::{
-    is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TraceService,
+    is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TracedService,
     DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,
 };
 
@@ -173,6 +173,11 @@ pub use server::{
 pub fn inject_context(headers: &mut ::http::HeaderMap) {
     crate::propagation::inject_context(&opentelemetry::Context::current(), headers);
 }
+
+/// The former name of [`TracedService`].
+#[doc(hidden)]
+#[deprecated(note = "renamed `TracedService`")]
+pub type TraceService<S> = TracedService<S>;
 
 #[cfg(test)]
 mod tests {
@@ -206,7 +211,7 @@ mod tests {
     #[test]
     fn types_are_send_sync_clone() {
         assert_send_sync_clone::<TraceLayer>();
-        assert_send_sync_clone::<TraceService<Inner>>();
+        assert_send_sync_clone::<TracedService<Inner>>();
         assert_send_sync_clone::<ClientLayer>();
         assert_send_sync_clone::<ClientService<Inner>>();
         assert_send_sync_clone::<HttpMetrics>();

@@ -47,19 +47,24 @@ pub(crate) fn render(registry: &prometheus::Registry) -> String {
         .unwrap_or_default()
 }
 
+/// The former name of [`MetricsEndpoint`].
+#[doc(hidden)]
+#[deprecated(note = "renamed `MetricsEndpoint`")]
+pub type MetricsService = MetricsEndpoint;
+
 /// The `/metrics` endpoint from [`Telemetry::metrics_service`](crate::telemetry::Telemetry::metrics_service).
 #[derive(Debug, Clone)]
-pub struct MetricsService {
+pub struct MetricsEndpoint {
     registry: prometheus::Registry,
 }
 
-impl MetricsService {
+impl MetricsEndpoint {
     pub(crate) fn new(registry: prometheus::Registry) -> Self {
-        MetricsService { registry }
+        MetricsEndpoint { registry }
     }
 }
 
-impl<B> tower_service::Service<http::Request<B>> for MetricsService {
+impl<B> tower_service::Service<http::Request<B>> for MetricsEndpoint {
     type Response = http::Response<String>;
     type Error = Infallible;
     type Future = Ready<Result<Self::Response, Infallible>>;

@@ -12,22 +12,26 @@ use crate::error::Error;
 
 /// Buckets of `order_pool_processing_seconds`, in seconds: 10 ms to 30 s. 5 s is a boundary
 /// because the shipped alert fires on p95 above 5 s (the seed's slow-request threshold).
+#[doc(hidden)]
 pub const PROCESSING_BUCKETS: &[f64] =
     &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Buckets of `order_query_seconds`, in seconds: supplier queries, 5 ms to 10 s.
+#[doc(hidden)]
 pub const QUERY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// The label value that unknown reasons, channels, roads and face values fold into.
+#[doc(hidden)]
 pub const OTHER: &str = "other";
 
 /// The failure reason recorded when a [`ProcessingTimer`] is dropped without an outcome
 /// (an early return or a panic unwinding through the handler).
+#[doc(hidden)]
 pub const ABANDONED: &str = "abandoned";
 
-/// Default failure reasons: [`ABANDONED`] and [`OTHER`] are always added.
+/// Default failure reasons: `abandoned` and `other` are always added.
 pub const DEFAULT_FAILURE_REASONS: &[&str] = &[
     "timeout",
     "supplier_error",
@@ -43,9 +47,9 @@ pub const DEFAULT_FAILURE_REASONS: &[&str] = &[
 /// |---|---|---|
 /// | `order_pool_processed_total` | counter | |
 /// | `order_pool_failed_total` | counter | `reason` (declared set + `other`) |
-/// | `order_pool_processing_seconds` | histogram ([`PROCESSING_BUCKETS`]) | |
+/// | `order_pool_processing_seconds` | histogram (10 ms to 30 s, a bucket at 5 s) | |
 /// | `order_pool_size`, `order_pool_capacity`, `order_queue_length` | gauge | |
-/// | `order_query_seconds` | histogram ([`QUERY_BUCKETS`]) | |
+/// | `order_query_seconds` | histogram (5 ms to 10 s) | |
 /// | `order_query_failed_total`, `order_redis_errors_total` | counter | |
 /// | `order_channel_concurrency`, `order_road_concurrency`, `order_face_value_concurrency` | gauge | `channel` / `road` / `face_value` (declared sets + `other`) |
 ///
@@ -132,7 +136,7 @@ where
 
 impl OrderPoolMetricsBuilder {
     /// Failure reasons for `order_pool_failed_total{reason}`. Defaults to
-    /// [`DEFAULT_FAILURE_REASONS`]; [`ABANDONED`] is always added; others fold into `other`.
+    /// [`DEFAULT_FAILURE_REASONS`]; `abandoned` is always added; others fold into `other`.
     pub fn with_failure_reasons<I: IntoIterator<Item = S>, S: AsRef<str>>(
         mut self,
         reasons: I,
@@ -329,7 +333,7 @@ impl OrderPoolMetrics {
 
 /// Times one order from [`OrderPoolMetrics::start_processing`]: [`success`](Self::success) or
 /// [`failure`](Self::failure) records the count and the duration once; dropped without either,
-/// it records a failure with reason [`ABANDONED`].
+/// it records a failure with reason `abandoned`.
 #[derive(Debug)]
 #[must_use = "call success() or failure(); dropping the timer records an abandoned order"]
 pub struct ProcessingTimer {

@@ -3,7 +3,7 @@
 
 use super::Telemetry;
 use crate::error::Error;
-use crate::metrics::{MetricsService, OrderPoolMetrics, OrderPoolMetricsBuilder};
+use crate::metrics::{MetricsEndpoint, OrderPoolMetrics, OrderPoolMetricsBuilder};
 use crate::watchdog::ExporterHealth;
 
 impl Telemetry {
@@ -28,8 +28,8 @@ impl Telemetry {
     /// # let _ = app;
     /// # Ok::<(), paytrace::Error>(())
     /// ```
-    pub fn metrics_service(&self) -> MetricsService {
-        MetricsService::new(self.inner.registry.clone())
+    pub fn metrics_service(&self) -> MetricsEndpoint {
+        MetricsEndpoint::new(self.inner.registry.clone())
     }
 
     /// Add `tokio_workers`, `tokio_alive_tasks` and `tokio_global_queue_depth` for `runtime`

@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use super::inflight::{Inflight, Outcome};
 
 pin_project! {
-    /// The response body of [`TraceService`](crate::http::TraceService): the inner body, unchanged,
+    /// The response body of [`TracedService`](crate::http::TracedService): the inner body, unchanged,
     /// with the request's span riding along.
     ///
     /// The span ends (and the request's duration stops) when the body reports its end — a

@@ -12,7 +12,7 @@ use super::body::ResponseBody;
 use super::inflight::{Inflight, Outcome};
 
 pin_project! {
-    /// The response future of [`TraceService`](crate::http::TraceService).
+    /// The response future of [`TracedService`](crate::http::TracedService).
     ///
     /// Each poll attaches the request's OpenTelemetry context, so `tracing` events, OTel log
     /// records and child spans created by the handler belong to the request's trace. When the

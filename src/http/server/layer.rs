@@ -12,7 +12,7 @@ use tower_layer::Layer;
 
 use super::metrics::HttpMetrics;
 use super::options::{LayerState, Options, DEFAULT_FALLBACK_ROUTE, DEFAULT_SLOW_THRESHOLD};
-use super::service::TraceService;
+use super::service::TracedService;
 use crate::redact::Redactor;
 
 /// The tower layer that traces and measures every HTTP request of a server: one
@@ -275,9 +275,9 @@ impl fmt::Debug for TraceLayer {
 }
 
 impl<S> Layer<S> for TraceLayer {
-    type Service = TraceService<S>;
+    type Service = TracedService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceService::new(inner, self.state.clone())
+        TracedService::new(inner, self.state.clone())
     }
 }

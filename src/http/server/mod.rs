@@ -1,4 +1,4 @@
-//! The server layer: [`TraceLayer`] → [`TraceService`] → [`ResponseFuture`] → [`ResponseBody`].
+//! The server layer: [`TraceLayer`] → [`TracedService`] → [`ResponseFuture`] → [`ResponseBody`].
 //!
 //! Each stage is handed by value what the next needs (the layer's state, the in-flight
 //! request). `options.rs` sits below the stages: they import it, and it imports none of them,
@@ -24,4 +24,4 @@ pub use options::{
     is_default_skip_path, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD,
     REQUEST_ID_HEADER,
 };
-pub use service::TraceService;
+pub use service::TracedService;

@@ -1,4 +1,4 @@
-//! [`TraceService`]: the server middleware a [`TraceLayer`](crate::http::TraceLayer) produces.
+//! [`TracedService`]: the server middleware a [`TraceLayer`](crate::http::TraceLayer) produces.
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,18 +22,18 @@ use super::options::LayerState;
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("ok")))
 /// });
 /// let service = telemetry.http_layer().layer(inner);
-/// assert!(format!("{service:?}").contains("TraceService"));
+/// assert!(format!("{service:?}").contains("TracedService"));
 /// # Ok::<(), paytrace::Error>(())
 /// ```
 #[derive(Clone)]
-pub struct TraceService<S> {
+pub struct TracedService<S> {
     inner: S,
     state: Arc<LayerState>,
 }
 
-impl<S> TraceService<S> {
+impl<S> TracedService<S> {
     pub(crate) fn new(inner: S, state: Arc<LayerState>) -> Self {
-        TraceService { inner, state }
+        TracedService { inner, state }
     }
 
     /// The inner service.
@@ -52,15 +52,15 @@ impl<S> TraceService<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for TraceService<S> {
+impl<S: fmt::Debug> fmt::Debug for TracedService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TraceService")
+        f.debug_struct("TracedService")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TraceService<S>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TracedService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     ResBody: http_body::Body,
