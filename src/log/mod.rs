@@ -32,7 +32,9 @@ mod stdout;
 pub use json::JsonLayer;
 pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, LogSampler};
-pub(crate) use stdout::Stdout;
+// Public only for `benches/log.rs`, which compares it with tracing-appender's writer.
+#[doc(hidden)]
+pub use stdout::{Stdout, StdoutWriter};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 

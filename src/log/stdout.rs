@@ -2,10 +2,9 @@
 //! thread writes the buffer out on a short tick.
 //!
 //! Callers never wake the writer, and hold the buffer's lock only to copy their line in (the
-//! writer swaps the buffer out under it and writes outside it). tracing-appender's worker (used
-//! before) sleeps on its channel, so under load every line paid a cross-thread wakeup — about
-//! 1 µs of kernel time per line on a server doing 30 k requests per second, more than formatting
-//! the line cost.
+//! writer swaps the buffer out under it and writes outside it): a channel-based worker (such as
+//! tracing-appender's) would cost every line a cross-thread wakeup. `benches/log.rs` compares
+//! the two.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,14 +51,14 @@ impl Shared {
 
 /// The buffer and its writer thread.
 #[derive(Debug)]
-pub(crate) struct Stdout {
+pub struct Stdout {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Stdout {
     /// Writes to `out`, holding at most `lines` lines (and about `lines` KiB) while it is busy.
-    pub(crate) fn new<T: Write + Send + 'static>(mut out: T, lines: usize) -> Self {
+    pub fn new<T: Write + Send + 'static>(mut out: T, lines: usize) -> Self {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             max_lines: lines.max(1),
@@ -108,7 +107,7 @@ impl Stdout {
     }
 
     /// The `MakeWriter` handed to the JSON layer.
-    pub(crate) fn writer(&self) -> StdoutWriter {
+    pub fn writer(&self) -> StdoutWriter {
         StdoutWriter(self.shared.clone())
     }
 
@@ -147,7 +146,7 @@ impl Drop for Stdout {
 
 /// Appends whole lines to the shared buffer; never blocks on stdout.
 #[derive(Debug, Clone)]
-pub(crate) struct StdoutWriter(Arc<Shared>);
+pub struct StdoutWriter(Arc<Shared>);
 
 impl Write for StdoutWriter {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {

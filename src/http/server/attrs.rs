@@ -13,8 +13,7 @@ use crate::http::semconv::*;
 use crate::util::truncate;
 
 /// Room for a typical request's attributes, start and end, so the span's vector is allocated
-/// once; kept under 1 KiB (`KeyValue` is 56 bytes), past which glibc's allocator costs more
-/// than the rare regrowth.
+/// once; kept under 1 KiB (`KeyValue` is 56 bytes), where small allocations stay cheap.
 const ATTR_CAPACITY: usize = 14;
 /// `url.path` / `url.query` / `user_agent.original` are cut to this many bytes (after masking).
 const MAX_VALUE: usize = 2048;

@@ -151,7 +151,7 @@ pub(crate) struct Routes {
     fallback: Arc<RouteEntry>,
     overflow: Arc<RouteEntry>,
     /// FxHash: route templates are short and come from the application's code (or a bounded
-    /// table), so SipHash's DoS resistance buys nothing here.
+    /// table), so a DoS-resistant hash buys nothing here.
     map: RwLock<FxHashMap<Box<str>, Arc<RouteEntry>>>,
     metrics: Option<HttpMetrics>,
 }

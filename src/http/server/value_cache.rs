@@ -1,7 +1,7 @@
 //! A per-thread cache of request values that repeat: server address, user agent, client address.
 //!
 //! A value recorded as a fresh string costs an allocation on the request path and a free on
-//! the export thread, where glibc's cross-thread free is the dearer half. A shared `Arc<str>`
+//! the export thread (a free from another thread is the dearer half). A shared `Arc<str>`
 //! costs two atomic counts instead (a miss makes the `Arc<str>` directly, one allocation), and
 //! a hit also skips parsing and masking the value again. The cache is a handful of slots per
 //! kind, replaced round-robin: clients that send a new value every time only cost a
