@@ -22,6 +22,22 @@
 //! }
 //! ```
 //!
+//! ## Data flow
+//!
+//! ```text
+//!  request ─► http::TraceLayer ─► span ─────────────────► span queue ─┐
+//!               │ RED metrics, slow flag ─► Prometheus registry ──────┼─► /metrics, bridge ─┐
+//!  handler ─► tracing event ─► JSON line ─► stdout (lossy buffer)     │                     │
+//!                      └─────► OTLP log record ─► log queue ──────────┤                     │
+//!                                                                     ▼                     ▼
+//!            export thread: batch ─► sanitize (limits, redaction) ─► encode ─► gzip OTLP ─► collector
+//! ```
+//!
+//! Every queue is bounded: when full, telemetry is dropped and counted, never waited for. The
+//! modules follow the flow: [`http`] and [`log`] record, `export` ships, [`redact`] decides
+//! what is secret for every signal, [`Telemetry`] wires them and is the only thing that knows
+//! them all.
+//!
 //! ## Cargo features
 //! - `axum` (default): the HTTP layer reads axum's `MatchedPath` (route templates) and
 //!   `ConnectInfo` (client address); without it, give routes with

@@ -1,6 +1,3 @@
-//! PENDING (needs `paytrace::testing::TestCollector`, merged separately): rename to
-//! `tests/http_otlp.rs` after the merge.
-//!
 //! End to end: the HTTP layer built from a real `Telemetry` exports its server spans over
 //! OTLP/gRPC with the semantic-convention attributes, redacted; the slow-request WARN arrives as
 //! a log record carrying the request's trace id; the RED metrics reach the collector through
