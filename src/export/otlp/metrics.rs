@@ -328,4 +328,149 @@ mod tests {
             ("custom_latency_seconds".to_owned(), "s")
         );
     }
+
+    /// The Prometheus text exposition of `registry`, parsed back: one entry per sample line,
+    /// keyed by the sample name and its labels in order.
+    fn exposition(registry: &Registry) -> std::collections::BTreeMap<String, f64> {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let value = match value {
+                    "+Inf" => f64::INFINITY,
+                    v => v.parse().unwrap(),
+                };
+                (series.to_owned(), value)
+            })
+            .collect()
+    }
+
+    /// The OTLP request written back as Prometheus samples: names through the inverse of the
+    /// name table, attributes back to labels, per-bucket counts re-accumulated.
+    fn as_samples(
+        request: &ExportMetricsServiceRequest,
+        families: &[MetricFamily],
+    ) -> std::collections::BTreeMap<String, f64> {
+        let prom_name = |otel: &str| {
+            families
+                .iter()
+                .map(|f| f.name())
+                .find(|p| identity(p).0 == otel)
+                .unwrap()
+                .to_owned()
+        };
+        let labels = |attrs: &[KeyValue], extra: Option<String>| {
+            let mut parts: Vec<String> = attrs
+                .iter()
+                .map(|kv| {
+                    let label = kv.key.replace('.', "_");
+                    let value = match kv.value.as_ref().unwrap().value.as_ref().unwrap() {
+                        any_value::Value::StringValue(v) => v.clone(),
+                        any_value::Value::IntValue(v) => v.to_string(),
+                        other => panic!("{other:?}"),
+                    };
+                    format!("{label}=\"{value}\"")
+                })
+                .collect();
+            parts.extend(extra);
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", parts.join(","))
+            }
+        };
+        let as_f64 = |v: &Option<number_data_point::Value>| match v {
+            Some(number_data_point::Value::AsDouble(d)) => *d,
+            other => panic!("{other:?}"),
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for metric in &request.resource_metrics[0].scope_metrics[0].metrics {
+            let name = prom_name(&metric.name);
+            match metric.data.as_ref().unwrap() {
+                metric::Data::Sum(sum) => sum.data_points.iter().for_each(|p| {
+                    out.insert(
+                        format!("{name}{}", labels(&p.attributes, None)),
+                        as_f64(&p.value),
+                    );
+                }),
+                metric::Data::Gauge(g) => g.data_points.iter().for_each(|p| {
+                    out.insert(
+                        format!("{name}{}", labels(&p.attributes, None)),
+                        as_f64(&p.value),
+                    );
+                }),
+                metric::Data::Histogram(h) => {
+                    for p in &h.data_points {
+                        let mut cumulative = 0;
+                        let bounds = p.explicit_bounds.iter().map(|b| b.to_string());
+                        for (count, le) in p.bucket_counts.iter().zip(bounds.chain(["+Inf".into()]))
+                        {
+                            cumulative += count;
+                            let le = Some(format!("le=\"{le}\""));
+                            out.insert(
+                                format!("{name}_bucket{}", labels(&p.attributes, le)),
+                                cumulative as f64,
+                            );
+                        }
+                        let plain = labels(&p.attributes, None);
+                        out.insert(format!("{name}_sum{plain}"), p.sum.unwrap());
+                        out.insert(format!("{name}_count{plain}"), p.count as f64);
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_point_matches_the_exposition(
+            counts in proptest::collection::vec(0u64..1_000, 3),
+            gauge in -1_000i64..1_000,
+            observations in proptest::collection::vec((0usize..2, 0.0f64..20.0), 0..40),
+        ) {
+            let registry = Registry::new();
+            let counter = IntCounterVec::new(
+                Opts::new("order_pool_failed_total", "h"),
+                &["reason"],
+            ).unwrap();
+            let size = IntGauge::new("order_pool_size", "h").unwrap();
+            let hist = HistogramVec::new(
+                HistogramOpts::new("http_server_request_duration_seconds", "h")
+                    .buckets(vec![0.005, 0.1, 1.0, 5.0]),
+                &["http_request_method", "http_route"],
+            ).unwrap();
+            registry.register(Box::new(counter.clone())).unwrap();
+            registry.register(Box::new(size.clone())).unwrap();
+            registry.register(Box::new(hist.clone())).unwrap();
+            for (reason, n) in ["timeout", "declined", "other"].iter().zip(&counts) {
+                counter.with_label_values(&[reason]).inc_by(*n);
+            }
+            size.set(gauge);
+            for (route, value) in &observations {
+                hist.with_label_values(&["GET", ["/a", "/b/{id}"][*route]]).observe(*value);
+            }
+
+            let families = registry.gather();
+            let now = SystemTime::now();
+            let request = to_request(&families, &Resource::default(), now, now);
+            let reference = exposition(&registry);
+            let bridged = as_samples(&request, &families);
+            proptest::prop_assert_eq!(
+                reference.keys().collect::<Vec<_>>(),
+                bridged.keys().collect::<Vec<_>>()
+            );
+            for (series, want) in &reference {
+                let got = bridged[series];
+                proptest::prop_assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "{series}: exposition {want}, OTLP {got}"
+                );
+            }
+        }
+    }
 }
