@@ -44,8 +44,10 @@ pub enum HealthState {
     Healthy,
     /// Some exports failed in the last window, but not enough to call it an outage.
     Degraded,
-    /// More failures than the threshold in the last window, or no success for several
-    /// windows while data was waiting.
+    /// Every export so far failed (from the first failed export on, not only after a
+    /// window), more failures than the threshold in the last window, or no success for
+    /// several windows while data was waiting. The first successful export after "every export
+    /// failed" makes the signal healthy at once.
     Failing,
 }
 
@@ -251,6 +253,9 @@ impl Watchdog {
                     last_error: s.last_error(),
                 },
             )
+        } else if failures > 0 && s.last_success_ms() == 0 {
+            // Nothing ever got through: failing, whatever this window's count (no extra WARN).
+            (HealthState::Failing, Verdict::Quiet)
         } else if new_failures > 0 || new_dropped > 0 || w.stale > 0 {
             (HealthState::Degraded, Verdict::Quiet)
         } else {
@@ -335,6 +340,15 @@ pub(crate) fn report(verdicts: &[Verdict; 3], stats: &ExportStats) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_stats_know_the_failing_gauge() {
+        assert_eq!(
+            HealthState::Failing.gauge(),
+            crate::export::stats::STATE_FAILING
+        );
+        assert_eq!(HealthState::Healthy.gauge(), 0);
+    }
+
     fn setup(threshold: u64, stale: u32) -> (Arc<ExportStats>, Watchdog) {
         let stats = Arc::new(ExportStats::new(&prometheus::Registry::new()).unwrap());
         let dog = Watchdog::new(stats.clone(), threshold, stale);
@@ -378,10 +392,11 @@ mod tests {
         let (stats, mut dog) = setup(10, 2);
         // Three timeouts per window: never above the count threshold.
         fail(&stats, Signal::Logs, 3);
+        // No warning yet, but nothing ever got through: failing, not degraded.
         assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
         assert_eq!(
             snapshot(&stats).get(Signal::Logs).state,
-            HealthState::Degraded
+            HealthState::Failing
         );
         fail(&stats, Signal::Logs, 3);
         assert!(matches!(

@@ -175,9 +175,10 @@ async fn black_hole_collector_is_caught_by_the_stall_rule() {
         let warns = warnings(&capture, Signal::Traces);
         if window == 1 {
             assert!(warns.is_empty(), "{warns:?}");
+            // Not warned yet, but nothing ever got through: failing, not degraded.
             assert_eq!(
                 telemetry.exporter_health().get(Signal::Traces).state,
-                HealthState::Degraded
+                HealthState::Failing
             );
         } else {
             assert_eq!(warns.len(), 1, "{warns:?}");
@@ -198,6 +199,69 @@ async fn black_hole_collector_is_caught_by_the_stall_rule() {
         "{text}"
     );
     let _ = telemetry.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_failing_from_the_first_refused_export_and_healthy_from_the_first_success() {
+    let (collector, _rt) = collector_elsewhere();
+    collector.set_fault(Fault::Refuse);
+    let telemetry = Telemetry::start(
+        config(&collector)
+            .with_span_batch_size(1)
+            .with_span_schedule_delay(Duration::from_secs(3600))
+            .with_export_timeout(Duration::from_millis(50)),
+    )
+    .unwrap();
+    // Before any export: nothing to say yet.
+    assert!(telemetry.exporter_health().is_healthy());
+
+    spans(&telemetry, 1);
+    assert!(telemetry.force_flush().is_err());
+    // No watchdog window has closed: the first refused export is enough.
+    let health = telemetry.exporter_health();
+    assert_eq!(health.get(Signal::Traces).state, HealthState::Failing);
+    assert!(!health.is_healthy());
+    assert!(
+        telemetry
+            .prometheus_text()
+            .contains(r#"paytrace_exporter_state{signal="traces"} 2"#),
+        "the state gauge says the same"
+    );
+
+    collector.set_fault(Fault::None);
+    spans(&telemetry, 1);
+    telemetry.force_flush().unwrap();
+    assert_eq!(
+        telemetry.exporter_health().get(Signal::Traces).state,
+        HealthState::Healthy
+    );
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_named_as_no_collector() {
+    let endpoint = closed_endpoint();
+    let telemetry = Telemetry::start(
+        paytrace::Config::new()
+            .with_endpoint(endpoint.clone())
+            .with_install_subscriber(false)
+            .with_log_format(paytrace::LogFormat::Off)
+            .with_span_schedule_delay(Duration::from_secs(3600))
+            .with_export_timeout(Duration::from_millis(300))
+            .with_shutdown_timeout(Duration::from_secs(3)),
+    )
+    .unwrap();
+    spans(&telemetry, 1);
+    let error = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .expect_err("nothing was exported");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("no collector at {endpoint}")),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

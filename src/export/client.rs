@@ -55,6 +55,8 @@ pub(crate) struct OtlpClient {
     framer: Arc<Mutex<Framer>>,
     timeout: Duration,
     retry: bool,
+    /// For errors: where the collector was expected.
+    endpoint: http::Uri,
 }
 
 impl OtlpClient {
@@ -112,6 +114,7 @@ impl OtlpClient {
             framer: Arc::new(Mutex::new(Framer::new(target.gzip))),
             timeout,
             retry,
+            endpoint: target.endpoint.clone(),
         })
     }
 
@@ -152,6 +155,19 @@ impl OtlpClient {
         }
     }
 
+    /// A transport failure as a retryable status; a refused connection is said plainly, since
+    /// its usual cause is a wrong endpoint or a collector not started.
+    fn transport_error(&self, error: &(dyn std::error::Error + 'static), prefix: &str) -> Status {
+        if refused(error) {
+            Status::unavailable(format!(
+                "no collector at {}: connection refused",
+                self.endpoint
+            ))
+        } else {
+            Status::unavailable(format!("{prefix}{}", chain(error)))
+        }
+    }
+
     /// One unary call, framed by hand so the gzip level is paytrace's choice (tonic's own
     /// codec compresses at level 6, which costs more CPU per span than encoding does).
     async fn attempt(&self, body: Bytes, timeout: Duration) -> Result<(), Status> {
@@ -169,11 +185,11 @@ impl OtlpClient {
         let mut channel = self.channel.clone();
         std::future::poll_fn(|cx| channel.poll_ready(cx))
             .await
-            .map_err(|e| Status::unavailable(format!("collector not reachable: {}", chain(&e))))?;
+            .map_err(|e| self.transport_error(&e, "collector not reachable: "))?;
         let response = channel
             .call(request)
             .await
-            .map_err(|e| Status::unavailable(chain(&e)))?;
+            .map_err(|e| self.transport_error(&e, ""))?;
         grpc_outcome(response).await
     }
 }
@@ -259,6 +275,20 @@ fn retryable(code: Code) -> bool {
             | Code::DataLoss
             | Code::Unknown
     )
+}
+
+/// Whether `error` or one of its sources is a refused TCP connection.
+fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// An error and its sources, each distinct part once.

@@ -109,13 +109,20 @@ impl ExportStats {
     }
 }
 
+/// `paytrace_exporter_state` of a failing signal (`HealthState::Failing`).
+pub(crate) const STATE_FAILING: i64 = 2;
+
 impl SignalStats {
     pub(crate) fn record_success(&self, items: u64) {
         self.exports.inc();
         self.exported.inc_by(items);
         let now = unix_millis();
-        self.last_success_ms.store(now, Ordering::Relaxed);
+        let first = self.last_success_ms.swap(now, Ordering::Relaxed) == 0;
         self.last_success.set((now / 1000) as i64);
+        if first && self.state.get() == STATE_FAILING {
+            // Failing only because nothing had got through yet: now something has.
+            self.state.set(0);
+        }
     }
 
     pub(crate) fn record_failure(&self, items: u64, error: String) {
@@ -124,6 +131,11 @@ impl SignalStats {
         self.failed.inc_by(items);
         tracing::debug!(target: "paytrace::export", signal = self.signal.as_str(), items, error = %error, "export failed");
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        if self.last_success_ms() == 0 {
+            // Exports attempted and none accepted: failing from the first one, not after a
+            // window (a deploy with a wrong endpoint must not read as healthy).
+            self.state.set(STATE_FAILING);
+        }
     }
 
     /// Count items dropped before export; warn once per signal (the watchdog reports totals).

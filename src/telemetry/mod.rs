@@ -254,17 +254,17 @@ impl Telemetry {
                     .push_now(p.runtime.handle(), remaining(deadline))
                     .and(bounded(remaining(deadline), move || provider.shutdown()));
                 let result = first_error("shutdown", timeout, spans, logs, metrics);
-                // The queues are drained; the providers' own shutdown only marks them closed.
+                // The queues are drained; the providers' own shutdown only marks them closed,
+                // and gets what is left of the deadline, so the bound holds.
                 let _ = self
                     .inner
                     .tracer_provider
-                    .shutdown_with_timeout(Duration::from_millis(50));
+                    .shutdown_with_timeout(remaining(deadline));
                 let _ = self
                     .inner
                     .logger_provider
-                    .shutdown_with_timeout(Duration::from_millis(50));
-                p.runtime
-                    .stop(remaining(deadline).max(Duration::from_millis(10)));
+                    .shutdown_with_timeout(remaining(deadline));
+                p.runtime.stop(remaining(deadline));
                 result
             }
         };
