@@ -9,13 +9,11 @@
 //!   the bytes of the same requests with gzip and without.
 //!
 //! Run: `cargo bench --bench export -- --warm-up-time 1 --measurement-time 3`.
-//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span, this round's build
-//! alternated with the previous round's: medians of 11 runs 1.89–2.59 µs (median 2.35), the
-//! previous round's build 2.15–2.66 µs (median 2.39, 10 runs); the same binary moves by
-//! ±0.3 µs between runs. Gzip: 8.5× fewer bytes (3.83 MB → 0.45 MB for 20 requests of 512
-//! spans). What is left (callgrind, per span): deflate level 1 ≈ 4 k instructions here (about
-//! 11 per input byte; 21 on the HTTP layer's less repetitive spans), the protobuf writer with
-//! redaction ≈ 5 k, draining the queue and freeing the SDK's spans ≈ 2.5 k.
+//! Machine: 2 vCPU AMD EPYC (shared, noisy). Export-thread CPU per span: median of 11 runs'
+//! medians 2.35 µs (1.89–2.59); the same binary moves by ±0.3 µs between runs. Gzip: 8.5×
+//! fewer bytes (3.83 MB → 0.45 MB for 20 requests of 512 spans). Where the time goes: PERF.md.
+
+mod support;
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -48,24 +46,6 @@ fn make_spans(telemetry: &Telemetry, n: usize) {
     }
 }
 
-/// CPU seconds used so far by the threads named `name` (Linux; 0 elsewhere). From
-/// `schedstat`, which counts nanoseconds; `stat` counts 10 ms ticks, too coarse for a run of
-/// a few hundred milliseconds.
-fn thread_cpu(name: &str) -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
-        })
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|stat| stat.split_whitespace().next()?.parse::<f64>().ok())
-        .map(|ns| ns / 1e9)
-        .sum()
-}
-
 fn export(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -87,12 +67,12 @@ fn export(c: &mut Criterion) {
     let mut per_span = Vec::new();
     let mut exported_before = 0;
     for _ in 0..5 {
-        let before = thread_cpu("paytrace-export");
+        let before = support::thread_cpu(|name| name == "paytrace-export");
         for _ in 0..40 {
             make_spans(&telemetry, BATCH);
             telemetry.force_flush().expect("flush");
         }
-        let cpu = thread_cpu("paytrace-export") - before;
+        let cpu = support::thread_cpu(|name| name == "paytrace-export") - before;
         let exported = telemetry
             .exporter_health()
             .get(paytrace::Signal::Traces)
