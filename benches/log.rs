@@ -13,7 +13,9 @@
 //! each spends waking or sleeping), median and range of five rounds of 100 k lines, read from
 //! `schedstat` — where a wakeup per line shows.
 //!
-//! Target: paytrace at most 1.2x the baseline. Run: `cargo bench --bench log`. Results: README.
+//! Target: paytrace at most 1.2x the baseline. Run: `cargo bench --bench log`. Machine: 2 vCPU
+//! AMD EPYC (shared, noisy). Writers: paytrace 284 ns per line for the caller, 294 ns of CPU over
+//! all threads; tracing-appender 405 ns and 378 ns (342–661). Results: README.
 
 mod support;
 
