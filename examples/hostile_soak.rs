@@ -79,10 +79,16 @@ fn hostile(i: usize) -> Request<Body> {
         ),
         7 => (
             "/orders/5".into(),
-            vec![("x-request-id".into(), format!("id\t{i}\x7f{big}").into_bytes())],
+            vec![(
+                "x-request-id".into(),
+                format!("id\t{i}\x7f{big}").into_bytes(),
+            )],
         ),
         8 => (
-            format!("/pay/4111%201111%201111%20{:04}?note=card%20{i}", i % 10_000),
+            format!(
+                "/pay/4111%201111%201111%20{:04}?note=card%20{i}",
+                i % 10_000
+            ),
             vec![],
         ),
         9 => (
