@@ -86,8 +86,15 @@ pub struct SignalHealth {
     pub exported: u64,
     /// Items lost because their export failed after retries.
     pub failed: u64,
-    /// Items dropped before export (queue full, after shutdown).
+    /// Items dropped before export (queue full, after shutdown), both classes.
     pub dropped: u64,
+    /// Of those, priority items (error and slow spans, WARN and ERROR records): dropped only
+    /// when no ordinary item was left to drop instead.
+    pub dropped_priority: u64,
+    /// Estimated encoded bytes waiting in the export queue now.
+    pub queued_bytes: u64,
+    /// The most estimated encoded bytes the export queue has held.
+    pub peak_queued_bytes: u64,
     /// Export requests attempted.
     pub exports: u64,
     /// Export requests that failed.
@@ -148,7 +155,10 @@ pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
             state: HealthState::from_gauge(s.state.get()),
             exported: s.exported.get(),
             failed: s.failed.get(),
-            dropped: s.dropped.get(),
+            dropped: s.dropped_total(),
+            dropped_priority: s.dropped_priority(),
+            queued_bytes: s.queued_bytes().0,
+            peak_queued_bytes: s.queued_bytes().1,
             exports: s.exports.get(),
             export_failures: s.export_failures.get(),
             last_error: s.last_error(),
@@ -207,7 +217,7 @@ impl Watchdog {
             let w = &mut dog.windows[signal.index()];
             w.exports = s.exports.get();
             w.failures = s.export_failures.get();
-            w.dropped = s.dropped.get();
+            w.dropped = s.dropped_total();
         }
         dog
     }
@@ -224,7 +234,7 @@ impl Watchdog {
     fn check_one(&mut self, s: &SignalStats, queued: bool) -> Verdict {
         let w = &mut self.windows[s.signal.index()];
         let (exports, failures, dropped) =
-            (s.exports.get(), s.export_failures.get(), s.dropped.get());
+            (s.exports.get(), s.export_failures.get(), s.dropped_total());
         let new_exports = exports - w.exports;
         let new_failures = failures - w.failures;
         let new_dropped = dropped - w.dropped;
@@ -312,7 +322,8 @@ pub(crate) fn report(verdicts: &[Verdict; 3], stats: &ExportStats) {
                 target: "paytrace::watchdog",
                 signal = signal.as_str(),
                 failures = *failures,
-                dropped_total = s.dropped.get(),
+                dropped_total = s.dropped_total(),
+                dropped_priority_total = s.dropped_priority(),
                 last_error = last_error.as_deref().unwrap_or(""),
                 "telemetry export failing: {failures} {signal} exports failed in the last window"
             ),
@@ -323,7 +334,8 @@ pub(crate) fn report(verdicts: &[Verdict; 3], stats: &ExportStats) {
                 target: "paytrace::watchdog",
                 signal = signal.as_str(),
                 windows = *windows,
-                dropped_total = s.dropped.get(),
+                dropped_total = s.dropped_total(),
+                dropped_priority_total = s.dropped_priority(),
                 last_error = last_error.as_deref().unwrap_or(""),
                 "telemetry export stalled: no {signal} export succeeded for {windows} windows"
             ),
@@ -438,7 +450,7 @@ mod tests {
     fn drops_alone_degrade() {
         let (stats, mut dog) = setup(10, 5);
         stats.get(Signal::Traces).record_success(1);
-        stats.get(Signal::Traces).record_dropped(100);
+        stats.get(Signal::Traces).record_dropped(100, 0);
         assert_eq!(dog.check([false; 3])[0], Verdict::Quiet);
         let h = snapshot(&stats);
         assert_eq!(h.get(Signal::Traces).state, HealthState::Degraded);

@@ -273,6 +273,7 @@ async fn absent_collector_never_blocks_the_caller_and_shutdown_keeps_its_bound()
                 .with_install_subscriber(false)
                 .with_log_format(paytrace::LogFormat::Off)
                 .with_span_schedule_delay(Duration::from_millis(10))
+                .with_span_queue_bytes(256 * 1024)
                 .with_shutdown_timeout(Duration::from_millis(500)),
         )
         .unwrap(),
@@ -284,7 +285,7 @@ async fn absent_collector_never_blocks_the_caller_and_shutdown_keeps_its_bound()
     );
     let health = telemetry.exporter_health();
     let traces = health.get(Signal::Traces);
-    // 16,000 request spans against a 2048 queue and a dead collector: most are dropped, none
+    // 16,000 request spans against a 256 KiB queue and a dead collector: most are dropped, none
     // blocks.
     assert!(traces.dropped > 0, "{traces:?}");
     assert_eq!(traces.exported, 0);

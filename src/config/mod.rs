@@ -112,6 +112,7 @@ pub struct Config {
 #[derive(Clone, Default, Debug)]
 struct BatchOverrides {
     queue: Option<usize>,
+    queue_bytes: Option<usize>,
     batch: Option<usize>,
     delay: Option<Duration>,
     timeout: Option<Duration>,
@@ -285,10 +286,38 @@ impl Config {
         self
     }
 
-    /// Span queue capacity: spans beyond it are dropped and counted, the caller never waits.
-    /// Defaults to 2048; variable [`OTEL_BSP_MAX_QUEUE_SIZE`].
+    /// A count bound on the span queue, beside its byte budget
+    /// ([`with_span_queue_bytes`](Self::with_span_queue_bytes)): spans beyond it are dropped and
+    /// counted, the caller never waits. No count bound unless set (the specification's default
+    /// is 2048, about 40 ms of a burst on one core); variable [`OTEL_BSP_MAX_QUEUE_SIZE`].
     pub fn with_span_queue_size(mut self, size: usize) -> Self {
         self.span_queue.queue = Some(size);
+        self
+    }
+
+    /// The span queue's memory bound: the estimated encoded bytes it may hold. When it is spent,
+    /// ordinary spans are dropped and counted; error and slow spans are kept while any ordinary
+    /// span can make room. Defaults to 16 MiB (about 28,000 server spans of the HTTP layer, so a
+    /// burst of 20,000 requests on one core is absorbed); at least 1 KiB.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new().with_span_queue_bytes(4 * 1024 * 1024);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_span_queue_bytes(mut self, bytes: usize) -> Self {
+        self.span_queue.queue_bytes = Some(bytes);
+        self
+    }
+
+    /// The log queue's memory bound, as [`with_span_queue_bytes`](Self::with_span_queue_bytes):
+    /// WARN and ERROR records are kept while any lower record can make room. Defaults to 16 MiB.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new().with_log_queue_bytes(2 * 1024 * 1024);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_log_queue_bytes(mut self, bytes: usize) -> Self {
+        self.log_queue.queue_bytes = Some(bytes);
         self
     }
 
@@ -305,7 +334,9 @@ impl Config {
         self
     }
 
-    /// Log record queue capacity. Defaults to 4096; variable [`OTEL_BLRP_MAX_QUEUE_SIZE`].
+    /// A count bound on the log record queue, beside its byte budget
+    /// ([`with_log_queue_bytes`](Self::with_log_queue_bytes)). No count bound unless set;
+    /// variable [`OTEL_BLRP_MAX_QUEUE_SIZE`].
     pub fn with_log_queue_size(mut self, size: usize) -> Self {
         self.log_queue.queue = Some(size);
         self

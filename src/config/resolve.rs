@@ -17,9 +17,9 @@ use crate::watchdog::WatchdogSettings;
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-// 2048 spans of ~1 KiB each bound the queue to a few MiB; a payment service making a few thousand
-// spans per second between exports fits, and a burst beyond it is dropped and counted.
-const DEFAULT_QUEUE_SIZE: usize = 2048;
+// A server span of the HTTP layer weighs about 600 bytes encoded (README, reliability): 16 MiB
+// holds a burst of 20,000 requests with room to spare while the export thread waits for a core.
+const DEFAULT_SPAN_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 // 512 spans gzip to well under 1 MiB: far below collectors' 4 MiB receive limit.
 const DEFAULT_BATCH_SIZE: usize = 512;
 // 1 s rather than the SDK's 5 s: spans reach the on-call engineer sooner and the queue drains
@@ -35,7 +35,9 @@ const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_WATCHDOG_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_FAILURE_THRESHOLD: u64 = 10;
 const DEFAULT_STALE_WINDOWS: u32 = 2;
-const DEFAULT_LOG_QUEUE_SIZE: usize = 4096;
+// A log record weighs about 300–400 bytes encoded: 16 MiB holds one or two per request of such
+// a burst.
+const DEFAULT_LOG_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 const DEFAULT_STDOUT_BUFFER: usize = 8192;
 
 impl Config {
@@ -122,7 +124,7 @@ impl Config {
                 OTEL_BSP_SCHEDULE_DELAY,
                 OTEL_BSP_EXPORT_TIMEOUT,
             ],
-            DEFAULT_QUEUE_SIZE,
+            DEFAULT_SPAN_QUEUE_BYTES,
         )?;
         let log_batch = self.log_queue.resolve(
             env,
@@ -132,7 +134,7 @@ impl Config {
                 OTEL_BLRP_SCHEDULE_DELAY,
                 OTEL_BLRP_EXPORT_TIMEOUT,
             ],
-            DEFAULT_LOG_QUEUE_SIZE,
+            DEFAULT_LOG_QUEUE_BYTES,
         )?;
         let metric_interval = positive_duration(
             "with_metric_interval",
@@ -334,23 +336,32 @@ impl BatchOverrides {
         &self,
         env: &Env<'_>,
         [queue_var, batch_var, delay_var, timeout_var]: [&'static str; 4],
-        default_queue: usize,
+        default_bytes: usize,
     ) -> Result<BatchSettings, Error> {
+        // A count bound only where one is asked for: the byte budget is the memory bound.
         let queue = match self.queue {
-            Some(q) => q,
-            None => env.parse(queue_var, parse_usize)?.unwrap_or(default_queue),
+            Some(q) => Some(q),
+            None => env.parse(queue_var, parse_usize)?,
         };
+        let queue_bytes = self.queue_bytes.unwrap_or(default_bytes);
         let batch = match self.batch {
             Some(b) => b,
             None => env
                 .parse(batch_var, parse_usize)?
                 .unwrap_or(DEFAULT_BATCH_SIZE),
         };
-        if queue == 0 || batch == 0 {
+        if queue == Some(0) || batch == 0 {
             return Err(Error::invalid(
                 queue_var,
-                queue.to_string(),
+                format!("{queue:?} / {batch}"),
                 "queue and batch sizes must be > 0",
+            ));
+        }
+        if queue_bytes < 1024 {
+            return Err(Error::invalid(
+                "with_span_queue_bytes / with_log_queue_bytes",
+                queue_bytes.to_string(),
+                "must be at least 1024",
             ));
         }
         let delay = positive_duration(
@@ -367,8 +378,9 @@ impl BatchOverrides {
         )?;
         Ok(BatchSettings {
             queue,
+            queue_bytes,
             // A batch larger than the queue could never fill.
-            batch: batch.min(queue),
+            batch: queue.map_or(batch, |q| batch.min(q)),
             delay,
             timeout,
         })

@@ -30,7 +30,8 @@ fn defaults() {
         .iter()
         .all(|t| t.gzip && t.timeout == DEFAULT_TIMEOUT));
     assert_eq!(s.export.targets[0].endpoint, "http://localhost:4317");
-    assert_eq!(s.export.span_batch.queue, 2048);
+    assert_eq!(s.export.span_batch.queue, None);
+    assert_eq!(s.export.span_batch.queue_bytes, 16 * 1024 * 1024);
     assert!(s.export.retry);
 }
 
@@ -80,11 +81,11 @@ fn every_variable_is_honoured() {
     );
     assert!(!traces.gzip && metrics.gzip && !logs.gzip);
     assert_eq!(traces.timeout, Duration::from_millis(1500));
-    assert_eq!(s.export.span_batch.queue, 100);
+    assert_eq!(s.export.span_batch.queue, Some(100));
     assert_eq!(s.export.span_batch.batch, 50);
     assert_eq!(s.export.span_batch.delay, Duration::from_millis(250));
     assert_eq!(s.export.span_batch.timeout, Duration::from_millis(700));
-    assert_eq!(s.export.log_batch.queue, 300);
+    assert_eq!(s.export.log_batch.queue, Some(300));
     assert_eq!(s.export.metric_interval, Duration::from_secs(5));
     assert_eq!(s.export.attribute_value_length, 64);
     assert_eq!(s.export.span_attribute_count, 16);

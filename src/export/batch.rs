@@ -1,11 +1,12 @@
-//! A bounded queue drained by a worker task on the export runtime.
+//! A bounded two-lane queue ([`Queue`]) drained by a worker task on the export runtime.
 //!
-//! Producers (`on_end` of a span, `emit` of a log record) only `try_send`: when the queue is
-//! full the item is dropped and counted, the caller never waits. The worker drains the queue
-//! every schedule delay, or as soon as a producer sees a full batch waiting, and exports one
-//! batch at a time, so a hanging collector fills the queue (and drops) instead of growing memory.
+//! Producers (`on_end` of a span, `emit` of a log record) only push: when the queue's byte
+//! budget is spent the item is dropped and counted (ordinary items first), the caller never
+//! waits. The worker drains the queue every schedule delay, or as soon as a producer sees a full
+//! batch waiting, and exports one batch at a time, priority items first, so a hanging collector
+//! fills the queue (and drops) instead of growing memory.
 //!
-//! The worker never waits *on the queue itself*: a receiver parked on the channel would be woken
+//! The worker never waits *on the queue itself*: a receiver parked on a channel would be woken
 //! by every push, costing the request path a thread wake-up per span. Producers only signal it
 //! once a whole batch is waiting.
 
@@ -18,12 +19,16 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, Notify};
 
+use super::queue::{Budget, Queue, Weigh};
 use super::stats::SignalStats;
 
 /// How one signal's queue is bounded and drained.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchSettings {
-    pub(crate) queue: usize,
+    /// Estimated encoded bytes the queue may hold.
+    pub(crate) queue_bytes: usize,
+    /// Items the queue may hold, when a count bound is configured.
+    pub(crate) queue: Option<usize>,
     pub(crate) batch: usize,
     pub(crate) delay: Duration,
     pub(crate) timeout: Duration,
@@ -51,7 +56,7 @@ pub(crate) enum DrainError {
 
 #[derive(Debug)]
 pub(crate) struct Batcher<T> {
-    tx: mpsc::Sender<T>,
+    queue: Arc<Queue<T>>,
     ctl: mpsc::UnboundedSender<Control>,
     full: Arc<Notify>,
     batch: usize,
@@ -60,40 +65,54 @@ pub(crate) struct Batcher<T> {
     reported_drops: AtomicU64,
 }
 
-impl<T: Send + 'static> Batcher<T> {
+impl<T: Weigh + Send + 'static> Batcher<T> {
     pub(crate) fn start<E: BatchExport<T>>(
         rt: &Handle,
         settings: BatchSettings,
         stats: Arc<SignalStats>,
         exporter: E,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(settings.queue);
+        let queue = Arc::new(Queue::new(Budget {
+            bytes: settings.queue_bytes,
+            items: settings.queue,
+        }));
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let full = Arc::new(Notify::new());
-        rt.spawn(worker(rx, ctl_rx, full.clone(), exporter, settings));
+        rt.spawn(worker(
+            queue.clone(),
+            ctl_rx,
+            full.clone(),
+            exporter,
+            settings,
+            stats.clone(),
+        ));
         Batcher {
-            tx,
+            queue,
             ctl,
             full,
             batch: settings.batch,
-            reported_drops: AtomicU64::new(stats.dropped.get()),
+            reported_drops: AtomicU64::new(stats.dropped_total()),
             stats,
         }
     }
 
-    /// Enqueue without waiting; a full or closed queue drops and counts the item.
+    /// Enqueue without waiting; what does not fit is dropped and counted by class.
     #[inline]
     pub(crate) fn push(&self, item: T) {
-        match self.tx.try_send(item) {
-            Ok(()) if self.queued() >= self.batch => self.full.notify_one(),
-            Ok(()) => {}
-            Err(_) => self.stats.record_dropped(1),
+        let pushed = self.queue.push(item);
+        self.stats.record_queued_bytes(pushed.bytes);
+        if pushed.dropped_ordinary + pushed.dropped_priority > 0 {
+            self.stats
+                .record_dropped(pushed.dropped_ordinary, pushed.dropped_priority);
+        }
+        if pushed.queued && pushed.len >= self.batch {
+            self.full.notify_one();
         }
     }
 
     /// Items waiting in the queue.
     pub(crate) fn queued(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        self.queue.len()
     }
 
     /// Export everything queued so far; wait at most `timeout`.
@@ -101,9 +120,17 @@ impl<T: Send + 'static> Batcher<T> {
         self.control(Control::Flush, timeout)
     }
 
-    /// Export everything queued, then stop; later pushes are dropped and counted.
+    /// Export everything queued, then stop; later pushes are dropped and counted. What is
+    /// still queued when `timeout` runs out is dropped and counted too.
     pub(crate) fn shutdown(&self, timeout: Duration) -> Result<(), DrainError> {
-        self.control(Control::Shutdown, timeout)
+        let result = self.control(Control::Shutdown, timeout);
+        self.queue.close();
+        let (ordinary, priority) = self.queue.clear();
+        if ordinary + priority > 0 {
+            self.stats.record_dropped(ordinary, priority);
+        }
+        self.stats.record_queued_bytes(0);
+        result
     }
 
     fn control(&self, make: fn(Reply) -> Control, timeout: Duration) -> Result<(), DrainError> {
@@ -116,7 +143,7 @@ impl<T: Send + 'static> Batcher<T> {
         match wait.recv_timeout(timeout) {
             Ok(Ok(())) => {
                 // Ok must mean that everything recorded so far reached the collector.
-                let dropped = self.stats.dropped.get();
+                let dropped = self.stats.dropped_total();
                 let before = self.reported_drops.swap(dropped, Ordering::Relaxed);
                 if dropped > before {
                     return Err(DrainError::Failed(format!(
@@ -133,15 +160,17 @@ impl<T: Send + 'static> Batcher<T> {
     }
 }
 
-async fn worker<T, E: BatchExport<T>>(
-    mut rx: mpsc::Receiver<T>,
+async fn worker<T: Weigh, E: BatchExport<T>>(
+    queue: Arc<Queue<T>>,
     mut ctl: mpsc::UnboundedReceiver<Control>,
     full: Arc<Notify>,
     exporter: E,
     settings: BatchSettings,
+    stats: Arc<SignalStats>,
 ) {
     // A failure of a background export, reported by the next flush or shutdown.
     let mut unreported: Option<String> = None;
+    let drain = || drain(&queue, &exporter, settings.batch, &stats);
     loop {
         tokio::select! {
             biased;
@@ -152,9 +181,9 @@ async fn worker<T, E: BatchExport<T>>(
                     None => return,
                 };
                 if last {
-                    rx.close();
+                    queue.close();
                 }
-                let result = drain(&mut rx, &exporter, settings.batch).await;
+                let result = drain().await;
                 let earlier = unreported.take();
                 let _ = reply.send(result.and(earlier.map_or(Ok(()), Err)));
                 if last {
@@ -162,15 +191,12 @@ async fn worker<T, E: BatchExport<T>>(
                 }
             }
             () = full.notified() => {
-                if let Err(e) = drain(&mut rx, &exporter, settings.batch).await {
+                if let Err(e) = drain().await {
                     unreported = Some(e);
                 }
             }
             () = tokio::time::sleep(settings.delay) => {
-                if rx.is_closed() && rx.is_empty() {
-                    return;
-                }
-                if let Err(e) = drain(&mut rx, &exporter, settings.batch).await {
+                if let Err(e) = drain().await {
                     unreported = Some(e);
                 }
             }
@@ -178,22 +204,25 @@ async fn worker<T, E: BatchExport<T>>(
     }
 }
 
-/// Export everything queued now, in batches; `Err` if any export failed.
-async fn drain<T, E: BatchExport<T>>(
-    rx: &mut mpsc::Receiver<T>,
+/// Export everything queued now, in batches, priority first; `Err` if any export failed.
+async fn drain<T: Weigh, E: BatchExport<T>>(
+    queue: &Queue<T>,
     exporter: &E,
     batch: usize,
+    stats: &SignalStats,
 ) -> Result<(), String> {
     let mut result = Ok(());
-    let mut buf = Vec::with_capacity(batch.min(rx.len()));
-    while let Ok(item) = rx.try_recv() {
-        buf.push(item);
-        if buf.len() >= batch {
-            keep_error(&mut result, exporter.export(std::mem::take(&mut buf)).await);
+    // What is queued now, not what keeps arriving: a flush or shutdown waiting behind this drain
+    // must not wait for a steady stream to stop.
+    let mut left = queue.len();
+    while left > 0 {
+        let taken = queue.take(batch.min(left));
+        stats.record_queued_bytes(taken.bytes);
+        if taken.items.is_empty() {
+            break;
         }
-    }
-    if !buf.is_empty() {
-        keep_error(&mut result, exporter.export(buf).await);
+        left = left.saturating_sub(taken.items.len());
+        keep_error(&mut result, exporter.export(taken.items).await);
     }
     result
 }
@@ -232,9 +261,19 @@ mod tests {
         }
     }
 
+    impl Weigh for u32 {
+        fn weigh(&self) -> crate::export::queue::Weight {
+            crate::export::queue::Weight {
+                bytes: 1,
+                priority: false,
+            }
+        }
+    }
+
     fn settings(queue: usize, batch: usize) -> BatchSettings {
         BatchSettings {
-            queue,
+            queue: Some(queue),
+            queue_bytes: usize::MAX / 2,
             batch,
             delay: Duration::from_secs(3600),
             timeout: Duration::from_secs(1),
@@ -275,7 +314,7 @@ mod tests {
         let started = std::time::Instant::now();
         (0..1000).for_each(|i| b.push(i));
         assert!(started.elapsed() < Duration::from_secs(1));
-        let dropped = st.dropped.get();
+        let dropped = st.dropped_total();
         assert!(
             (1000 - 16..=1000 - 8).contains(&dropped),
             "dropped {dropped}"
@@ -301,7 +340,7 @@ mod tests {
             Err(DrainError::Failed("refused".into()))
         );
         b.push(2);
-        assert_eq!(st.dropped.get(), 1);
+        assert_eq!(st.dropped_total(), 1);
         // After shutdown there is no worker to ask: nothing more to report.
         assert_eq!(b.flush(Duration::from_secs(1)), Ok(()));
     }
@@ -335,7 +374,7 @@ mod tests {
             Recorder::default(),
         );
         (0..3).for_each(|i| b.push(i));
-        assert_eq!(st.dropped.get(), 1);
+        assert_eq!(st.dropped_total(), 1);
         let err = b.flush(Duration::from_secs(5)).unwrap_err();
         assert_eq!(
             err,

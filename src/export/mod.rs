@@ -20,8 +20,10 @@ pub(crate) mod client;
 mod frame;
 pub(crate) mod otlp;
 pub(crate) mod processor;
+pub(crate) mod queue;
 pub(crate) mod runtime;
 pub(crate) mod stats;
+mod weigh;
 
 pub(crate) use batch::BatchSettings;
 pub(crate) use client::Target;

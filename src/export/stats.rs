@@ -23,7 +23,12 @@ pub(crate) struct SignalStats {
     pub(crate) signal: Signal,
     pub(crate) exported: IntCounter,
     pub(crate) failed: IntCounter,
-    pub(crate) dropped: IntCounter,
+    /// Items dropped before export, by class (`ordinary`, `priority`).
+    dropped_ordinary: IntCounter,
+    dropped_priority: IntCounter,
+    /// Estimated encoded bytes queued, and the most seen.
+    queued_bytes: IntGauge,
+    queued_bytes_peak: IntGauge,
     pub(crate) exports: IntCounter,
     pub(crate) export_failures: IntCounter,
     pub(crate) state: IntGauge,
@@ -58,10 +63,24 @@ impl ExportStats {
             "paytrace_exporter_items_failed_total",
             "Items lost because their export failed after retries.",
         )?;
-        let dropped = counter(
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "paytrace_exporter_items_dropped_total",
+                "Items dropped before export (queue full, shutdown), by class: error and slow \
+                 spans and WARN+ records are `priority`, dropped only when no `ordinary` item is left.",
+            ),
+            &["signal", "class"],
+        )?;
+        registry.register(Box::new(dropped.clone()))?;
+        let queued = gauge(
             registry,
-            "paytrace_exporter_items_dropped_total",
-            "Items dropped before export (queue full, shutdown).",
+            "paytrace_exporter_queue_bytes",
+            "Estimated encoded bytes waiting in the export queue.",
+        )?;
+        let queued_peak = gauge(
+            registry,
+            "paytrace_exporter_queue_bytes_peak",
+            "The most estimated encoded bytes the export queue has held.",
         )?;
         let exports = counter(
             registry,
@@ -89,7 +108,10 @@ impl ExportStats {
                 signal,
                 exported: exported.with_label_values(&l),
                 failed: failed.with_label_values(&l),
-                dropped: dropped.with_label_values(&l),
+                dropped_ordinary: dropped.with_label_values(&[signal.as_str(), "ordinary"]),
+                dropped_priority: dropped.with_label_values(&[signal.as_str(), "priority"]),
+                queued_bytes: queued.with_label_values(&l),
+                queued_bytes_peak: queued_peak.with_label_values(&l),
                 exports: exports.with_label_values(&l),
                 export_failures: failures.with_label_values(&l),
                 state: state.with_label_values(&l),
@@ -138,13 +160,41 @@ impl SignalStats {
         }
     }
 
-    /// Count items dropped before export; warn once per signal (the watchdog reports totals).
-    pub(crate) fn record_dropped(&self, items: u64) {
-        self.dropped.inc_by(items);
+    /// Count items dropped before export, by class; warn once per signal (the watchdog reports
+    /// totals).
+    pub(crate) fn record_dropped(&self, ordinary: u64, priority: u64) {
+        self.dropped_ordinary.inc_by(ordinary);
+        self.dropped_priority.inc_by(priority);
         if !self.drop_warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "paytrace::export", signal = self.signal.as_str(),
                 "export queue full: dropping telemetry (counted in paytrace_exporter_items_dropped_total; further drops are not logged)");
         }
+    }
+
+    /// Items dropped before export, both classes.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped_ordinary.get() + self.dropped_priority.get()
+    }
+
+    /// Priority items dropped before export.
+    pub(crate) fn dropped_priority(&self) -> u64 {
+        self.dropped_priority.get()
+    }
+
+    /// The queue now holds `bytes` (estimated, encoded).
+    #[inline]
+    pub(crate) fn record_queued_bytes(&self, bytes: usize) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.queued_bytes.set(bytes);
+        if bytes > self.queued_bytes_peak.get() {
+            self.queued_bytes_peak.set(bytes);
+        }
+    }
+
+    /// Estimated bytes queued now, and the most seen.
+    pub(crate) fn queued_bytes(&self) -> (u64, u64) {
+        let get = |g: &IntGauge| u64::try_from(g.get()).unwrap_or(0);
+        (get(&self.queued_bytes), get(&self.queued_bytes_peak))
     }
 
     pub(crate) fn last_error(&self) -> Option<String> {
@@ -178,11 +228,12 @@ mod tests {
         let traces = stats.get(Signal::Traces);
         traces.record_success(5);
         traces.record_failure(3, "unavailable".into());
-        traces.record_dropped(7);
-        traces.record_dropped(1);
+        traces.record_dropped(7, 0);
+        traces.record_dropped(0, 1);
         assert_eq!(traces.exported.get(), 5);
         assert_eq!(traces.failed.get(), 3);
-        assert_eq!(traces.dropped.get(), 8);
+        assert_eq!(traces.dropped_total(), 8);
+        assert_eq!(traces.dropped_priority(), 1);
         assert_eq!(traces.exports.get(), 2);
         assert_eq!(traces.export_failures.get(), 1);
         assert_eq!(traces.last_error().as_deref(), Some("unavailable"));
@@ -192,7 +243,11 @@ mod tests {
             .encode_to_string(&registry.gather())
             .unwrap();
         assert!(
-            text.contains(r#"paytrace_exporter_items_dropped_total{signal="traces"} 8"#),
+            text.contains(
+                r#"paytrace_exporter_items_dropped_total{class="ordinary",signal="traces"} 7"#
+            ) && text.contains(
+                r#"paytrace_exporter_items_dropped_total{class="priority",signal="traces"} 1"#
+            ),
             "{text}"
         );
     }
