@@ -297,7 +297,7 @@ impl Config {
 
     /// The span queue's memory bound: the estimated encoded bytes it may hold. When it is spent,
     /// ordinary spans are dropped and counted; error and slow spans are kept while any ordinary
-    /// span can make room. Defaults to 16 MiB (about 28,000 server spans of the HTTP layer, so a
+    /// span can make room. Defaults to 16 MiB (about 30,000 server spans of the HTTP layer, so a
     /// burst of 20,000 requests on one core is absorbed); at least 1 KiB.
     ///
     /// ```
