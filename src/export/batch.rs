@@ -326,6 +326,28 @@ mod tests {
     }
 
     #[test]
+    fn what_is_left_when_shutdown_expires_is_dropped_and_counted() {
+        let rt = runtime();
+        let rec = Recorder {
+            hang: true,
+            ..Recorder::default()
+        };
+        let st = stats();
+        let b = Batcher::start(rt.handle(), settings(1000, 4), st.clone(), rec);
+        (0..20).for_each(|i| b.push(i));
+        // The first batch of 4 hangs in export; the other 16 wait in the queue.
+        while b.queued() > 16 {
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            b.shutdown(Duration::from_millis(100)),
+            Err(DrainError::Timeout)
+        );
+        assert_eq!(st.dropped_total(), 16);
+        assert_eq!(b.queued(), 0);
+    }
+
+    #[test]
     fn failure_is_reported_and_push_after_shutdown_is_dropped() {
         let rt = runtime();
         let rec = Recorder {
