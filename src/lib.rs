@@ -60,6 +60,7 @@ pub mod log;
 pub mod metrics;
 pub mod propagation;
 pub mod redact;
+pub mod sampling;
 mod signal;
 pub(crate) mod telemetry;
 #[cfg(feature = "testing")]
@@ -71,6 +72,7 @@ mod watchdog;
 pub use config::{Config, Propagator, Sampler};
 pub use error::Error;
 pub use log::LogFormat;
+pub use sampling::keep_current_trace;
 pub use signal::Signal;
 pub use telemetry::global::init_tracer;
 pub use telemetry::Telemetry;

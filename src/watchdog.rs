@@ -118,9 +118,20 @@ pub struct SignalHealth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExporterHealth {
     signals: [SignalHealth; 3],
+    tail_keep: Option<crate::sampling::TailKeepHealth>,
 }
 
 impl ExporterHealth {
+    /// Tail keep's figures, when it is on ([`crate::sampling`]).
+    pub fn tail_keep(&self) -> Option<&crate::sampling::TailKeepHealth> {
+        self.tail_keep.as_ref()
+    }
+
+    pub(crate) fn with_tail_keep(mut self, keep: Option<crate::sampling::TailKeepHealth>) -> Self {
+        self.tail_keep = keep;
+        self
+    }
+
     /// The figures of one signal.
     pub fn get(&self, signal: Signal) -> &SignalHealth {
         &self.signals[signal.index()]
@@ -167,6 +178,7 @@ pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
     };
     ExporterHealth {
         signals: Signal::ALL.map(one),
+        tail_keep: None,
     }
 }
 

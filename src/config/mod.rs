@@ -107,6 +107,10 @@ pub struct Config {
     failure_threshold: Option<u64>,
     stale_windows: Option<u32>,
     log_sampling: Option<LogSampling>,
+    tail_keep: Option<bool>,
+    keep_budget: Option<usize>,
+    keep_rate_limit: Option<u32>,
+    keep_slow_after: Option<Duration>,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -276,6 +280,47 @@ impl Config {
     /// [`OTEL_TRACES_SAMPLER`] and [`OTEL_TRACES_SAMPLER_ARG`].
     pub fn with_sampler(mut self, sampler: Sampler) -> Self {
         self.sampler = Some(sampler);
+        self
+    }
+
+    /// Tail keep: with a ratio sampler, the traces the ratio does not keep are recorded and
+    /// exported whole when they fail, are slow, or are forced
+    /// ([`keep_current_trace`](crate::keep_current_trace)); see [`crate::sampling`]. Defaults to
+    /// on whenever the ratio is below 1 (a payment SDK must not lose an error trace); without a
+    /// ratio there is nothing to keep and nothing is buffered.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new()
+    ///     .with_sampler(paytrace::Sampler::ParentBasedRatio(0.01))
+    ///     .with_tail_keep(false); // plain head sampling
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_tail_keep(mut self, on: bool) -> Self {
+        self.tail_keep = Some(on);
+        self
+    }
+
+    /// The memory bound of tail keep: the estimated encoded bytes of spans waiting for their
+    /// trace's outcome. When it is spent, the oldest waiting traces are decided at once with what
+    /// is known (kept if they failed or were slow so far) and counted. Defaults to 32 MiB; at
+    /// least 1 KiB.
+    pub fn with_tail_keep_budget(mut self, bytes: usize) -> Self {
+        self.keep_budget = Some(bytes);
+        self
+    }
+
+    /// Outcome keeps per second before error-storm thinning: past it, kept traces are thinned
+    /// by their randomness (every service thins the same traces) and carry
+    /// `paytrace.sampling.keep_probability`. Defaults to 1,000; 0 for no cap.
+    pub fn with_tail_keep_rate_limit(mut self, keeps_per_second: u32) -> Self {
+        self.keep_rate_limit = Some(keeps_per_second);
+        self
+    }
+
+    /// A trace whose local root has been open this long is slow: kept and exported before the
+    /// root ends. Defaults to 5 s, the HTTP layer's slow threshold.
+    pub fn with_tail_keep_slow_after(mut self, after: Duration) -> Self {
+        self.keep_slow_after = Some(after);
         self
     }
 

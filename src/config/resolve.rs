@@ -13,6 +13,7 @@ use super::{BatchOverrides, Config, Propagator, Sampler};
 use crate::error::Error;
 use crate::export::{BatchSettings, Signal, Target};
 use crate::log::{LogSampling, LogSettings};
+use crate::sampling::KeepSettings;
 use crate::watchdog::WatchdogSettings;
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
@@ -51,6 +52,7 @@ impl Config {
             },
             resource: self.resolve_resource(&env)?,
             sampler: self.resolve_sampler(&env)?,
+            tail_keep: self.resolve_tail_keep(self.resolve_sampler(&env)?)?,
             propagators: match &self.propagators {
                 Some(p) => p.clone(),
                 None => env
@@ -109,6 +111,38 @@ impl Config {
             ),
             _ => Ok(sampler),
         }
+    }
+
+    fn resolve_tail_keep(&self, sampler: Sampler) -> Result<Option<KeepSettings>, Error> {
+        let ratio = match sampler {
+            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => r,
+            _ => return Ok(None),
+        };
+        if ratio >= 1.0 || self.tail_keep == Some(false) {
+            return Ok(None);
+        }
+        let defaults = KeepSettings::default();
+        let budget_bytes = self.keep_budget.unwrap_or(defaults.budget_bytes);
+        if budget_bytes < 1024 {
+            return Err(Error::invalid(
+                "with_tail_keep_budget",
+                budget_bytes.to_string(),
+                "must be at least 1024",
+            ));
+        }
+        Ok(Some(KeepSettings {
+            budget_bytes,
+            max_keeps_per_second: self
+                .keep_rate_limit
+                .unwrap_or(defaults.max_keeps_per_second),
+            slow_after: positive_duration(
+                "with_tail_keep_slow_after",
+                self.keep_slow_after,
+                None,
+                defaults.slow_after,
+            )?,
+            ..defaults
+        }))
     }
 
     fn resolve_export(&self, env: &Env<'_>) -> Result<ExportSettings, Error> {

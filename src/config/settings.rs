@@ -7,6 +7,7 @@ use opentelemetry::KeyValue;
 use super::{Propagator, Sampler};
 use crate::export::{BatchSettings, Target};
 use crate::log::LogSettings;
+use crate::sampling::KeepSettings;
 use crate::watchdog::WatchdogSettings;
 
 /// Everything [`Config`](super::Config) resolves to, checked.
@@ -15,6 +16,8 @@ pub(crate) struct Settings {
     pub(crate) disabled: bool,
     pub(crate) resource: ResourceSettings,
     pub(crate) sampler: Sampler,
+    /// Tail keep's bounds, when it is on (a ratio below 1 and not turned off).
+    pub(crate) tail_keep: Option<KeepSettings>,
     pub(crate) propagators: Vec<Propagator>,
     pub(crate) export: ExportSettings,
     pub(crate) log: LogSettings,

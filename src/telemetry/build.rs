@@ -34,6 +34,7 @@ use crate::export::Signal;
 use crate::log::{LogSettings, Stdout};
 use crate::metrics::{Bridge, DroppedCollector};
 use crate::redact::Redactor;
+use crate::sampling::{ConsistentSampler, KeepStats, TailKeepQueue, TailKeeper};
 use crate::watchdog::{self, Watchdog};
 use crate::SCOPE_NAME;
 
@@ -72,8 +73,15 @@ impl Telemetry {
             )?)
         };
         let (tracer_provider, logger_provider, meter_provider) = match &pipeline {
-            Some((_, queues)) => (
-                tracer_provider(&settings, &resource, Some(SpanQueue(queues.spans.clone()))),
+            Some((pipeline, queues)) => (
+                tracer_provider(
+                    &settings,
+                    &resource,
+                    Some(match &pipeline.keeper {
+                        Some(keeper) => SpansTo::Keeper(keeper.clone()),
+                        None => SpansTo::Queue(SpanQueue(queues.spans.clone())),
+                    }),
+                ),
                 logger_provider(&resource, Some(LogQueue::new(queues.logs.clone()))),
                 meter_provider(&resource, Some(queues.metrics.clone()), &settings),
             ),
@@ -163,6 +171,19 @@ fn start_pipeline(
         stats.get(Signal::Traces).clone(),
         sender(Signal::Traces, export.span_batch.timeout)?,
     ));
+    let keeper = match settings.tail_keep {
+        Some(keep) => {
+            let keep_stats = KeepStats::new(registry)
+                .map_err(|e| Error::invalid("metrics registry", "paytrace_sampling_*", e))?;
+            let queue = TailKeepQueue {
+                keeper: Arc::new(TailKeeper::new(keep, keep_stats)),
+                spans: spans.clone(),
+            };
+            queue.spawn_sweep(&rt);
+            Some(queue)
+        }
+        None => None,
+    };
     let logs = Arc::new(Batcher::start(
         &rt,
         export.log_batch,
@@ -208,15 +229,22 @@ fn start_pipeline(
             watchdog,
             spans,
             logs,
+            keeper,
         },
         queues,
     ))
 }
 
+/// Where ended spans go: straight to the export queue, or through tail keep.
+enum SpansTo {
+    Queue(SpanQueue),
+    Keeper(TailKeepQueue),
+}
+
 fn tracer_provider(
     settings: &Settings,
     resource: &Resource,
-    queue: Option<SpanQueue>,
+    queue: Option<SpansTo>,
 ) -> SdkTracerProvider {
     let limits = SpanLimits {
         max_attributes_per_span: settings.export.span_attribute_count,
@@ -229,10 +257,22 @@ fn tracer_provider(
     };
     let builder = SdkTracerProvider::builder()
         .with_resource(resource.clone())
-        .with_span_limits(limits)
-        .with_sampler(sdk_sampler(sampler));
+        .with_span_limits(limits);
+    let builder = match sampler {
+        // The ratio is decided the consistent way, and what it does not keep is recorded
+        // for tail keep when that is on.
+        Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => {
+            builder.with_sampler(ConsistentSampler::new(
+                r,
+                matches!(sampler, Sampler::ParentBasedRatio(_)),
+                settings.tail_keep.is_some(),
+            ))
+        }
+        other => builder.with_sampler(sdk_sampler(other)),
+    };
     match queue {
-        Some(queue) => builder.with_span_processor(queue).build(),
+        Some(SpansTo::Queue(queue)) => builder.with_span_processor(queue).build(),
+        Some(SpansTo::Keeper(keeper)) => builder.with_span_processor(keeper).build(),
         None => builder.build(),
     }
 }

@@ -66,7 +66,9 @@ impl Telemetry {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn exporter_health(&self) -> ExporterHealth {
+        let keep = self.inner.pipeline.as_ref().and_then(|p| p.keeper.as_ref());
         crate::watchdog::snapshot(&self.inner.stats)
+            .with_tail_keep(keep.map(|k| k.keeper.stats().snapshot()))
     }
 }
 impl OrderPoolMetrics {

@@ -87,6 +87,8 @@ struct Pipeline {
     watchdog: tokio::task::AbortHandle,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
+    /// Tail keep, when a ratio is set and it is on.
+    keeper: Option<crate::sampling::TailKeepQueue>,
 }
 
 impl Telemetry {
@@ -246,6 +248,10 @@ impl Telemetry {
             None => Ok(()),
             Some(p) => {
                 p.watchdog.abort();
+                // Waiting traces are decided with what is known, then flushed with the rest.
+                if let Some(keeper) = &p.keeper {
+                    keeper.decide_all();
+                }
                 let spans = p.spans.shutdown(timeout);
                 let logs = p.logs.shutdown(remaining(deadline));
                 let provider = self.inner.meter_provider.clone();

@@ -1,0 +1,675 @@
+//! Tail keep: the spans of traces the ratio did not keep wait here, per trace, until the
+//! trace's local roots have ended; the trace is then kept whole if it failed, was slow or was
+//! forced ([`keep_current_trace`](crate::keep_current_trace)), and dropped otherwise.
+//!
+//! ```text
+//!  span ends ─► sampled? ──yes──► export queue
+//!                 │ no
+//!                 ▼
+//!        decided before? ── keep ─► export queue (late, kept) / drop ─► counted
+//!                 │ no
+//!                 ▼
+//!        buffer of its trace ── last local root ends ─► keep (error|slow|forced) or drop
+//!                 ▲                                      (forget the buffer, remember the decision)
+//!        sweep: root open past the slow threshold ─► keep now; past the TTL ─► decide now
+//! ```
+//!
+//! Everything is bounded: a byte budget for all buffers (estimated encoded size), a span cap per
+//! trace, a TTL for roots that never end, a cap of outcome keeps per second (thinned by the
+//! trace's randomness, so every service thins the same traces), a bounded decision cache. Each
+//! bound, when hit, decides at once with what is known and is counted.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::{SpanContext, SpanId, Status, TraceFlags, TraceId};
+use opentelemetry::{KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+use rustc_hash::FxHashMap;
+
+use super::head::{randomness, Threshold};
+use super::stats::KeepStats;
+use crate::export::queue::Weigh;
+
+/// The attribute [`keep_current_trace`](crate::keep_current_trace) sets: its value is the reason.
+pub(crate) const FORCED: &str = "paytrace.sampling.forced";
+/// Why a trace was kept: `ratio` is not written (the `th` in `tracestate` says it).
+pub(crate) const REASON: &str = "paytrace.sampling.reason";
+/// The probability with which an outcome keep survived storm thinning, when below 1.
+pub(crate) const KEEP_PROBABILITY: &str = "paytrace.sampling.keep_probability";
+/// The attribute the HTTP and gRPC layers set on slow requests.
+const SLOW: &str = "paytrace.slow";
+
+/// The keeper's bounds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct KeepSettings {
+    /// Estimated encoded bytes all buffered spans may take.
+    pub(crate) budget_bytes: usize,
+    /// Spans one trace may buffer; past it the trace is decided at once.
+    pub(crate) max_spans_per_trace: usize,
+    /// How long a trace may wait for its local roots to end.
+    pub(crate) ttl: Duration,
+    /// A local root open this long makes its trace slow: kept and flushed before it ends.
+    pub(crate) slow_after: Duration,
+    /// Outcome keeps per second before thinning; 0 for no cap.
+    pub(crate) max_keeps_per_second: u32,
+    /// Decisions remembered for spans that end after their trace was decided.
+    pub(crate) decisions: usize,
+}
+
+impl Default for KeepSettings {
+    fn default() -> Self {
+        KeepSettings {
+            budget_bytes: 32 * 1024 * 1024,
+            max_spans_per_trace: 1_000,
+            ttl: Duration::from_secs(60),
+            slow_after: Duration::from_secs(5),
+            max_keeps_per_second: 1_000,
+            decisions: 65_536,
+        }
+    }
+}
+
+/// Why an outcome keep happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Error,
+    Slow,
+    Forced,
+}
+
+impl Reason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::Error => "error",
+            Reason::Slow => "slow",
+            Reason::Forced => "forced",
+        }
+    }
+}
+
+/// A decided trace, remembered for its late spans.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Decision {
+    Keep { reason: Reason, probability: f64 },
+    Drop,
+}
+
+/// What forced a decision before every local root ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eviction {
+    Ttl,
+    Budget,
+    SpanCap,
+}
+
+/// One trace's buffer.
+#[derive(Debug)]
+struct Pending {
+    spans: Vec<SpanData>,
+    bytes: usize,
+    open_roots: u32,
+    /// When its first local root started.
+    root_started: Option<Instant>,
+    created: Instant,
+    reason: Option<Reason>,
+}
+
+impl Pending {
+    fn new(now: Instant) -> Self {
+        Pending {
+            spans: Vec::new(),
+            bytes: 0,
+            open_roots: 0,
+            root_started: None,
+            created: now,
+            reason: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: FxHashMap<TraceId, Pending>,
+    /// Traces in the order they were first seen: the oldest are evicted first.
+    order: VecDeque<TraceId>,
+    bytes: usize,
+    decided: FxHashMap<TraceId, Decision>,
+    decided_order: VecDeque<TraceId>,
+    /// Outcome keeps in the current second, and when it started.
+    window: Option<(Instant, u32)>,
+}
+
+/// The buffer of undecided traces and the decisions taken.
+#[derive(Debug)]
+pub(crate) struct TailKeeper {
+    state: Mutex<State>,
+    settings: KeepSettings,
+    stats: KeepStats,
+}
+
+/// Is this span the root of its trace in this process (no parent, or a remote one)?
+pub(crate) fn is_local_root(parent: SpanId, parent_is_remote: bool) -> bool {
+    parent == SpanId::INVALID || parent_is_remote
+}
+
+impl TailKeeper {
+    pub(crate) fn new(settings: KeepSettings, stats: KeepStats) -> Self {
+        TailKeeper {
+            state: Mutex::new(State::default()),
+            settings,
+            stats,
+        }
+    }
+
+    pub(crate) fn stats(&self) -> &KeepStats {
+        &self.stats
+    }
+
+    /// A local root of an unsampled trace started: its trace waits for it to end.
+    pub(crate) fn root_started(&self, trace_id: TraceId) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        if state.decided.contains_key(&trace_id) {
+            return;
+        }
+        let pending = state
+            .pending
+            .entry(trace_id)
+            .or_insert_with(|| Pending::new(now));
+        let new = pending.open_roots == 0 && pending.spans.is_empty();
+        pending.open_roots += 1;
+        pending.root_started.get_or_insert(now);
+        if new {
+            state.order.push_back(trace_id);
+        }
+    }
+
+    /// An unsampled span ended: buffered, or decided with its trace. Returns the spans to
+    /// export (kept, SAMPLED, with their reason).
+    pub(crate) fn span_ended(&self, span: SpanData, out: &mut Vec<SpanData>) {
+        let trace_id = span.span_context.trace_id();
+        let mut state = self.lock();
+        if let Some(&decision) = state.decided.get(&trace_id) {
+            drop(state);
+            match decision {
+                Decision::Keep {
+                    reason,
+                    probability,
+                } => {
+                    self.stats.late(true);
+                    out.push(mark_kept(span, reason, probability));
+                }
+                Decision::Drop => self.stats.late(false),
+            }
+            return;
+        }
+        let now = Instant::now();
+        let root = is_local_root(span.parent_span_id, span.parent_span_is_remote);
+        let reason = outcome(&span, root);
+        let weight = span.weigh().bytes;
+        if !state.pending.contains_key(&trace_id) {
+            if !root {
+                // A child with no open root here and no decision: its trace was decided and
+                // forgotten, or it outlived the TTL. Never passed through undecided.
+                drop(state);
+                self.stats.late(false);
+                return;
+            }
+            state.order.push_back(trace_id);
+        }
+        let Some(pending) = state.pending.get_mut(&trace_id) else {
+            return;
+        };
+        pending.reason = pending.reason.or(reason);
+        pending.bytes += weight;
+        pending.spans.push(span);
+        if root {
+            pending.open_roots = pending.open_roots.saturating_sub(1);
+        }
+        let (done, over_cap, keep_now) = (
+            root && pending.open_roots == 0,
+            pending.spans.len() >= self.settings.max_spans_per_trace,
+            pending.reason.is_some() && pending.open_roots > 0,
+        );
+        state.bytes += weight;
+        if done || keep_now {
+            // A keep is final at once (its spans leave now); a drop waits for every root.
+            self.decide(&mut state, trace_id, now, out);
+        } else if over_cap {
+            self.stats.evicted(Eviction::SpanCap);
+            self.decide(&mut state, trace_id, now, out);
+        }
+        while state.bytes > self.settings.budget_bytes {
+            let Some(oldest) = state.order.pop_front() else {
+                break;
+            };
+            if state.pending.contains_key(&oldest) {
+                self.stats.evicted(Eviction::Budget);
+                self.decide(&mut state, oldest, now, out);
+            }
+        }
+        self.stats.buffered(state.bytes);
+    }
+
+    /// Traces whose root is open past the slow threshold are kept now; traces past the TTL are
+    /// decided with what is known.
+    pub(crate) fn sweep(&self, now: Instant, out: &mut Vec<SpanData>) {
+        let mut state = self.lock();
+        let slow: Vec<TraceId> = state
+            .pending
+            .iter()
+            .filter(|(_, p)| {
+                p.reason.is_none()
+                    && p.open_roots > 0
+                    && p.root_started
+                        .is_some_and(|t| now.duration_since(t) >= self.settings.slow_after)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in slow {
+            if let Some(p) = state.pending.get_mut(&id) {
+                p.reason = Some(Reason::Slow);
+            }
+            self.decide(&mut state, id, now, out);
+        }
+        while let Some(&oldest) = state.order.front() {
+            match state.pending.get(&oldest) {
+                Some(p) if now.duration_since(p.created) < self.settings.ttl => break,
+                Some(_) => {
+                    state.order.pop_front();
+                    self.stats.evicted(Eviction::Ttl);
+                    self.decide(&mut state, oldest, now, out);
+                }
+                None => {
+                    state.order.pop_front();
+                }
+            }
+        }
+        self.stats.buffered(state.bytes);
+    }
+
+    /// Every pending trace decided with what is known (shutdown).
+    pub(crate) fn decide_all(&self, out: &mut Vec<SpanData>) {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let ids: Vec<TraceId> = state.pending.keys().copied().collect();
+        for id in ids {
+            self.decide(&mut state, id, now, out);
+        }
+        state.order.clear();
+        self.stats.buffered(state.bytes);
+    }
+
+    /// Decide `trace_id` now: keep (and hand out its spans) if it has a reason, else drop.
+    fn decide(&self, state: &mut State, trace_id: TraceId, now: Instant, out: &mut Vec<SpanData>) {
+        let Some(pending) = state.pending.remove(&trace_id) else {
+            return;
+        };
+        state.bytes = state.bytes.saturating_sub(pending.bytes);
+        let decision = match pending.reason {
+            Some(reason) => match self.thin(state, trace_id, &pending, now) {
+                Some(probability) => Decision::Keep {
+                    reason,
+                    probability,
+                },
+                None => {
+                    self.stats.thinned();
+                    Decision::Drop
+                }
+            },
+            None => Decision::Drop,
+        };
+        match decision {
+            Decision::Keep {
+                reason,
+                probability,
+            } => {
+                self.stats.kept(reason);
+                out.extend(
+                    pending
+                        .spans
+                        .into_iter()
+                        .map(|s| mark_kept(s, reason, probability)),
+                );
+            }
+            Decision::Drop => self.stats.dropped(),
+        }
+        self.remember(state, trace_id, decision);
+    }
+
+    /// The storm cap: `Some(probability)` when this outcome keep survives it.
+    fn thin(
+        &self,
+        state: &mut State,
+        trace_id: TraceId,
+        pending: &Pending,
+        now: Instant,
+    ) -> Option<f64> {
+        let cap = self.settings.max_keeps_per_second;
+        if cap == 0 || pending.reason == Some(Reason::Forced) {
+            return Some(1.0);
+        }
+        let (start, count) = match state.window {
+            Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => {
+                (start, count + 1)
+            }
+            _ => (now, 1),
+        };
+        state.window = Some((start, count));
+        if count <= cap {
+            return Some(1.0);
+        }
+        // Thinned by the trace's randomness: services thinning at the same probability keep the
+        // same traces.
+        let probability = f64::from(cap) / f64::from(count);
+        let state_of_trace = pending
+            .spans
+            .first()
+            .map(|s| s.span_context.trace_state().clone())
+            .unwrap_or_default();
+        Threshold::of(probability)
+            .filter(|t| t.keeps(randomness(trace_id, &state_of_trace)))
+            .map(|_| probability)
+    }
+
+    fn remember(&self, state: &mut State, trace_id: TraceId, decision: Decision) {
+        if state.decided.insert(trace_id, decision).is_none() {
+            state.decided_order.push_back(trace_id);
+        }
+        while state.decided_order.len() > self.settings.decisions {
+            if let Some(old) = state.decided_order.pop_front() {
+                state.decided.remove(&old);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What this span says of its trace's outcome: a local root's error status or slow flag (a
+/// child's error the request recovered from is no outcome), or a forced keep on any span.
+fn outcome(span: &SpanData, root: bool) -> Option<Reason> {
+    let mut reason = (root && matches!(span.status, Status::Error { .. })).then_some(Reason::Error);
+    for kv in &span.attributes {
+        match kv.key.as_str() {
+            FORCED => return Some(Reason::Forced),
+            SLOW if root && matches!(kv.value, Value::Bool(true)) => {
+                reason = reason.or(Some(Reason::Slow));
+            }
+            _ => {}
+        }
+    }
+    reason
+}
+
+/// A kept span: SAMPLED, its reason recorded (no `th`: the ratio did not keep it).
+fn mark_kept(mut span: SpanData, reason: Reason, probability: f64) -> SpanData {
+    let sc = &span.span_context;
+    span.span_context = SpanContext::new(
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags() | TraceFlags::SAMPLED,
+        sc.is_remote(),
+        sc.trace_state().clone(),
+    );
+    span.attributes.push(KeyValue::new(REASON, reason.as_str()));
+    if probability < 1.0 {
+        span.attributes
+            .push(KeyValue::new(KEEP_PROBABILITY, probability));
+    }
+    span
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, TraceState};
+    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+    use std::time::SystemTime;
+
+    fn keeper(settings: KeepSettings) -> TailKeeper {
+        TailKeeper::new(
+            settings,
+            KeepStats::new(&prometheus::Registry::new()).unwrap(),
+        )
+    }
+
+    /// A span of trace `trace`: a local root when `parent` is 0.
+    fn span(trace: u128, id: u64, parent: u64, status: Status, attrs: Vec<KeyValue>) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(id),
+                TraceFlags::default(),
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "op".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: attrs,
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    fn end(k: &TailKeeper, s: SpanData) -> Vec<SpanData> {
+        let mut out = Vec::new();
+        k.span_ended(s, &mut out);
+        out
+    }
+
+    fn reason(s: &SpanData) -> Option<String> {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == REASON)
+            .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn an_error_trace_is_kept_whole_and_a_plain_one_dropped() {
+        let k = keeper(KeepSettings::default());
+        k.root_started(TraceId::from(1));
+        assert!(
+            end(&k, span(1, 2, 1, Status::Unset, vec![])).is_empty(),
+            "waits for its root"
+        );
+        let kept = end(&k, span(1, 1, 0, Status::error("500"), vec![]));
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|s| s.span_context.is_sampled()));
+        assert!(kept.iter().all(|s| reason(s).as_deref() == Some("error")));
+
+        k.root_started(TraceId::from(2));
+        assert!(end(&k, span(2, 2, 1, Status::Unset, vec![])).is_empty());
+        assert!(end(&k, span(2, 1, 0, Status::Unset, vec![])).is_empty());
+        let h = k.stats().snapshot();
+        assert_eq!((h.kept_error, h.dropped, h.buffered_bytes), (1, 1, 0));
+    }
+
+    #[test]
+    fn late_spans_follow_the_decision() {
+        let k = keeper(KeepSettings::default());
+        k.root_started(TraceId::from(1));
+        end(&k, span(1, 1, 0, Status::error("x"), vec![]));
+        let late = end(&k, span(1, 3, 1, Status::Unset, vec![]));
+        assert_eq!(late.len(), 1);
+        assert_eq!(reason(&late[0]).as_deref(), Some("error"));
+
+        k.root_started(TraceId::from(2));
+        end(&k, span(2, 1, 0, Status::Unset, vec![]));
+        assert!(end(&k, span(2, 3, 1, Status::error("late"), vec![])).is_empty());
+        // Never seen, no decision: dropped, never passed through.
+        assert!(end(&k, span(3, 3, 1, Status::Unset, vec![])).is_empty());
+        let h = k.stats().snapshot();
+        assert_eq!((h.late_kept, h.late_dropped), (1, 2));
+    }
+
+    #[test]
+    fn the_first_local_root_to_end_does_not_decide_for_the_others() {
+        let k = keeper(KeepSettings::default());
+        k.root_started(TraceId::from(1));
+        k.root_started(TraceId::from(1));
+        assert!(end(&k, span(1, 1, 0, Status::Unset, vec![])).is_empty());
+        // The second root fails: the whole local trace is kept, the first root included.
+        let kept = end(&k, span(1, 2, 0, Status::error("x"), vec![]));
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
+    fn slow_and_forced_traces_are_kept_with_their_reason() {
+        let k = keeper(KeepSettings::default());
+        k.root_started(TraceId::from(1));
+        let slow = end(
+            &k,
+            span(1, 1, 0, Status::Unset, vec![KeyValue::new(SLOW, true)]),
+        );
+        assert_eq!(reason(&slow[0]).as_deref(), Some("slow"));
+        k.root_started(TraceId::from(2));
+        // A forced keep is final at once: the spans so far leave now, the rest follow.
+        let mut forced = end(
+            &k,
+            span(
+                2,
+                2,
+                1,
+                Status::Unset,
+                vec![KeyValue::new(FORCED, "fraud check")],
+            ),
+        );
+        assert_eq!(forced.len(), 1);
+        forced.extend(end(&k, span(2, 1, 0, Status::Unset, vec![])));
+        assert_eq!(forced.len(), 2);
+        assert!(forced
+            .iter()
+            .all(|s| reason(s).as_deref() == Some("forced")));
+        // A child's error is not the trace's outcome.
+        k.root_started(TraceId::from(3));
+        assert!(end(&k, span(3, 2, 1, Status::error("retried"), vec![])).is_empty());
+        assert!(end(&k, span(3, 1, 0, Status::Unset, vec![])).is_empty());
+    }
+
+    #[test]
+    fn a_root_open_past_the_slow_threshold_is_kept_before_it_ends() {
+        let k = keeper(KeepSettings {
+            slow_after: Duration::from_millis(10),
+            ..KeepSettings::default()
+        });
+        k.root_started(TraceId::from(1));
+        end(&k, span(1, 2, 1, Status::Unset, vec![]));
+        let mut out = Vec::new();
+        k.sweep(Instant::now(), &mut out);
+        assert!(out.is_empty(), "not yet slow");
+        k.sweep(Instant::now() + Duration::from_millis(20), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(reason(&out[0]).as_deref(), Some("slow"));
+        // The root follows when it ends.
+        assert_eq!(end(&k, span(1, 1, 0, Status::Unset, vec![])).len(), 1);
+    }
+
+    #[test]
+    fn bounds_decide_at_once_with_what_is_known() {
+        // TTL: a root that never ends.
+        let k = keeper(KeepSettings {
+            ttl: Duration::from_millis(10),
+            slow_after: Duration::from_secs(3600),
+            ..KeepSettings::default()
+        });
+        k.root_started(TraceId::from(1));
+        end(&k, span(1, 2, 1, Status::Unset, vec![]));
+        k.root_started(TraceId::from(2));
+        end(&k, span(2, 2, 1, Status::Unset, vec![]));
+        let mut out = Vec::new();
+        k.sweep(Instant::now() + Duration::from_millis(20), &mut out);
+        assert!(out.is_empty(), "nothing known against them: dropped");
+        let h = k.stats().snapshot();
+        assert_eq!((h.evicted_ttl, h.dropped, h.buffered_bytes), (2, 2, 0));
+        // Their late spans are dropped too, not passed through.
+        assert!(end(&k, span(1, 1, 0, Status::error("late"), vec![])).is_empty());
+
+        // Budget: the oldest waiting traces are decided first; bytes never exceed the budget.
+        let k = keeper(KeepSettings {
+            budget_bytes: 2_000,
+            ..KeepSettings::default()
+        });
+        for t in 1..=50u128 {
+            k.root_started(TraceId::from(t));
+            end(
+                &k,
+                span(
+                    t,
+                    2,
+                    1,
+                    Status::Unset,
+                    vec![KeyValue::new("x", "y".repeat(100))],
+                ),
+            );
+            assert!(k.stats().snapshot().buffered_bytes <= 2_000);
+        }
+        assert!(k.stats().snapshot().evicted_budget > 0);
+
+        // Span cap.
+        let k = keeper(KeepSettings {
+            max_spans_per_trace: 3,
+            ..KeepSettings::default()
+        });
+        k.root_started(TraceId::from(1));
+        for id in 2..10 {
+            end(&k, span(1, id, 1, Status::Unset, vec![]));
+        }
+        assert_eq!(k.stats().snapshot().evicted_span_cap, 1);
+    }
+
+    #[test]
+    fn an_error_storm_is_thinned_by_trace_randomness() {
+        let k = keeper(KeepSettings {
+            max_keeps_per_second: 10,
+            ..KeepSettings::default()
+        });
+        let mut kept = 0;
+        for t in 1..=1_000u128 {
+            // Random-looking trace ids: the low 56 bits are the randomness.
+            let id = t.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            k.root_started(TraceId::from(id));
+            let out = end(&k, span(id, 1, 0, Status::error("storm"), vec![]));
+            if let Some(s) = out.first() {
+                kept += 1;
+                if kept > 10 {
+                    assert!(s
+                        .attributes
+                        .iter()
+                        .any(|kv| kv.key.as_str() == KEEP_PROBABILITY));
+                }
+            }
+        }
+        let h = k.stats().snapshot();
+        assert!(kept < 200, "thinned: {kept} kept");
+        assert_eq!(h.kept_error + h.thinned, 1_000);
+    }
+
+    #[test]
+    fn shutdown_decides_every_waiting_trace() {
+        let k = keeper(KeepSettings::default());
+        // Two local roots: one failed, one still open at shutdown.
+        k.root_started(TraceId::from(1));
+        k.root_started(TraceId::from(1));
+        let kept = end(&k, span(1, 2, 0, Status::error("x"), vec![]));
+        assert_eq!(kept.len(), 1, "a failed root keeps its trace at once");
+        k.root_started(TraceId::from(2));
+        end(&k, span(2, 2, 1, Status::Unset, vec![]));
+        let mut out = Vec::new();
+        k.decide_all(&mut out);
+        assert!(out.is_empty());
+        let h = k.stats().snapshot();
+        assert_eq!((h.kept_error, h.dropped, h.buffered_bytes), (1, 1, 0));
+    }
+}
