@@ -16,6 +16,9 @@
 //!   readable; they always go to the collector).
 //! - `--watchdog-ms N` sets the exporter-health window (default 30 000 ms).
 //! - `--metrics-out FILE` writes the final Prometheus exposition to FILE.
+//! - `OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1` samples 10 % by
+//!   ratio; tail keep still exports every failed and slow request, and the summary says how many
+//!   traces each reason kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -341,6 +344,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .as_deref()
                 .map(|e| format!(" last_error={e}"))
                 .unwrap_or_default()
+        );
+    }
+    if let Some(keep) = health.tail_keep() {
+        println!(
+            "tail keep: kept ratio={} error={} slow={} forced={}, dropped={}, late kept/dropped={}/{}, evicted ttl/budget={}/{}",
+            keep.kept_ratio,
+            keep.kept_error,
+            keep.kept_slow,
+            keep.kept_forced,
+            keep.dropped,
+            keep.late_kept,
+            keep.late_dropped,
+            keep.evicted_ttl,
+            keep.evicted_budget
         );
     }
     match shutdown {

@@ -60,6 +60,9 @@ impl Telemetry {
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
         );
         crate::metrics::register_defaults(&registry)?;
+        // Registered whether tail keep is on or not: dashboards and alerts find the families.
+        let keep_stats = KeepStats::new(&registry)
+            .map_err(|e| Error::invalid("metrics registry", "paytrace_sampling_*", e))?;
         let stdout = start_stdout(&settings.log, &registry)?;
         let sampled_out = sampled_out_counter(&settings.log, &registry)?;
         let resource = build_resource(&settings.resource);
@@ -69,7 +72,7 @@ impl Telemetry {
             None
         } else {
             Some(start_pipeline(
-                &settings, &resource, &redactor, &stats, &registry,
+                &settings, &resource, &redactor, &stats, &registry, keep_stats,
             )?)
         };
         let (tracer_provider, logger_provider, meter_provider) = match &pipeline {
@@ -136,6 +139,7 @@ fn start_pipeline(
     redactor: &Redactor,
     stats: &Arc<ExportStats>,
     registry: &prometheus::Registry,
+    keep_stats: KeepStats,
 ) -> Result<(Pipeline, Queues), Error> {
     let export = &settings.export;
     // Captured before entering the export runtime's context below.
@@ -173,8 +177,6 @@ fn start_pipeline(
     ));
     let keeper = match settings.tail_keep {
         Some(keep) => {
-            let keep_stats = KeepStats::new(registry)
-                .map_err(|e| Error::invalid("metrics registry", "paytrace_sampling_*", e))?;
             let queue = TailKeepQueue {
                 keeper: Arc::new(TailKeeper::new(keep, keep_stats)),
                 spans: spans.clone(),
