@@ -4,7 +4,10 @@
 //!   is measured);
 //! - `otel api + stock batch`: the OpenTelemetry API on the stock SDK batch processor;
 //! - `tracing + tracing-otel`: `tracing::info_span!` through tracing-opentelemetry into the
-//!   stock batch processor.
+//!   stock batch processor;
+//! - `paytrace tail keep, trace of 1` / `of 3`: a trace the ratio does not keep, recorded and
+//!   held by tail keep until its root ends, then dropped (the common case at a low ratio): the
+//!   keeper's bookkeeping on the request path, per span, against the sampled `paytrace` row.
 //!
 //! Run: `cargo bench --bench span -- --warm-up-time 1 --measurement-time 3`.
 //! Machine: 2 vCPU AMD EPYC (shared, noisy). Results: paytrace 421 ns, OTel API on the stock
@@ -13,7 +16,7 @@
 mod support;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
+use opentelemetry::trace::{Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 fn spans(c: &mut Criterion) {
@@ -31,9 +34,31 @@ fn spans(c: &mut Criterion) {
     let stock = support::stock_provider();
     let stock_tracer = stock.tracer("bench");
 
+    let kept_by_outcome_only = paytrace::Telemetry::start(
+        paytrace::Config::new()
+            .with_endpoint("http://127.0.0.1:9")
+            .with_install_subscriber(false)
+            .with_log_format(paytrace::LogFormat::Off)
+            .with_sampler(paytrace::Sampler::ParentBasedRatio(1e-12))
+            .with_shutdown_timeout(std::time::Duration::from_millis(100)),
+    )
+    .expect("telemetry");
+
     let mut group = c.benchmark_group("span");
     group.bench_function("paytrace", |b| {
         b.iter(|| telemetry.tracer().start("op").end())
+    });
+    group.bench_function("paytrace tail keep, trace of 1", |b| {
+        b.iter(|| kept_by_outcome_only.tracer().start("op").end())
+    });
+    group.bench_function("paytrace tail keep, trace of 3 (per trace)", |b| {
+        let tracer = kept_by_outcome_only.tracer();
+        b.iter(|| {
+            let root = opentelemetry::Context::current_with_span(tracer.start("root"));
+            tracer.start_with_context("child", &root).end();
+            tracer.start_with_context("child", &root).end();
+            root.span().end();
+        })
     });
     group.bench_function("otel api + stock batch", |b| {
         b.iter(|| stock_tracer.start("op").end())
@@ -48,6 +73,7 @@ fn spans(c: &mut Criterion) {
     }
     group.finish();
     let _ = telemetry.shutdown();
+    let _ = kept_by_outcome_only.shutdown();
     let _ = stock.shutdown();
 }
 

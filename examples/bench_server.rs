@@ -12,10 +12,13 @@
 //!   tower-http's DEBUG span is traced and its two DEBUG events per request are written) + the stock
 //!   `opentelemetry-otlp` gRPC exporter with gzip behind the stock batch span processor.
 //!
-//! Sampling is 100 % in every instrumented mode. On SIGTERM or Ctrl-C the server stops
-//! accepting, shuts telemetry down (final flush) and prints one line to stderr:
-//! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N`, so the script can
-//! check that no span was silently lost.
+//! Sampling is 100 % in every instrumented mode unless `--ratio R` sets a parent-based ratio
+//! (paytrace modes; tail keep on). `--children N` makes the handler start and end N child spans
+//! of the request's span. On SIGTERM or Ctrl-C the server stops accepting, shuts telemetry down
+//! (final flush) and prints one line to stderr:
+//! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N spans=N not_kept=N`
+//! (spans per request; spans of traces neither the ratio nor their outcome kept), so the script
+//! can check that no span was silently lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +45,8 @@ struct Args {
     mode: Mode,
     port: u16,
     endpoint: String,
+    ratio: f64,
+    children: u32,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +54,8 @@ fn parse_args() -> Result<Args, String> {
         mode: Mode::Bare,
         port: 8080,
         endpoint: "http://127.0.0.1:4317".to_owned(),
+        ratio: 1.0,
+        children: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +72,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--endpoint" => args.endpoint = value()?,
+            "--ratio" => args.ratio = value()?.parse().map_err(|e| format!("--ratio: {e}"))?,
+            "--children" => {
+                args.children = value()?.parse().map_err(|e| format!("--children: {e}"))?
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -73,6 +84,8 @@ fn parse_args() -> Result<Args, String> {
 
 /// Requests answered, counted in the handler (all modes alike).
 static SERVED: AtomicU64 = AtomicU64::new(0);
+/// Child spans per request (`--children`).
+static CHILDREN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 async fn order(Path(id): Path<u64>) -> &'static str {
     SERVED.fetch_add(1, Ordering::Relaxed);
@@ -85,6 +98,15 @@ async fn order_with_log(Path(id): Path<u64>) -> &'static str {
 }
 
 fn order_logged(id: u64, log: bool) -> &'static str {
+    let children = CHILDREN.load(Ordering::Relaxed);
+    if children > 0 {
+        use opentelemetry::trace::{Span as _, Tracer as _};
+        let tracer = opentelemetry::global::tracer("bench_server");
+        let cx = opentelemetry::Context::current();
+        for _ in 0..children {
+            tracer.start_with_context("lookup", &cx).end();
+        }
+    }
     if log {
         tracing::info!(order_id = id, "order fetched");
     }
@@ -164,6 +186,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    CHILDREN.store(args.children, Ordering::Relaxed);
     let mut telemetry = None;
     let mut stock = None;
     let (exported, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -173,6 +196,11 @@ async fn main() {
         Mode::Paytrace | Mode::PaytraceLog => {
             let log = args.mode == Mode::PaytraceLog;
             let config = paytrace::Config::new()
+                .with_sampler(if args.ratio < 1.0 {
+                    paytrace::Sampler::ParentBasedRatio(args.ratio)
+                } else {
+                    paytrace::Sampler::ParentBasedAlwaysOn
+                })
                 .with_service_name("bench_server")
                 .with_endpoint(args.endpoint.clone())
                 .with_gzip(true)
@@ -235,6 +263,8 @@ async fn main() {
         .expect("serve");
 
     let requests = SERVED.load(Ordering::Relaxed);
+    let spans = 1 + u64::from(args.children);
+    let mut not_kept = 0;
     let (exported, dropped, failed) = if let Some(t) = telemetry {
         // Shut down off the runtime's worker: the final flush blocks.
         let health = tokio::task::spawn_blocking(move || {
@@ -247,6 +277,9 @@ async fn main() {
         })
         .await
         .expect("flush task");
+        if let Some(keep) = health.tail_keep() {
+            not_kept = keep.dropped * spans + keep.late_dropped;
+        }
         let traces = health.get(paytrace::Signal::Traces);
         (traces.exported, traces.dropped, traces.failed)
     } else if let Some(provider) = stock {
@@ -261,7 +294,7 @@ async fn main() {
         (0, 0, 0)
     };
     eprintln!(
-        "bench_server mode={:?} requests={requests} cpu_s={:.2} exported={exported} dropped={dropped} failed={failed}",
+        "bench_server mode={:?} requests={requests} cpu_s={:.2} exported={exported} dropped={dropped} failed={failed} spans={spans} not_kept={not_kept}",
         args.mode,
         process_cpu_seconds()
     );

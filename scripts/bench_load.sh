@@ -15,6 +15,7 @@
 #   RATE=30000 scripts/bench_load.sh           # the same at a fixed 30 k req/s
 #   MODES="paytrace" PAIRS=5 DURATION=10 scripts/bench_load.sh
 #   BIN=/path/to/other/bench_server scripts/bench_load.sh   # a given build (before/after), not rebuilt
+#   EXTRA="--children 3 --ratio 0.1" MODES=paytrace scripts/bench_load.sh   # flags for bench_server
 #
 # Server pinned to core 0 (taskset -c 0); wrk and rotel to core 1. Runs alternate bare, X,
 # bare, X, ... so drift on this shared machine hits both sides of each pair. CPU per request is
@@ -64,7 +65,8 @@ run() {
   port=$(free_port)
   err="$OUT/$mode.$pair.err"
   wrk_out="$OUT/$mode.$pair.wrk"
-  taskset -c 0 "$BIN" --mode "$mode" --port "$port" --endpoint "$ENDPOINT" >/dev/null 2>"$err" &
+  # shellcheck disable=SC2086 # EXTRA holds several flags
+  taskset -c 0 "$BIN" --mode "$mode" --port "$port" --endpoint "$ENDPOINT" ${EXTRA:-} >/dev/null 2>"$err" &
   SERVER=$!
   for _ in $(seq 1 100); do grep -qs listening "$err" && break; sleep 0.05; done
   grep -q listening "$err" || { cat "$err" >&2; echo "bench_load: server did not start" >&2; exit 1; }
@@ -141,7 +143,8 @@ for mode in modes:
         ratios.append(x["cpu_us"] / b["cpu_us"])
         served, exported = int(x["requests"]), int(x["exported"])
         dropped, failed = int(x["dropped"]), int(x["failed"])
-        unaccounted = served - exported - dropped - failed
+        spans, not_kept = int(x.get("spans", 1)), int(x.get("not_kept", 0))
+        unaccounted = served * spans - exported - dropped - failed - not_kept
         lost |= unaccounted != 0 or x["errors"] or b["errors"]
         print(f"{mode + ' #' + p:<14}{x['cpu_us']:>12.2f}{b['cpu_us']:>8.2f}{ratios[-1]:>8.2f}"
               f"{x['rps']:>10.0f}{b['rps']:>10.0f}{x['latency']:>9.0f}{b['latency']:>8.0f}"
