@@ -87,6 +87,21 @@ check "spans arrived after the restart" bash -c "sed -n '/Starting Rotel/h; \${x
 check "health is back to healthy at the end" grep -q 'exporter traces : healthy' "$WORK/demo2.out"
 check "no request failed while the collector was down" grep -q " 0 transport errors" "$WORK/demo2.out"
 
+echo "=== 4. tail keep at a 10 % ratio -> rotel"
+start_rotel "$WORK/rotel3"
+OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+  OTEL_EXPORTER_OTLP_ENDPOINT="$ROTEL_ENDPOINT" "$DEMO" --seconds 3 \
+  >"$WORK/demo3.out" 2>&1 || { cat "$WORK/demo3.out"; echo "demo exited non-zero"; exit 1; }
+sleep 1
+stop_rotel
+OUT3="$WORK/rotel3/rotel.out"
+sed -n '/=== paytrace demo summary ===/,$p' "$WORK/demo3.out"
+check "failed requests' traces arrived, kept by their outcome" at_least 'paytrace.sampling.reason: Str(error)' "$OUT3" 1
+check "the flagged slow request's trace arrived" at_least 'paytrace.slow: Bool(true)' "$OUT3" 1
+check "every 5xx server span arrived (ratio- or outcome-kept)" bash -c \
+  "test \"\$(grep -c 'http.response.status_code: Int(5' '$OUT3')\" -ge \"\$(grep -Eo '500: [0-9]+|502: [0-9]+' '$WORK/demo3.out' | awk '{s+=\$2} END{print s}')\""
+check "the demo reported tail keep" grep -q 'tail keep: kept' "$WORK/demo3.out"
+
 echo
 echo "e2e: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

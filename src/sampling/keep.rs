@@ -205,9 +205,21 @@ impl TailKeeper {
             }
             return;
         }
-        let now = Instant::now();
         let root = is_local_root(span.parent_span_id, span.parent_span_is_remote);
         let reason = outcome(&span, root);
+        // The common case at a low ratio: a plain root ends with nothing buffered and no other
+        // root open. Dropped without buffering or weighing it.
+        if root && reason.is_none() {
+            if let Some(p) = state.pending.get(&trace_id) {
+                if p.spans.is_empty() && p.open_roots <= 1 && p.reason.is_none() {
+                    state.pending.remove(&trace_id);
+                    self.stats.dropped();
+                    self.remember(&mut state, trace_id, Decision::Drop);
+                    return;
+                }
+            }
+        }
+        let now = Instant::now();
         let weight = span.weigh().bytes;
         if !state.pending.contains_key(&trace_id) {
             if !root {
