@@ -108,5 +108,33 @@ fn print_cpu_per_line(writer: &str) {
     );
 }
 
-criterion_group!(benches, logs, writers);
+/// A DEBUG event under an `info` filter: paytrace's filter (swappable by runtime control)
+/// against a plain `EnvFilter`; both answer from tracing's callsite cache.
+fn disabled(c: &mut Criterion) {
+    let telemetry = paytrace::Telemetry::start(
+        paytrace::Config::disabled()
+            .with_log_filter("info")
+            .with_install_subscriber(false),
+    )
+    .expect("telemetry");
+    let mut group = c.benchmark_group("log-disabled");
+    {
+        let subscriber = tracing_subscriber::registry().with(telemetry.layers());
+        let _default = tracing::subscriber::set_default(subscriber);
+        group.bench_function("paytrace filter (runtime control)", |b| {
+            b.iter(|| tracing::debug!(order_id = 42_u64, "not written"))
+        });
+    }
+    {
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_subscriber::EnvFilter::new("info"));
+        let _default = tracing::subscriber::set_default(subscriber);
+        group.bench_function("plain EnvFilter", |b| {
+            b.iter(|| tracing::debug!(order_id = 42_u64, "not written"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, logs, writers, disabled);
 criterion_main!(benches);

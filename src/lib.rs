@@ -53,6 +53,7 @@
 pub(crate) const SCOPE_NAME: &str = "paytrace";
 
 mod config;
+pub mod control;
 mod error;
 pub(crate) mod export;
 pub mod http;

@@ -111,6 +111,7 @@ pub struct Config {
     keep_budget: Option<usize>,
     keep_rate_limit: Option<u32>,
     keep_slow_after: Option<Duration>,
+    control_max_ttl: Option<Duration>,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -314,6 +315,13 @@ impl Config {
     /// `paytrace.sampling.keep_probability`. Defaults to 1,000; 0 for no cap.
     pub fn with_tail_keep_rate_limit(mut self, keeps_per_second: u32) -> Self {
         self.keep_rate_limit = Some(keeps_per_second);
+        self
+    }
+
+    /// The longest TTL a runtime-control change may ask for ([`crate::control`]); longer ones
+    /// are refused, so nothing stays changed by accident. Defaults to 1 hour.
+    pub fn with_control_max_ttl(mut self, max: Duration) -> Self {
+        self.control_max_ttl = Some(max);
         self
     }
 

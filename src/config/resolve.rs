@@ -72,6 +72,12 @@ impl Config {
                 stale_windows: self.stale_windows.unwrap_or(DEFAULT_STALE_WINDOWS).max(1),
             },
             install_subscriber: self.install_subscriber.unwrap_or(true),
+            control_max_ttl: positive_duration(
+                "with_control_max_ttl",
+                self.control_max_ttl,
+                None,
+                crate::control::DEFAULT_MAX_TTL,
+            )?,
             shutdown_timeout: positive_duration(
                 "with_shutdown_timeout",
                 self.shutdown_timeout,

@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     pub(crate) watchdog: WatchdogSettings,
     pub(crate) install_subscriber: bool,
     pub(crate) shutdown_timeout: Duration,
+    /// The longest TTL a runtime-control change may have.
+    pub(crate) control_max_ttl: Duration,
 }
 
 /// What the resource is built from.

@@ -7,6 +7,9 @@
 //! Traces the ratio does not keep are recorded but not sampled when tail keep is on: their
 //! spans wait for the outcome ([`super::keep`]) instead of being dropped at the start.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _, TraceId, TraceState};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
@@ -111,11 +114,71 @@ fn with_threshold(state: &TraceState, threshold: Threshold) -> TraceState {
         .unwrap_or_else(|_| state.clone())
 }
 
+/// The head ratio and the routes kept whole, changeable while the service runs
+/// ([`crate::control`]): read with one atomic load per span when nothing is forced.
+#[derive(Debug)]
+pub(crate) struct HeadControl {
+    /// The threshold in force; `u64::MAX` keeps nothing.
+    threshold: AtomicU64,
+    forced_any: AtomicBool,
+    forced: RwLock<Vec<String>>,
+}
+
+impl HeadControl {
+    pub(crate) fn new(ratio: f64) -> Self {
+        let control = HeadControl {
+            threshold: AtomicU64::new(u64::MAX),
+            forced_any: AtomicBool::new(false),
+            forced: RwLock::new(Vec::new()),
+        };
+        control.set_ratio(ratio);
+        control
+    }
+
+    /// Keep this share of traces by their randomness from now on.
+    pub(crate) fn set_ratio(&self, ratio: f64) {
+        let t = Threshold::of(ratio).map_or(u64::MAX, |t| t.0);
+        self.threshold.store(t, Ordering::Relaxed);
+    }
+
+    fn threshold(&self) -> Option<Threshold> {
+        match self.threshold.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            t => Some(Threshold(t)),
+        }
+    }
+
+    /// Every trace whose local root has one of these `http.route` values is kept.
+    pub(crate) fn set_forced_routes(&self, routes: Vec<String>) {
+        let any = !routes.is_empty();
+        *self.forced.write().unwrap_or_else(PoisonError::into_inner) = routes;
+        self.forced_any.store(any, Ordering::Release);
+    }
+
+    fn is_forced(&self, attributes: &[KeyValue]) -> bool {
+        if !self.forced_any.load(Ordering::Acquire) {
+            return false;
+        }
+        let Some(route) = attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "http.route")
+            .map(|kv| kv.value.as_str())
+        else {
+            return false;
+        };
+        self.forced
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|r| *r == *route)
+    }
+}
+
 /// The sampler paytrace installs for a ratio.
 #[derive(Debug, Clone)]
 pub(crate) struct ConsistentSampler {
-    /// `None`: the ratio keeps nothing.
-    threshold: Option<Threshold>,
+    /// The ratio's threshold and the forced routes.
+    control: Arc<HeadControl>,
     /// Follow a parent's decision when there is a parent (`parentbased_traceidratio`).
     parent_based: bool,
     /// Record what the ratio does not keep, for the outcome to decide (tail keep).
@@ -123,9 +186,9 @@ pub(crate) struct ConsistentSampler {
 }
 
 impl ConsistentSampler {
-    pub(crate) fn new(ratio: f64, parent_based: bool, record_rest: bool) -> Self {
+    pub(crate) fn new(control: Arc<HeadControl>, parent_based: bool, record_rest: bool) -> Self {
         ConsistentSampler {
-            threshold: Threshold::of(ratio),
+            control,
             parent_based,
             record_rest,
         }
@@ -151,7 +214,7 @@ impl ShouldSample for ConsistentSampler {
         trace_id: TraceId,
         _name: &str,
         _span_kind: &SpanKind,
-        _attributes: &[KeyValue],
+        attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
         let parent = parent_context
@@ -175,7 +238,15 @@ impl ShouldSample for ConsistentSampler {
                 };
             }
         }
-        match self.threshold {
+        if self.control.is_forced(attributes) {
+            // A forced route: kept from the start, whole, and said so (no `th`: not the ratio).
+            return SamplingResult {
+                decision: SamplingDecision::RecordAndSample,
+                attributes: vec![KeyValue::new(super::keep::REASON, "forced")],
+                trace_state: state,
+            };
+        }
+        match self.control.threshold() {
             Some(t) if t.keeps(randomness(trace_id, &state)) => SamplingResult {
                 decision: SamplingDecision::RecordAndSample,
                 attributes: Vec::new(),
@@ -235,20 +306,24 @@ mod tests {
 
     #[test]
     fn roots_are_decided_by_their_randomness_and_carry_th() {
-        let sampler = ConsistentSampler::new(0.5, true, true);
+        let sampler = ConsistentSampler::new(Arc::new(HeadControl::new(0.5)), true, true);
         let kept = decide(&sampler, None, 0x00ff_ffff_ffff_ffff);
         assert_eq!(kept.decision, SamplingDecision::RecordAndSample);
         assert_eq!(kept.trace_state.get("ot"), Some("th:8"));
         let rest = decide(&sampler, None, 0x0000_0000_0000_0001);
         assert_eq!(rest.decision, SamplingDecision::RecordOnly);
         assert_eq!(rest.trace_state.get("ot"), None);
-        let dropped = decide(&ConsistentSampler::new(0.5, true, false), None, 1);
+        let dropped = decide(
+            &ConsistentSampler::new(Arc::new(HeadControl::new(0.5)), true, false),
+            None,
+            1,
+        );
         assert_eq!(dropped.decision, SamplingDecision::Drop);
     }
 
     #[test]
     fn children_follow_their_parent() {
-        let sampler = ConsistentSampler::new(0.01, true, true);
+        let sampler = ConsistentSampler::new(Arc::new(HeadControl::new(0.01)), true, true);
         let state = TraceState::from_key_value([("ot", "th:c")]).unwrap();
         let parent = |flags| {
             SpanContext::new(
@@ -287,5 +362,24 @@ mod tests {
             let share = kept as f64 / n as f64;
             assert!((share / ratio - 1.0).abs() < 0.1, "{ratio}: {share}");
         }
+    }
+
+    #[test]
+    fn forced_routes_and_ratio_changes_take_effect_at_once() {
+        let control = Arc::new(HeadControl::new(0.0));
+        let sampler = ConsistentSampler::new(control.clone(), true, true);
+        let route = [KeyValue::new("http.route", "/orders/{id}")];
+        let decide_with = |attrs: &[KeyValue]| {
+            sampler.should_sample(None, TraceId::from(7), "x", &SpanKind::Server, attrs, &[])
+        };
+        assert_eq!(decide_with(&route).decision, SamplingDecision::RecordOnly);
+        control.set_forced_routes(vec!["/orders/{id}".into()]);
+        let forced = decide_with(&route);
+        assert_eq!(forced.decision, SamplingDecision::RecordAndSample);
+        assert_eq!(forced.attributes[0].value.as_str(), "forced");
+        assert_eq!(decide_with(&[]).decision, SamplingDecision::RecordOnly);
+        control.set_forced_routes(Vec::new());
+        control.set_ratio(1.0);
+        assert_eq!(decide_with(&route).trace_state.get("ot"), Some("th:0"));
     }
 }

@@ -26,7 +26,7 @@ pub(crate) mod stats;
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::KeyValue;
 
-pub(crate) use head::ConsistentSampler;
+pub(crate) use head::{ConsistentSampler, HeadControl};
 pub(crate) use keep::{KeepSettings, TailKeeper};
 pub(crate) use processor::TailKeepQueue;
 pub(crate) use stats::KeepStats;

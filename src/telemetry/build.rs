@@ -23,6 +23,7 @@ use super::resource::build_resource;
 use super::{Inner, Pipeline, Telemetry};
 use crate::config::Settings;
 use crate::config::{Config, Sampler};
+use crate::control::{Control, FilterSlot};
 use crate::error::Error;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
@@ -34,7 +35,7 @@ use crate::export::Signal;
 use crate::log::{LogSettings, Stdout};
 use crate::metrics::{Bridge, DroppedCollector};
 use crate::redact::Redactor;
-use crate::sampling::{ConsistentSampler, KeepStats, TailKeepQueue, TailKeeper};
+use crate::sampling::{ConsistentSampler, HeadControl, KeepStats, TailKeepQueue, TailKeeper};
 use crate::watchdog::{self, Watchdog};
 use crate::SCOPE_NAME;
 
@@ -68,6 +69,11 @@ impl Telemetry {
         let resource = build_resource(&settings.resource);
         let redactor = Redactor::default();
 
+        // The head ratio, changeable at run time, when a ratio sampler is configured.
+        let head = match settings.sampler {
+            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => Some(Arc::new(HeadControl::new(r))),
+            _ => None,
+        };
         let pipeline = if settings.disabled {
             None
         } else {
@@ -84,17 +90,31 @@ impl Telemetry {
                         Some(keeper) => SpansTo::Keeper(keeper.clone()),
                         None => SpansTo::Queue(SpanQueue(queues.spans.clone())),
                     }),
+                    head.as_ref(),
                 ),
                 logger_provider(&resource, Some(LogQueue::new(queues.logs.clone()))),
                 meter_provider(&resource, Some(queues.metrics.clone()), &settings),
             ),
             None => (
-                tracer_provider(&settings, &resource, None),
+                tracer_provider(&settings, &resource, None, head.as_ref()),
                 logger_provider(&resource, None),
                 meter_provider(&resource, None, &settings),
             ),
         };
         let tracer = tracer_provider.tracer_with_scope(scope());
+        let filter = Arc::new(FilterSlot::new(&settings.log.filter));
+        let control = Control::new(
+            filter.clone(),
+            settings.log.filter.clone(),
+            head,
+            match settings.sampler {
+                Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => Some(r),
+                _ => None,
+            },
+            settings.control_max_ttl,
+            &registry,
+            pipeline.as_ref().map(|(p, _)| p.runtime.handle().clone()),
+        )?;
         let service_name = resource
             .get(&opentelemetry::Key::from_static_str("service.name"))
             .map(|v| v.to_string())
@@ -111,6 +131,8 @@ impl Telemetry {
             stats,
             redactor,
             http_metrics: std::sync::OnceLock::new(),
+            filter,
+            control,
             log: settings.log,
             propagators: settings.propagators,
             install_subscriber: settings.install_subscriber,
@@ -247,6 +269,7 @@ fn tracer_provider(
     settings: &Settings,
     resource: &Resource,
     queue: Option<SpansTo>,
+    head: Option<&Arc<HeadControl>>,
 ) -> SdkTracerProvider {
     let limits = SpanLimits {
         max_attributes_per_span: settings.export.span_attribute_count,
@@ -263,13 +286,14 @@ fn tracer_provider(
     let builder = match sampler {
         // The ratio is decided the consistent way, and what it does not keep is recorded
         // for tail keep when that is on.
-        Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => {
-            builder.with_sampler(ConsistentSampler::new(
-                r,
+        Sampler::Ratio(_) | Sampler::ParentBasedRatio(_) => match head {
+            Some(head) => builder.with_sampler(ConsistentSampler::new(
+                head.clone(),
                 matches!(sampler, Sampler::ParentBasedRatio(_)),
                 settings.tail_keep.is_some(),
-            ))
-        }
+            )),
+            None => builder.with_sampler(sdk_sampler(sampler)),
+        },
         other => builder.with_sampler(sdk_sampler(other)),
     };
     match queue {

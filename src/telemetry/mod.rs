@@ -10,6 +10,7 @@
 //!   from a `Telemetry`.
 
 mod build;
+mod control;
 mod drain;
 pub(crate) mod global;
 mod http;
@@ -72,6 +73,9 @@ struct Inner {
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     log: LogSettings,
+    /// The log filter in force (runtime control swaps it).
+    filter: Arc<crate::control::FilterSlot>,
+    control: crate::control::Control,
     propagators: Vec<Propagator>,
     install_subscriber: bool,
     shutdown_timeout: Duration,
@@ -157,8 +161,8 @@ impl Telemetry {
     {
         let log = &self.inner.log;
         // Checked in Config::resolve.
-        let filter =
-            tracing_subscriber::EnvFilter::try_new(&log.filter).unwrap_or_else(|_| "info".into());
+        // The filter in force, shared by every stack built here: runtime control changes it.
+        let filter = crate::control::DynamicFilter(self.inner.filter.clone());
         // Transport crates and paytrace's export diagnostics must not re-enter the pipeline.
         let not_internal =
             tracing_subscriber::filter::filter_fn(|m| !is_internal_target(m.target()));
