@@ -29,15 +29,10 @@ use opentelemetry_sdk::trace::SpanData;
 use rustc_hash::FxHashMap;
 
 use super::head::{randomness, Threshold};
+use super::outcome::{Eviction, Reason, FORCED, KEEP_PROBABILITY, REASON};
 use super::stats::KeepStats;
 use crate::export::queue::Weigh;
 
-/// The attribute [`keep_current_trace`](crate::keep_current_trace) sets: its value is the reason.
-pub(crate) const FORCED: &str = "paytrace.sampling.forced";
-/// Why a trace was kept: `ratio` is not written (the `th` in `tracestate` says it).
-pub(crate) const REASON: &str = "paytrace.sampling.reason";
-/// The probability with which an outcome keep survived storm thinning, when below 1.
-pub(crate) const KEEP_PROBABILITY: &str = "paytrace.sampling.keep_probability";
 /// The attribute the HTTP and gRPC layers set on slow requests.
 const SLOW: &str = "paytrace.slow";
 
@@ -71,37 +66,11 @@ impl Default for KeepSettings {
     }
 }
 
-/// Why an outcome keep happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reason {
-    Error,
-    Slow,
-    Forced,
-}
-
-impl Reason {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Reason::Error => "error",
-            Reason::Slow => "slow",
-            Reason::Forced => "forced",
-        }
-    }
-}
-
 /// A decided trace, remembered for its late spans.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Decision {
     Keep { reason: Reason, probability: f64 },
     Drop,
-}
-
-/// What forced a decision before every local root ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Eviction {
-    Ttl,
-    Budget,
-    SpanCap,
 }
 
 /// One trace's buffer.

@@ -20,6 +20,7 @@
 
 mod head;
 pub(crate) mod keep;
+mod outcome;
 pub(crate) mod processor;
 pub(crate) mod stats;
 
@@ -45,6 +46,7 @@ pub use stats::TailKeepHealth;
 /// ```
 pub fn keep_current_trace(reason: &'static str) {
     opentelemetry::Context::map_current(|cx| {
-        cx.span().set_attribute(KeyValue::new(keep::FORCED, reason));
+        cx.span()
+            .set_attribute(KeyValue::new(outcome::FORCED, reason));
     });
 }
