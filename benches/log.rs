@@ -108,8 +108,11 @@ fn print_cpu_per_line(writer: &str) {
     );
 }
 
-/// A DEBUG event under an `info` filter: paytrace's filter (swappable by runtime control)
-/// against a plain `EnvFilter`; both answer from tracing's callsite cache.
+/// A DEBUG event under an `info` filter. paytrace's stack has per-layer filters, so `tracing`
+/// asks its global filter on every event; the swappable filter answers from its level first.
+/// Measured: 8.3 ns, against 10.1 ns for the same stack with a plain `EnvFilter` in its place
+/// (the build before runtime control); a bare registry with only an `EnvFilter` answers from
+/// the callsite cache (0.24 ns).
 fn disabled(c: &mut Criterion) {
     let telemetry = paytrace::Telemetry::start(
         paytrace::Config::disabled()
@@ -121,7 +124,7 @@ fn disabled(c: &mut Criterion) {
     {
         let subscriber = tracing_subscriber::registry().with(telemetry.layers());
         let _default = tracing::subscriber::set_default(subscriber);
-        group.bench_function("paytrace filter (runtime control)", |b| {
+        group.bench_function("paytrace layers, swappable filter", |b| {
             b.iter(|| tracing::debug!(order_id = 42_u64, "not written"))
         });
     }
@@ -129,7 +132,7 @@ fn disabled(c: &mut Criterion) {
         let subscriber =
             tracing_subscriber::registry().with(tracing_subscriber::EnvFilter::new("info"));
         let _default = tracing::subscriber::set_default(subscriber);
-        group.bench_function("plain EnvFilter", |b| {
+        group.bench_function("bare registry + EnvFilter", |b| {
             b.iter(|| tracing::debug!(order_id = 42_u64, "not written"))
         });
     }

@@ -5,44 +5,73 @@
 //! change rebuilds that cache, so a disabled event costs what it costs under a plain
 //! `EnvFilter`.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use arc_swap::ArcSwap;
 
 use tracing_core::span;
 use tracing_core::subscriber::Interest;
-use tracing_core::{Metadata, Subscriber};
+use tracing_core::{Level, Metadata, Subscriber};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::{Context, Layer};
 
-/// The filter in force.
+/// The filter in force. Read on every event the callsite cache lets through, so read without
+/// a lock, and most disabled events are refused by its level alone (one atomic load).
 #[derive(Debug)]
 pub(crate) struct FilterSlot {
-    filter: RwLock<Arc<EnvFilter>>,
+    filter: ArcSwap<EnvFilter>,
+    /// The filter's most verbose level ([`level_code`]); events above it are disabled.
+    max_level: AtomicU8,
+}
+
+/// A level filter as a number: 0 off … 5 trace; 6 when the filter gives no hint.
+fn level_code(hint: Option<LevelFilter>) -> u8 {
+    match hint {
+        Some(LevelFilter::OFF) => 0,
+        Some(LevelFilter::ERROR) => 1,
+        Some(LevelFilter::WARN) => 2,
+        Some(LevelFilter::INFO) => 3,
+        Some(LevelFilter::DEBUG) => 4,
+        Some(LevelFilter::TRACE) => 5,
+        None => 6,
+    }
+}
+
+fn event_code(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 1,
+        Level::WARN => 2,
+        Level::INFO => 3,
+        Level::DEBUG => 4,
+        Level::TRACE => 5,
+    }
 }
 
 impl FilterSlot {
     /// A slot holding `directives` (already validated; falls back to `info`).
     pub(crate) fn new(directives: &str) -> Self {
+        let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
         FilterSlot {
-            filter: RwLock::new(Arc::new(
-                EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info")),
-            )),
+            max_level: AtomicU8::new(level_code(filter.max_level_hint())),
+            filter: ArcSwap::from_pointee(filter),
         }
     }
 
     /// Put `directives` in force for every event from now on.
     pub(crate) fn set(&self, directives: &str) -> Result<(), String> {
         let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
-        *self.filter.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(filter);
+        self.max_level
+            .store(level_code(filter.max_level_hint()), Ordering::Relaxed);
+        self.filter.store(Arc::new(filter));
         // Callsites cached as never (or always) interesting are asked again.
         tracing_core::callsite::rebuild_interest_cache();
         Ok(())
     }
 
-    fn current(&self) -> Arc<EnvFilter> {
-        self.filter
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    fn current(&self) -> arc_swap::Guard<Arc<EnvFilter>> {
+        self.filter.load()
     }
 }
 
@@ -52,34 +81,38 @@ pub(crate) struct DynamicFilter(pub(crate) Arc<FilterSlot>);
 
 impl<S: Subscriber> Layer<S> for DynamicFilter {
     fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
-        Layer::<S>::register_callsite(&*self.0.current(), metadata)
+        Layer::<S>::register_callsite(&**self.0.current(), metadata)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
-        Layer::<S>::max_level_hint(&*self.0.current())
+        Layer::<S>::max_level_hint(&**self.0.current())
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
-        Layer::<S>::enabled(&*self.0.current(), metadata, ctx)
+        // More verbose than anything the filter enables: no need to ask it.
+        if event_code(metadata.level()) > self.0.max_level.load(Ordering::Relaxed) {
+            return false;
+        }
+        Layer::<S>::enabled(&**self.0.current(), metadata, ctx)
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_new_span(&*self.0.current(), attrs, id, ctx)
+        Layer::<S>::on_new_span(&**self.0.current(), attrs, id, ctx)
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
-        Layer::<S>::on_record(&*self.0.current(), id, values, ctx)
+        Layer::<S>::on_record(&**self.0.current(), id, values, ctx)
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_enter(&*self.0.current(), id, ctx)
+        Layer::<S>::on_enter(&**self.0.current(), id, ctx)
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_exit(&*self.0.current(), id, ctx)
+        Layer::<S>::on_exit(&**self.0.current(), id, ctx)
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_close(&*self.0.current(), id, ctx)
+        Layer::<S>::on_close(&**self.0.current(), id, ctx)
     }
 }
