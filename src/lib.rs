@@ -33,10 +33,12 @@
 //!            export thread: batch ─► sanitize (limits, redaction) ─► encode ─► gzip OTLP ─► collector
 //! ```
 //!
-//! Every queue is bounded: when full, telemetry is dropped and counted, never waited for. The
-//! modules follow the flow: [`http`] and [`log`] record, `export` ships, [`redact`] decides
-//! what is secret for every signal, [`Telemetry`] wires them and is the only thing that knows
-//! them all.
+//! Every queue is bounded: when full, telemetry is dropped and counted (ordinary items first),
+//! never waited for. The modules follow the flow: [`http`] and [`log`] record, [`sampling`]
+//! decides which traces leave (a consistent ratio, and tail keep for every failed and slow
+//! one), `export` ships, [`redact`] decides what is secret for every signal, [`control`]
+//! changes the log filter and the ratio at run time, [`Telemetry`] wires them and is the only
+//! thing that knows them all.
 //!
 //! ## Cargo features
 //! - `axum` (default): the HTTP layer reads axum's `MatchedPath` (route templates) and
