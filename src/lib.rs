@@ -57,6 +57,7 @@ pub(crate) const SCOPE_NAME: &str = "paytrace";
 mod config;
 pub mod control;
 mod error;
+mod exemplars;
 pub(crate) mod export;
 pub mod http;
 pub mod log;

@@ -19,6 +19,7 @@
 //! ```
 
 mod dropped;
+mod openmetrics;
 mod order_pool;
 pub(crate) mod process;
 
@@ -28,6 +29,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 pub(crate) use dropped::DroppedCollector;
+pub use openmetrics::OPENMETRICS_CONTENT_TYPE;
 pub use order_pool::{
     OrderPoolMetrics, OrderPoolMetricsBuilder, ProcessingTimer, ABANDONED, DEFAULT_FAILURE_REASONS,
     OTHER, PROCESSING_BUCKETS, QUERY_BUCKETS,
@@ -56,11 +58,18 @@ pub type MetricsService = MetricsEndpoint;
 #[derive(Debug, Clone)]
 pub struct MetricsEndpoint {
     registry: prometheus::Registry,
+    exemplars: Option<std::sync::Arc<crate::exemplars::ExemplarStore>>,
 }
 
 impl MetricsEndpoint {
-    pub(crate) fn new(registry: prometheus::Registry) -> Self {
-        MetricsEndpoint { registry }
+    pub(crate) fn new(
+        registry: prometheus::Registry,
+        exemplars: Option<std::sync::Arc<crate::exemplars::ExemplarStore>>,
+    ) -> Self {
+        MetricsEndpoint {
+            registry,
+            exemplars,
+        }
     }
 }
 
@@ -73,11 +82,27 @@ impl<B> tower_service::Service<http::Request<B>> for MetricsEndpoint {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, _request: http::Request<B>) -> Self::Future {
-        let mut response = http::Response::new(render(&self.registry));
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // OpenMetrics (with exemplars) when the scraper asks for it, as Prometheus does;
+        // the 0.0.4 text otherwise.
+        let openmetrics = request
+            .headers()
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("application/openmetrics-text"));
+        let (body, content_type) = if openmetrics {
+            (
+                openmetrics::encode(&self.registry.gather(), self.exemplars.as_deref()),
+                OPENMETRICS_CONTENT_TYPE,
+            )
+        } else {
+            (render(&self.registry), PROMETHEUS_CONTENT_TYPE)
+        };
+        let mut response = http::Response::new(body);
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(PROMETHEUS_CONTENT_TYPE),
+            http::HeaderValue::from_static(content_type),
         );
         ready(Ok(response))
     }
@@ -98,6 +123,7 @@ pub(crate) struct Bridge {
     resource: opentelemetry_proto::tonic::resource::v1::Resource,
     sender: crate::export::processor::MetricSender,
     start: SystemTime,
+    exemplars: std::sync::Arc<crate::exemplars::ExemplarStore>,
 }
 
 impl Bridge {
@@ -105,12 +131,14 @@ impl Bridge {
         registry: prometheus::Registry,
         resource: &opentelemetry_sdk::Resource,
         sender: crate::export::processor::MetricSender,
+        exemplars: std::sync::Arc<crate::exemplars::ExemplarStore>,
     ) -> Self {
         Bridge {
             registry,
             resource: crate::export::otlp::proto_resource(resource),
             sender,
             start: SystemTime::now(),
+            exemplars,
         }
     }
 
@@ -120,6 +148,7 @@ impl Bridge {
             &self.resource,
             self.start,
             SystemTime::now(),
+            Some(&self.exemplars),
         );
         self.sender.send(request).await
     }

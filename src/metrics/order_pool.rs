@@ -9,6 +9,7 @@ use prometheus::{
 };
 
 use crate::error::Error;
+use crate::exemplars::{ExemplarStore, SeriesExemplars};
 
 /// Buckets of `order_pool_processing_seconds`, in seconds: 10 ms to 30 s. 5 s is a boundary
 /// because the shipped alert fires on p95 above 5 s (the seed's slow-request threshold).
@@ -87,6 +88,30 @@ struct Instruments {
     channel: Bound<IntGauge>,
     road: Bound<IntGauge>,
     face_value: Bound<IntGauge>,
+    /// Exemplars of the two timers, when the telemetry keeps them.
+    exemplars: Option<TimerExemplars>,
+}
+
+#[derive(Debug)]
+struct TimerExemplars {
+    processing: Arc<SeriesExemplars>,
+    query: Arc<SeriesExemplars>,
+}
+
+/// The current trace's ids when it is sampled (exported): what an exemplar may point at.
+fn kept_ids() -> Option<([u8; 16], [u8; 8])> {
+    opentelemetry::Context::map_current(|cx| {
+        use opentelemetry::trace::TraceContextExt as _;
+        let sc = cx.span().span_context().clone();
+        sc.is_sampled()
+            .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+    })
+}
+
+fn record_exemplar(series: &SeriesExemplars, seconds: f64) {
+    if let Some((trace, span)) = kept_ids() {
+        series.record(seconds, trace, span);
+    }
 }
 
 /// Children bound once per declared label value, plus `other`.
@@ -163,7 +188,17 @@ impl OrderPoolMetricsBuilder {
         self
     }
 
-    pub(crate) fn register(mut self, registry: &Registry) -> Result<OrderPoolMetrics, Error> {
+    #[cfg(test)]
+    pub(crate) fn register(self, registry: &Registry) -> Result<OrderPoolMetrics, Error> {
+        self.register_with(registry, None)
+    }
+
+    /// Register, keeping the timers' exemplars in `exemplars` when given.
+    pub(crate) fn register_with(
+        mut self,
+        registry: &Registry,
+        exemplars: Option<&ExemplarStore>,
+    ) -> Result<OrderPoolMetrics, Error> {
         if !self.reasons.iter().any(|r| r == ABANDONED) {
             self.reasons.push(ABANDONED.to_owned());
         }
@@ -216,7 +251,12 @@ impl OrderPoolMetricsBuilder {
             "Orders in flight per face value.",
             "face_value",
         )?;
+        let exemplars = exemplars.map(|store| TimerExemplars {
+            processing: store.series("order_pool_processing_seconds", &[], PROCESSING_BUCKETS),
+            query: store.series("order_query_seconds", &[], QUERY_BUCKETS),
+        });
         let instruments = Instruments {
+            exemplars,
             processed: counter(
                 "order_pool_processed_total",
                 "Orders processed successfully by the order pool.",
@@ -277,12 +317,18 @@ impl OrderPoolMetrics {
     pub fn processed(&self, seconds: f64) {
         self.inner.processed.inc();
         self.inner.processing.observe(seconds);
+        if let Some(e) = &self.inner.exemplars {
+            record_exemplar(&e.processing, seconds);
+        }
     }
 
     /// Count one failed order (unknown reasons fold into `other`) and its processing time.
     pub fn failed(&self, reason: &str, seconds: f64) {
         self.inner.failed.get(reason).inc();
         self.inner.processing.observe(seconds);
+        if let Some(e) = &self.inner.exemplars {
+            record_exemplar(&e.processing, seconds);
+        }
     }
 
     /// Set `order_pool_size`.
@@ -303,6 +349,9 @@ impl OrderPoolMetrics {
     /// Record one supplier query's duration.
     pub fn observe_query(&self, seconds: f64) {
         self.inner.query.observe(seconds);
+        if let Some(e) = &self.inner.exemplars {
+            record_exemplar(&e.query, seconds);
+        }
     }
 
     /// Count one failed supplier query.

@@ -25,6 +25,7 @@ use crate::config::Settings;
 use crate::config::{Config, Sampler};
 use crate::control::{Control, FilterSlot};
 use crate::error::Error;
+use crate::exemplars::ExemplarStore;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
 use crate::export::otlp::{Encoder, Sanitizer};
@@ -56,6 +57,7 @@ impl Telemetry {
     pub fn start(config: Config) -> Result<Telemetry, Error> {
         let settings = config.resolve()?;
         let registry = prometheus::Registry::new();
+        let exemplars = Arc::new(ExemplarStore::default());
         let stats = Arc::new(
             ExportStats::new(&registry)
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
@@ -78,7 +80,13 @@ impl Telemetry {
             None
         } else {
             Some(start_pipeline(
-                &settings, &resource, &redactor, &stats, &registry, keep_stats,
+                &settings,
+                &resource,
+                &redactor,
+                &stats,
+                &registry,
+                keep_stats,
+                exemplars.clone(),
             )?)
         };
         let (tracer_provider, logger_provider, meter_provider) = match &pipeline {
@@ -131,6 +139,7 @@ impl Telemetry {
             stats,
             redactor,
             http_metrics: std::sync::OnceLock::new(),
+            exemplars,
             filter,
             control,
             log: settings.log,
@@ -162,6 +171,7 @@ fn start_pipeline(
     stats: &Arc<ExportStats>,
     registry: &prometheus::Registry,
     keep_stats: KeepStats,
+    exemplars: Arc<ExemplarStore>,
 ) -> Result<(Pipeline, Queues), Error> {
     let export = &settings.export;
     // Captured before entering the export runtime's context below.
@@ -239,7 +249,7 @@ fn start_pipeline(
         None => rt.spawn(task).abort_handle(),
     };
     // paytrace's own instruments (Prometheus registry) reach OTLP through the bridge.
-    let bridge = Bridge::new(registry.clone(), resource, metrics.clone());
+    let bridge = Bridge::new(registry.clone(), resource, metrics.clone(), exemplars);
     bridge.spawn(&rt, export.metric_interval);
     let queues = Queues {
         spans: spans.clone(),

@@ -49,7 +49,10 @@ impl TraceLayer {
         let metrics = inner
             .http_metrics
             .get_or_init(|| match HttpMetrics::new(&inner.registry) {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    m.set_exemplars(inner.exemplars.clone());
+                    Some(m)
+                }
                 Err(e) => {
                     tracing::warn!(target: "paytrace::http", error = %e, "HTTP server metrics are unavailable");
                     None

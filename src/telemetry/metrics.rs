@@ -29,7 +29,10 @@ impl Telemetry {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn metrics_service(&self) -> MetricsEndpoint {
-        MetricsEndpoint::new(self.inner.registry.clone())
+        MetricsEndpoint::new(
+            self.inner.registry.clone(),
+            Some(self.inner.exemplars.clone()),
+        )
     }
 
     /// Add `tokio_workers`, `tokio_alive_tasks` and `tokio_global_queue_depth` for `runtime`
@@ -87,6 +90,6 @@ impl OrderPoolMetricsBuilder {
     /// # Errors
     /// [`Error::InvalidConfig`] when order-pool metrics are already registered there.
     pub fn build(self, telemetry: &Telemetry) -> Result<OrderPoolMetrics, Error> {
-        self.register(&telemetry.inner.registry)
+        self.register_with(&telemetry.inner.registry, Some(&telemetry.inner.exemplars))
     }
 }

@@ -73,6 +73,8 @@ struct Inner {
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     log: LogSettings,
+    /// Exemplars of kept requests, read by `/metrics` (OpenMetrics) and the OTLP bridge.
+    exemplars: Arc<crate::exemplars::ExemplarStore>,
     /// The log filter in force (runtime control swaps it).
     filter: Arc<crate::control::FilterSlot>,
     control: crate::control::Control,

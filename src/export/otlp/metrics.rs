@@ -13,11 +13,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exemplar, metric, number_data_point, AggregationTemporality, Exemplar as ProtoExemplar, Gauge,
+    Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prometheus::proto::{MetricFamily, MetricType};
+
+use crate::exemplars::ExemplarStore;
 
 /// OTLP name and unit of a Prometheus family.
 fn identity(prom: &str) -> (String, &'static str) {
@@ -153,6 +155,7 @@ pub(crate) fn to_request(
     resource: &Resource,
     start: SystemTime,
     now: SystemTime,
+    exemplars: Option<&ExemplarStore>,
 ) -> ExportMetricsServiceRequest {
     let (start, now) = (nanos(start), nanos(now));
     let number = |attributes, value: f64| NumberDataPoint {
@@ -208,6 +211,19 @@ pub(crate) fn to_request(
                                 sum: Some(h.get_sample_sum()),
                                 bucket_counts: counts,
                                 explicit_bounds: bounds,
+                                exemplars: exemplars
+                                    .and_then(|s| s.lookup(family.name(), m))
+                                    .into_iter()
+                                    .flatten()
+                                    .flatten()
+                                    .map(|e| ProtoExemplar {
+                                        time_unix_nano: e.time_nanos,
+                                        span_id: e.span_id.to_vec(),
+                                        trace_id: e.trace_id.to_vec(),
+                                        value: Some(exemplar::Value::AsDouble(e.value)),
+                                        ..Default::default()
+                                    })
+                                    .collect(),
                                 ..Default::default()
                             }
                         })
@@ -270,7 +286,7 @@ mod tests {
         }
 
         let now = SystemTime::now();
-        let request = to_request(&registry.gather(), &Resource::default(), now, now);
+        let request = to_request(&registry.gather(), &Resource::default(), now, now, None);
         let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
         let find = |name: &str| metrics.iter().find(|m| m.name == name).unwrap();
 
@@ -457,7 +473,7 @@ mod tests {
 
             let families = registry.gather();
             let now = SystemTime::now();
-            let request = to_request(&families, &Resource::default(), now, now);
+            let request = to_request(&families, &Resource::default(), now, now, None);
             let reference = exposition(&registry);
             let bridged = as_samples(&request, &families);
             proptest::prop_assert_eq!(

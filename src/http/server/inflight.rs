@@ -206,6 +206,13 @@ impl Inflight {
         if failed {
             span.set_status(Status::error(description));
         }
+        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow,
+        // which tail keep keeps.
+        let kept = {
+            let sc = span.span_context();
+            (sc.is_sampled() || failed || slow)
+                .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+        };
         span.end_with_timestamp(self.start_time + elapsed);
 
         if let Some(m) = self.state.routes.metrics() {
@@ -218,6 +225,7 @@ impl Inflight {
             status,
             &Recorded {
                 duration: elapsed,
+                kept,
                 request_size: self.request_size,
                 response_size: self.response_size,
                 slow,

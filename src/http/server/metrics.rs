@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::error::Error;
+use crate::exemplars::{ExemplarStore, SeriesExemplars};
 use crate::http::semconv::METHODS;
 
 /// Request duration histogram: `http_server_request_duration_seconds`.
@@ -85,6 +86,8 @@ struct MetricsInner {
     response_size: HistogramVec,
     slow: IntCounterVec,
     active_by_method: [OnceLock<IntGauge>; METHODS.len()],
+    /// Where kept requests leave their duration exemplars, when the registry has a store.
+    exemplars: OnceLock<Arc<ExemplarStore>>,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -178,8 +181,15 @@ impl HttpMetrics {
                 response_size,
                 slow,
                 active_by_method: Default::default(),
+                exemplars: OnceLock::new(),
             }),
         })
+    }
+
+    /// Keep duration exemplars of kept requests in `store` (the telemetry's, read by its
+    /// OpenMetrics endpoint and its OTLP bridge).
+    pub(crate) fn set_exemplars(&self, store: Arc<ExemplarStore>) {
+        let _ = self.inner.exemplars.set(store);
     }
 
     /// The in-flight gauge of a method slot.
@@ -200,7 +210,15 @@ impl HttpMetrics {
     pub(crate) fn series(&self, method: usize, route: &str, status: &str) -> Option<StatusSeries> {
         let labels = [METHODS[method], route, status];
         let i = &self.inner;
+        let exemplars = i.exemplars.get().map(|store| {
+            store.series(
+                DURATION,
+                &[(L_METHOD, labels[0]), (L_ROUTE, route), (L_STATUS, status)],
+                &DURATION_BUCKETS,
+            )
+        });
         Some(StatusSeries {
+            exemplars,
             duration: i.duration.get_metric_with_label_values(&labels).ok()?,
             request_size: i.request_size.get_metric_with_label_values(&labels).ok()?,
             response_size: i.response_size.get_metric_with_label_values(&labels).ok()?,
@@ -220,6 +238,8 @@ impl HttpMetrics {
 #[derive(Debug)]
 pub(crate) struct StatusSeries {
     pub(crate) duration: Histogram,
+    /// The duration's exemplars, when the telemetry keeps them.
+    pub(crate) exemplars: Option<Arc<SeriesExemplars>>,
     pub(crate) request_size: Histogram,
     pub(crate) response_size: Histogram,
 }

@@ -81,7 +81,11 @@ impl RouteEntry {
         let Some(metrics) = &self.metrics else { return };
         let entry = self.method(method);
         let record = |s: &StatusSeries| {
-            s.duration.observe(outcome.duration.as_secs_f64());
+            let seconds = outcome.duration.as_secs_f64();
+            s.duration.observe(seconds);
+            if let (Some((trace, span)), Some(exemplars)) = (outcome.kept, &s.exemplars) {
+                exemplars.record(seconds, trace, span);
+            }
             if let Some(size) = outcome.request_size {
                 s.request_size.observe(size as f64);
             }
@@ -117,6 +121,9 @@ impl RouteEntry {
 #[derive(Debug)]
 pub(crate) struct Recorded {
     pub(crate) duration: Duration,
+    /// The request's trace and span id when its trace is kept: its duration becomes the
+    /// exemplar of its bucket.
+    pub(crate) kept: Option<([u8; 16], [u8; 8])>,
     pub(crate) request_size: Option<u64>,
     pub(crate) response_size: u64,
     pub(crate) slow: bool,
@@ -254,6 +261,7 @@ mod tests {
         assert_eq!(over.span_name, "POST /beyond");
         assert_eq!(over.entry.route, OVERFLOW_ROUTE);
         let r = Recorded {
+            kept: None,
             duration: Duration::from_millis(3),
             request_size: Some(10),
             response_size: 20,
