@@ -102,6 +102,52 @@ check "every 5xx server span arrived (ratio- or outcome-kept)" bash -c \
   "test \"\$(grep -c 'http.response.status_code: Int(5' '$OUT3')\" -ge \"\$(grep -Eo '500: [0-9]+|502: [0-9]+' '$WORK/demo3.out' | awk '{s+=\$2} END{print s}')\""
 check "the demo reported tail keep" grep -q 'tail keep: kept' "$WORK/demo3.out"
 
+echo "=== 5. exemplars: a real Prometheus scrapes the demo (OpenMetrics), traces go to rotel"
+start_rotel "$WORK/rotel4"
+DEMO_PORT=$(free_port)
+OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1 \
+  OTEL_EXPORTER_OTLP_ENDPOINT="$ROTEL_ENDPOINT" "$DEMO" --serve --port "$DEMO_PORT" --seconds 3 \
+  >"$WORK/demo4.out" 2>&1 &
+DEMO_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$DEMO_PORT/metrics" >/dev/null && break; sleep 0.2; done
+PROM_PORT=$(free_port)
+mkdir -p "$WORK/prom"
+cat >"$WORK/prom/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: payment-service
+    static_configs:
+      - targets: ['127.0.0.1:$DEMO_PORT']
+YAML
+prometheus --config.file="$WORK/prom/prometheus.yml" --storage.tsdb.path="$WORK/prom/data" \
+  --web.listen-address="127.0.0.1:$PROM_PORT" --enable-feature=exemplar-storage \
+  >"$WORK/prom/prometheus.log" 2>&1 &
+PROM_PID=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/null && break; sleep 0.2; done
+# The self-load runs 3 s; scrapes every second meanwhile and after.
+sleep 8
+NOW=$(date +%s)
+curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query?query=up" >"$WORK/prom/up.json"
+curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query_exemplars?query=http_server_request_duration_seconds_bucket&start=$((NOW - 120))&end=$((NOW + 5))" \
+  >"$WORK/prom/exemplars.json"
+kill -INT "$DEMO_PID"; wait "$DEMO_PID" || true
+kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null || true
+sleep 1
+stop_rotel
+OUT4="$WORK/rotel4/rotel.out"
+check "Prometheus scrapes the demo (up == 1)" python3 -c "import json,sys; r=json.load(open('$WORK/prom/up.json'))['data']['result']; sys.exit(0 if r and r[0]['value'][1]=='1' else 1)"
+check "Prometheus holds exemplars for the latency buckets" python3 -c "import json,sys; d=json.load(open('$WORK/prom/exemplars.json'))['data']; sys.exit(0 if any(s['exemplars'] for s in d) else 1)"
+check "every exemplar's trace reached rotel" python3 - "$WORK/prom/exemplars.json" "$OUT4" <<'PY'
+import json, re, sys
+data = json.load(open(sys.argv[1]))["data"]
+traces = {e["labels"]["trace_id"] for s in data for e in s["exemplars"]}
+seen = set(re.findall(r"Trace ID\s*:\s*([0-9a-f]{32})", open(sys.argv[2]).read()))
+missing = traces - seen
+print(f"{len(traces)} exemplar traces, {len(missing)} not in rotel's output")
+sys.exit(0 if traces and not missing else 1)
+PY
+
 echo
 echo "e2e: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

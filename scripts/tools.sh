@@ -133,10 +133,12 @@ restart_rotel() {
 
 # promtool from Debian's prometheus package, installed when missing.
 install_promtool() {
-  if command -v promtool >/dev/null 2>&1; then return 0; fi
+  # Debian's prometheus package brings both promtool and the Prometheus server.
+  if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then return 0; fi
   if [ "$(id -u)" != 0 ]; then die "promtool missing and not root to install it"; return 1; fi
   DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || die "apt-get update failed" || return 1
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2 \
     || die "cannot install Debian's prometheus package" || return 1
   command -v promtool >/dev/null 2>&1 || die "promtool still missing after install"
+  command -v prometheus >/dev/null 2>&1 || die "the prometheus server is still missing after install"
 }

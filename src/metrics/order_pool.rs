@@ -102,7 +102,8 @@ struct TimerExemplars {
 fn kept_ids() -> Option<([u8; 16], [u8; 8])> {
     opentelemetry::Context::map_current(|cx| {
         use opentelemetry::trace::TraceContextExt as _;
-        let sc = cx.span().span_context().clone();
+        let span = cx.span();
+        let sc = span.span_context();
         sc.is_sampled()
             .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     })
