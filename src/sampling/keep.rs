@@ -183,7 +183,6 @@ impl TailKeeper {
                 if p.spans.is_empty() && p.open_roots <= 1 && p.reason.is_none() {
                     state.pending.remove(&trace_id);
                     self.stats.dropped();
-                    self.remember(&mut state, trace_id, Decision::Drop);
                     return;
                 }
             }
@@ -317,7 +316,11 @@ impl TailKeeper {
             }
             Decision::Drop => self.stats.dropped(),
         }
-        self.remember(state, trace_id, decision);
+        // Only keeps are remembered: a late span of a dropped trace finds neither a decision nor
+        // a buffer, and is dropped (and counted) as late.
+        if matches!(decision, Decision::Keep { .. }) {
+            self.remember(state, trace_id, decision);
+        }
     }
 
     /// The storm cap: `Some(probability)` when this outcome keep survives it.
