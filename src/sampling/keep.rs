@@ -118,6 +118,19 @@ pub(crate) struct TailKeeper {
     stats: KeepStats,
 }
 
+thread_local! {
+    /// The last trace the storm cap thinned on this thread: the HTTP layer, whose span end
+    /// just handed it here, then writes no exemplar for it.
+    static THINNED: std::cell::Cell<Option<TraceId>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether `trace_id` was just thinned away on this thread (see [`THINNED`]).
+pub(crate) fn just_thinned(trace_id: TraceId) -> bool {
+    THINNED
+        .try_with(|t| t.get() == Some(trace_id))
+        .unwrap_or(false)
+}
+
 /// Is this span the root of its trace in this process (no parent, or a remote one)?
 pub(crate) fn is_local_root(parent: SpanId, parent_is_remote: bool) -> bool {
     parent == SpanId::INVALID || parent_is_remote
@@ -296,6 +309,7 @@ impl TailKeeper {
                 },
                 None => {
                     self.stats.thinned();
+                    THINNED.with(|t| t.set(Some(trace_id)));
                     Decision::Drop
                 }
             },
@@ -625,6 +639,11 @@ mod tests {
             let id = t.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
             k.root_started(TraceId::from(id));
             let out = end(&k, span(id, 1, 0, Status::error("storm"), vec![]));
+            assert_eq!(
+                out.is_empty(),
+                just_thinned(TraceId::from(id)),
+                "told on this thread"
+            );
             if let Some(s) = out.first() {
                 kept += 1;
                 if kept > 10 {

@@ -28,7 +28,7 @@ use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::KeyValue;
 
 pub(crate) use head::{ConsistentSampler, HeadControl};
-pub(crate) use keep::{KeepSettings, TailKeeper};
+pub(crate) use keep::{just_thinned, KeepSettings, TailKeeper};
 pub(crate) use processor::TailKeepQueue;
 pub(crate) use stats::KeepStats;
 pub use stats::TailKeepHealth;

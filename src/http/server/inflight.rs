@@ -208,12 +208,20 @@ impl Inflight {
         }
         // Its duration is an exemplar when its trace is exported: sampled, or failed or slow,
         // which tail keep keeps.
-        let kept = {
+        let (sampled, kept) = {
             let sc = span.span_context();
-            (sc.is_sampled() || failed || slow)
-                .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
+            let sampled = sc.is_sampled();
+            (
+                sampled,
+                (sampled || failed || slow).then(|| (sc.trace_id(), sc.span_id())),
+            )
         };
         span.end_with_timestamp(self.start_time + elapsed);
+        // Tail keep decided at the span's end, on this thread: an outcome keep that an error
+        // storm thinned away gets no exemplar either.
+        let kept = kept
+            .filter(|(trace, _)| sampled || !crate::sampling::just_thinned(*trace))
+            .map(|(trace, span)| (trace.to_bytes(), span.to_bytes()));
 
         if let Some(m) = self.state.routes.metrics() {
             if let Some(g) = m.active(self.method) {
