@@ -7,18 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use http::Request;
-use http_body_util::BodyExt as _;
 use paytrace::testing::proto::common::v1::any_value::Value as AnyValue;
 use paytrace::testing::{Fault, ReceivedSpan, TestCollector};
 use paytrace::{Config, LogFormat, Signal, Telemetry};
 use support::WAIT;
-use tower::ServiceExt as _;
 
 /// Defaults but for the collector and stdout: the queue settings under test are the defaults.
 fn defaults(collector: &TestCollector) -> Config {
@@ -54,21 +50,6 @@ fn app(telemetry: &Telemetry) -> Router {
         )
 }
 
-async fn serve(app: &Router, requests: u32) {
-    for n in 0..requests {
-        let response = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/orders/{n}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap();
-    }
-}
-
 async fn flush(telemetry: Telemetry) -> Telemetry {
     tokio::task::spawn_blocking(move || {
         let _ = telemetry.force_flush();
@@ -88,7 +69,7 @@ async fn a_burst_of_twenty_thousand_requests_on_one_thread_loses_nothing() {
     let app = Router::new()
         .route("/orders/{n}", get(|| async { "ok" }))
         .layer(telemetry.http_layer());
-    serve(&app, REQUESTS).await;
+    support::get_orders(&app, REQUESTS).await;
     let telemetry = flush(telemetry).await;
 
     let spans = collector.wait_for_spans(REQUESTS as usize, WAIT).await;
@@ -123,7 +104,7 @@ async fn a_full_queue_drops_ordinary_spans_and_keeps_every_error_and_slow_one() 
     let app = app(&telemetry);
     // Every export waits a second: the burst overflows the small queue meanwhile.
     collector.set_fault(Fault::Delay(Duration::from_secs(1)));
-    serve(&app, 2_000).await;
+    support::get_orders(&app, 2_000).await;
     collector.set_fault(Fault::None);
     let telemetry = flush(telemetry).await;
 
@@ -171,7 +152,7 @@ async fn a_full_log_queue_keeps_every_error_record() {
     let _subscriber = tracing::subscriber::set_default(telemetry.subscriber());
     let app = app(&telemetry);
     collector.set_fault(Fault::Delay(Duration::from_secs(1)));
-    serve(&app, 2_000).await;
+    support::get_orders(&app, 2_000).await;
     collector.set_fault(Fault::None);
     let telemetry = flush(telemetry).await;
 

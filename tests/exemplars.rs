@@ -58,18 +58,7 @@ async fn run(ratio: f64) {
                 .http_layer()
                 .with_slow_threshold(Duration::from_millis(20)),
         );
-    for n in 0..2_000u32 {
-        let response = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/orders/{n}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap();
-    }
+    support::get_orders(&app, 2_000).await;
 
     // OpenMetrics when asked for, 0.0.4 (unchanged) otherwise.
     let scrape = |accept: Option<&'static str>| {

@@ -99,18 +99,7 @@ async fn every_failed_and_slow_trace_arrives_whole_and_nothing_of_a_dropped_one(
                 .http_layer()
                 .with_slow_threshold(Duration::from_millis(20)),
         );
-    for n in 0..REQUESTS {
-        let response = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/orders/{n}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        response.into_body().collect().await.unwrap();
-    }
+    support::get_orders(&app, REQUESTS).await;
     // The late children end a few milliseconds after their response.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let health = telemetry.exporter_health();

@@ -67,6 +67,13 @@ struct InForce {
     forced_routes: Vec<Change<String>>,
 }
 
+impl InForce {
+    /// The head sampler keeps exactly the routes in force.
+    fn apply_forced_routes(&self, head: &HeadControl) {
+        head.set_forced_routes(self.forced_routes.iter().map(|c| c.value.clone()).collect());
+    }
+}
+
 /// One change in force: its value, who set it, and until when.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -247,13 +254,7 @@ impl Control {
         let change = self.change(route.to_owned(), ttl, set_by);
         let generation = change.generation;
         in_force.forced_routes.push(change);
-        head.set_forced_routes(
-            in_force
-                .forced_routes
-                .iter()
-                .map(|c| c.value.clone())
-                .collect(),
-        );
+        in_force.apply_forced_routes(head);
         drop(in_force);
         self.inner
             .announce(Setting::ForcedRoute, route, set_by, Some(ttl));
@@ -266,13 +267,7 @@ impl Control {
                 .retain(|c| c.generation != generation);
             if in_force.forced_routes.len() < before {
                 if let Some(head) = &inner.head {
-                    head.set_forced_routes(
-                        in_force
-                            .forced_routes
-                            .iter()
-                            .map(|c| c.value.clone())
-                            .collect(),
-                    );
+                    in_force.apply_forced_routes(head);
                 }
                 drop(in_force);
                 inner.announce_revert(Setting::ForcedRoute, &route);

@@ -28,6 +28,20 @@ pub fn install_propagator() {
     });
 }
 
+/// Send `GET /orders/{n}` for each `n` in `0..requests` through `app`, reading each body to
+/// its end (so the layer's span and metrics are complete).
+pub async fn get_orders(app: &axum::Router, requests: u32) {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    for n in 0..requests {
+        let request = http::Request::get(format!("/orders/{n}"))
+            .body(axum::body::Body::empty())
+            .expect("a valid request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        response.into_body().collect().await.expect("a body");
+    }
+}
+
 /// An SDK tracer provider exporting synchronously into memory.
 pub struct Spans {
     pub provider: SdkTracerProvider,
