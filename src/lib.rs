@@ -59,6 +59,7 @@ pub mod control;
 mod error;
 mod exemplars;
 pub(crate) mod export;
+pub mod grpc;
 pub mod http;
 pub mod log;
 pub mod metrics;

@@ -151,6 +151,7 @@ mod semconv;
 mod server;
 
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
+pub(crate) use server::DURATION_BUCKETS;
 pub use server::{
     is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TracedService,
     DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,

@@ -139,6 +139,7 @@ impl Telemetry {
             stats,
             redactor,
             http_metrics: std::sync::OnceLock::new(),
+            grpc_metrics: std::sync::OnceLock::new(),
             exemplars,
             filter,
             control,

@@ -6,13 +6,14 @@
 //! - `global`: [`init_tracer`](crate::init_tracer), the process-wide installation;
 //! - `resource`: who is sending;
 //! - `drain`: bounded waits for flush and shutdown;
-//! - `http`, `logs`, `metrics`: the constructors and methods of those subsystems that start
+//! - `http`, `grpc`, `logs`, `metrics`: the constructors and methods of those subsystems that start
 //!   from a `Telemetry`.
 
 mod build;
 mod control;
 mod drain;
 pub(crate) mod global;
+mod grpc;
 mod http;
 mod logs;
 mod metrics;
@@ -72,6 +73,8 @@ struct Inner {
     sampled_out: Arc<AtomicU64>,
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
+    /// The `rpc_*` instruments, registered in `registry` by the first gRPC layer.
+    grpc_metrics: std::sync::OnceLock<Option<crate::grpc::GrpcMetrics>>,
     log: LogSettings,
     /// Exemplars of kept requests, read by `/metrics` (OpenMetrics) and the OTLP bridge.
     exemplars: Arc<crate::exemplars::ExemplarStore>,

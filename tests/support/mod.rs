@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 mod http;
+pub mod ledger;
 pub mod secrets;
 #[allow(unused_imports)] // not every test binary uses the HTTP helpers
 pub use http::*;

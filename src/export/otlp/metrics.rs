@@ -81,6 +81,26 @@ fn identity(prom: &str) -> (String, &'static str) {
             "paytrace.http.server.slow_requests",
             "{request}",
         ),
+        (
+            "rpc_server_call_duration_seconds",
+            "rpc.server.call.duration",
+            "s",
+        ),
+        (
+            "rpc_client_call_duration_seconds",
+            "rpc.client.call.duration",
+            "s",
+        ),
+        (
+            "rpc_server_slow_calls_total",
+            "paytrace.rpc.server.slow_calls",
+            "{call}",
+        ),
+        (
+            "rpc_client_slow_calls_total",
+            "paytrace.rpc.client.slow_calls",
+            "{call}",
+        ),
         ("process_cpu_seconds_total", "process.cpu.time", "s"),
         (
             "process_resident_memory_bytes",
@@ -117,6 +137,9 @@ fn attribute_key(label: &str) -> &str {
         "http_request_method" => "http.request.method",
         "http_route" => "http.route",
         "http_response_status_code" => "http.response.status_code",
+        "rpc_system_name" => "rpc.system.name",
+        "rpc_method" => "rpc.method",
+        "rpc_response_status_code" => "rpc.response.status_code",
         other => other,
     }
 }

@@ -20,6 +20,7 @@ pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::TraceLayer;
 pub use metrics::HttpMetrics;
+pub(crate) use metrics::DURATION_BUCKETS;
 pub use options::{
     is_default_skip_path, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD,
     REQUEST_ID_HEADER,

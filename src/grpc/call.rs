@@ -1,0 +1,307 @@
+//! [`Call`]: one traced gRPC call, from `call` until its response stream ends or is dropped.
+//!
+//! Both layers hand it down the same way: the service starts it, the future notes the
+//! response headers, the body notes the trailers, and whichever stage sees the end finishes
+//! it. The status is read where the response carries it: the `tonic::Status` extension or
+//! `grpc-status` header (trailers-only), else the trailers at the end of the stream.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderName, StatusCode};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, Key, KeyValue, StringValue};
+use opentelemetry_sdk::trace::Tracer;
+use opentelemetry_semantic_conventions::attribute as sc;
+use tokio::time::Instant;
+
+use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
+use super::metrics::{GrpcMetrics, Side};
+use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use crate::redact::Redactor;
+use crate::util::truncate;
+
+const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
+const RPC_METHOD: Key = Key::from_static_str(sc::RPC_METHOD);
+const RPC_METHOD_ORIGINAL: Key = Key::from_static_str(sc::RPC_METHOD_ORIGINAL);
+const RPC_RESPONSE_STATUS_CODE: Key = Key::from_static_str(sc::RPC_RESPONSE_STATUS_CODE);
+const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
+const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
+const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
+const SLOW: Key = Key::from_static_str("paytrace.slow");
+const CANCELLED_ATTR: Key = Key::from_static_str("paytrace.request.cancelled");
+
+/// A dropped call this close to its deadline (or a tenth of its timeout, if more) is over
+/// because of it: the client's timer starts before the request leaves, so its reset can beat
+/// the server's own timer.
+const DEADLINE_SLACK: Duration = Duration::from_millis(20);
+/// Longest `grpc-message` kept as the span status description.
+const MAX_MESSAGE: usize = 256;
+
+/// What every call of a layer reads: shared by all services the layer made.
+#[derive(Debug)]
+pub(crate) struct CallState {
+    pub(crate) side: Side,
+    pub(crate) tracer: Tracer,
+    pub(crate) redactor: Redactor,
+    pub(crate) metrics: Option<GrpcMetrics>,
+    pub(crate) methods: Methods,
+    pub(crate) slow_threshold: Duration,
+    /// Allow-listed request metadata and the attribute key each is recorded under.
+    pub(crate) metadata: Vec<(HeaderName, Key)>,
+    /// `server.address`/`server.port` of a client whose requests carry no authority.
+    pub(crate) authority: Option<http::uri::Authority>,
+}
+
+/// How a call's response stream ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum End {
+    /// The stream ended: its status is the one the response carried.
+    Complete,
+    /// The service or the body failed; the status the error stands for, when it says.
+    Failed(Option<u8>),
+    /// The future or body was dropped first.
+    Dropped,
+}
+
+/// One traced call in flight.
+pub(crate) struct Call {
+    pub(crate) cx: Context,
+    state: Arc<CallState>,
+    lookup: Lookup,
+    start: Instant,
+    start_time: SystemTime,
+    deadline: Option<Instant>,
+    status: Option<u8>,
+    message: Option<String>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("side", &self.state.side)
+            .field("lookup", &self.lookup)
+            .field("status", &self.status)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// Start the span of a call whose request is `parts`, under `parent`.
+    pub(crate) fn start(
+        state: &Arc<CallState>,
+        parts: &http::request::Parts,
+        parent: &Context,
+    ) -> Call {
+        let authority = parts.uri.authority().or(state.authority.as_ref());
+        let start = Instant::now();
+        let start_time = SystemTime::now();
+        let lookup = state.methods.lookup(parts.uri.path());
+        let mut attrs = Vec::with_capacity(4 + state.metadata.len());
+        attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
+        if let Some(a) = authority {
+            attrs.push(KeyValue::new(
+                SERVER_ADDRESS,
+                truncate(a.host(), 255).to_owned(),
+            ));
+            if let Some(port) = a.port_u16() {
+                attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+            }
+        }
+        for (name, key) in &state.metadata {
+            let values: Vec<StringValue> = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(|v| {
+                    StringValue::from(state.redactor.redact_text(truncate(v, 256)).into_owned())
+                })
+                .collect();
+            if !values.is_empty() {
+                attrs.push(KeyValue::new(
+                    key.clone(),
+                    opentelemetry::Value::Array(values.into()),
+                ));
+            }
+        }
+        let kind = match state.side {
+            Side::Server => SpanKind::Server,
+            Side::Client => SpanKind::Client,
+        };
+        let mut builder = SpanBuilder::from_name(lookup.span_name())
+            .with_kind(kind)
+            .with_start_time(start_time);
+        builder.attributes = Some(attrs);
+        let span = state.tracer.build_with_context(builder, parent);
+        Call {
+            cx: parent.with_span(span),
+            state: state.clone(),
+            lookup,
+            start,
+            start_time,
+            deadline: status::timeout(&parts.headers)
+                .map(|t| start + t.saturating_sub(DEADLINE_SLACK.max(t / 10))),
+            status: None,
+            message: None,
+            done: false,
+        }
+    }
+
+    pub(crate) fn side(&self) -> Side {
+        self.state.side
+    }
+
+    /// The response headers arrived: a trailers-only response carries its status here.
+    pub(crate) fn on_response<B>(&mut self, res: &http::Response<B>) {
+        if let Some(s) = res.extensions().get::<tonic::Status>() {
+            self.status = Some(s.code() as u8);
+            self.message = Some(s.message().to_owned());
+        } else if let Some(code) = status::from_headers(res.headers()) {
+            self.status = Some(code);
+            self.message = res
+                .headers()
+                .get(GRPC_MESSAGE)
+                .map(|v| status::message(v.as_bytes()));
+        } else if res.status() != StatusCode::OK {
+            self.status = Some(status::from_http(res.status()));
+        }
+    }
+
+    /// The trailers arrived: the status of a call that streamed a response.
+    pub(crate) fn on_trailers(&mut self, trailers: &HeaderMap) {
+        if let Some(code) = status::from_headers(trailers) {
+            self.status = Some(code);
+            self.message = trailers
+                .get(GRPC_MESSAGE)
+                .map(|v| status::message(v.as_bytes()));
+        }
+    }
+
+    /// Whether the deadline (less its slack) has passed.
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// End the span and record the call; idempotent.
+    pub(crate) fn finish(&mut self, end: End) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let elapsed = self.start.elapsed();
+        let state = &*self.state;
+        let dropped = matches!(end, End::Dropped) && self.status.is_none();
+        let code = match (self.status, end) {
+            (Some(code), _) => code,
+            (None, End::Complete) => {
+                no_trailers_once(state.side);
+                UNKNOWN
+            }
+            (None, End::Failed(Some(code))) => code,
+            (None, End::Failed(None)) => match state.side {
+                Side::Server => UNKNOWN,
+                Side::Client if self.past_deadline() => DEADLINE_EXCEEDED,
+                Side::Client => UNAVAILABLE,
+            },
+            (None, End::Dropped) if self.past_deadline() => DEADLINE_EXCEEDED,
+            (None, End::Dropped) => CANCELLED,
+        };
+        let method = state.methods.settle(&self.lookup, code);
+        let slow = elapsed > state.slow_threshold;
+        let span = self.cx.span();
+
+        let name = status::name(code);
+        let mut end_attrs: [Option<KeyValue>; 6] = Default::default();
+        end_attrs[0] = Some(KeyValue::new(
+            RPC_METHOD,
+            StringValue::from(method.name.clone()),
+        ));
+        end_attrs[1] = Some(KeyValue::new(RPC_RESPONSE_STATUS_CODE, name));
+        if method.is_other() {
+            let original = match &self.lookup {
+                Lookup::Candidate { method, .. } => method.clone(),
+                Lookup::Other { original } => original.clone(),
+                Lookup::Known(m) => m.name.clone(),
+            };
+            let original = state.redactor.redact_text(&original).into_owned();
+            end_attrs[2] = Some(KeyValue::new(RPC_METHOD_ORIGINAL, original));
+            if matches!(self.lookup, Lookup::Candidate { .. }) {
+                // Named after the path at the start; `_OTHER` calls are named `grpc`.
+                span.update_name(OTHER_SPAN_NAME);
+            }
+        }
+        let failed = match state.side {
+            Side::Server => status::is_server_error(code),
+            Side::Client => code != OK,
+        };
+        if failed {
+            end_attrs[3] = Some(KeyValue::new(ERROR_TYPE, name));
+        }
+        if slow {
+            end_attrs[4] = Some(KeyValue::new(SLOW, true));
+        }
+        if dropped {
+            end_attrs[5] = Some(KeyValue::new(CANCELLED_ATTR, true));
+        }
+        span.set_attributes(end_attrs.into_iter().flatten());
+        if failed {
+            let description = match self.message.as_deref() {
+                Some(m) if !m.is_empty() => {
+                    let m = state.redactor.redact_text(truncate(m, MAX_MESSAGE));
+                    format!("{name}: {m}")
+                }
+                _ => name.to_owned(),
+            };
+            span.set_status(Status::error(description));
+        }
+        span.end_with_timestamp(self.start_time + elapsed);
+        if let Some(metrics) = &state.metrics {
+            method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow);
+        }
+        if slow {
+            let _guard = self.cx.clone().attach();
+            tracing::warn!(
+                target: "paytrace::grpc",
+                side = match state.side { Side::Server => "server", Side::Client => "client" },
+                method = &*method.name,
+                status = name,
+                duration_ms = elapsed.as_millis() as u64,
+                threshold_ms = state.slow_threshold.as_millis() as u64,
+                "slow gRPC call"
+            );
+        }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let end = if std::thread::panicking() {
+            End::Failed(Some(UNKNOWN))
+        } else {
+            End::Dropped
+        };
+        self.finish(end);
+    }
+}
+
+/// A 200 response that ended without trailers breaks the gRPC protocol (a proxy that drops
+/// trailers, an HTTP/1.1 hop): say so once per process and side.
+fn no_trailers_once(side: Side) {
+    static SERVER: AtomicBool = AtomicBool::new(false);
+    static CLIENT: AtomicBool = AtomicBool::new(false);
+    let flag = match side {
+        Side::Server => &SERVER,
+        Side::Client => &CLIENT,
+    };
+    if !flag.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            target: "paytrace::grpc",
+            "a gRPC response ended without trailers (grpc-status); recorded as UNKNOWN. A proxy \
+             that drops HTTP/2 trailers, or an HTTP/1.1 hop, is the usual cause"
+        );
+    }
+}

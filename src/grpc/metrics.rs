@@ -1,0 +1,149 @@
+//! [`GrpcMetrics`]: the call-duration histograms and slow-call counters of the gRPC layers.
+
+use std::sync::Arc;
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+
+use super::status::name;
+use crate::error::Error;
+use crate::http::DURATION_BUCKETS;
+
+/// `rpc_server_call_duration_seconds` (OTLP `rpc.server.call.duration`).
+pub(crate) const SERVER_DURATION: &str = "rpc_server_call_duration_seconds";
+/// `rpc_client_call_duration_seconds` (OTLP `rpc.client.call.duration`).
+pub(crate) const CLIENT_DURATION: &str = "rpc_client_call_duration_seconds";
+/// `rpc_server_slow_calls_total` (OTLP `paytrace.rpc.server.slow_calls`).
+pub(crate) const SERVER_SLOW: &str = "rpc_server_slow_calls_total";
+/// `rpc_client_slow_calls_total` (OTLP `paytrace.rpc.client.slow_calls`).
+pub(crate) const CLIENT_SLOW: &str = "rpc_client_slow_calls_total";
+
+const L_SYSTEM: &str = "rpc_system_name";
+const L_METHOD: &str = "rpc_method";
+const L_STATUS: &str = "rpc_response_status_code";
+
+/// Which end of a call a layer instruments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Server,
+    Client,
+}
+
+/// The Prometheus instruments of the gRPC layers, registered once per registry (both sides).
+///
+/// - `rpc_server_call_duration_seconds`, `rpc_client_call_duration_seconds` (histograms, the
+///   OpenTelemetry advisory buckets 5 ms … 10 s, until the end of the response stream), labels
+///   `rpc_system_name` (`grpc`), `rpc_method` (registered or learned methods, or `_OTHER`) and
+///   `rpc_response_status_code` (`OK`, `CANCELLED`, …);
+/// - `rpc_server_slow_calls_total`, `rpc_client_slow_calls_total` (counters), labels
+///   `rpc_system_name`, `rpc_method`.
+///
+/// ```
+/// let registry = prometheus::Registry::new();
+/// let metrics = paytrace::grpc::GrpcMetrics::new(&registry)?;
+/// # let _ = metrics;
+/// assert!(paytrace::grpc::GrpcMetrics::new(&registry).is_err(), "names are taken");
+/// # Ok::<(), paytrace::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct GrpcMetrics {
+    inner: Arc<Instruments>,
+}
+
+struct Instruments {
+    server: HistogramVec,
+    client: HistogramVec,
+    server_slow: IntCounterVec,
+    client_slow: IntCounterVec,
+}
+
+impl std::fmt::Debug for GrpcMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcMetrics").finish_non_exhaustive()
+    }
+}
+
+impl GrpcMetrics {
+    /// Create the four `rpc_*` families and register them in `registry`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the registry refuses them, typically because they are
+    /// registered there already (nothing stays registered then).
+    ///
+    /// ```
+    /// let metrics = paytrace::grpc::GrpcMetrics::new(&prometheus::Registry::new())?;
+    /// # let _ = metrics;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn new(registry: &Registry) -> Result<Self, Error> {
+        let err = |name: &'static str| {
+            move |e: prometheus::Error| Error::invalid("prometheus registry", name, e)
+        };
+        let histogram = |name: &'static str, help: &str| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec()),
+                &[L_SYSTEM, L_METHOD, L_STATUS],
+            )
+            .map_err(err(name))
+        };
+        let counter = |name: &'static str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[L_SYSTEM, L_METHOD]).map_err(err(name))
+        };
+        let inner = Instruments {
+            server: histogram(
+                SERVER_DURATION,
+                "Duration of gRPC server calls, until the end of the response stream.",
+            )?,
+            client: histogram(
+                CLIENT_DURATION,
+                "Duration of gRPC client calls, until the end of the response stream.",
+            )?,
+            server_slow: counter(
+                SERVER_SLOW,
+                "gRPC server calls slower than the slow threshold.",
+            )?,
+            client_slow: counter(
+                CLIENT_SLOW,
+                "gRPC client calls slower than the slow threshold.",
+            )?,
+        };
+        let all = || -> [(&'static str, Box<dyn prometheus::core::Collector>); 4] {
+            [
+                (SERVER_DURATION, Box::new(inner.server.clone())),
+                (CLIENT_DURATION, Box::new(inner.client.clone())),
+                (SERVER_SLOW, Box::new(inner.server_slow.clone())),
+                (CLIENT_SLOW, Box::new(inner.client_slow.clone())),
+            ]
+        };
+        for (i, (name, c)) in all().into_iter().enumerate() {
+            if let Err(e) = registry.register(c) {
+                // All or nothing: a half-registered set would collide on the next attempt.
+                for (_, c) in all().into_iter().take(i) {
+                    let _ = registry.unregister(c);
+                }
+                return Err(err(name)(e));
+            }
+        }
+        Ok(GrpcMetrics {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub(crate) fn duration(&self, side: Side, method: &str, code: u8) -> Option<Histogram> {
+        let vec = match side {
+            Side::Server => &self.inner.server,
+            Side::Client => &self.inner.client,
+        };
+        vec.get_metric_with_label_values(&["grpc", method, name(code)])
+            .ok()
+    }
+
+    pub(crate) fn slow(&self, side: Side, method: &str) -> Option<IntCounter> {
+        let vec = match side {
+            Side::Server => &self.inner.server_slow,
+            Side::Client => &self.inner.client_slow,
+        };
+        vec.get_metric_with_label_values(&["grpc", method]).ok()
+    }
+}
