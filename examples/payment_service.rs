@@ -1,8 +1,10 @@
 //! Run with: `cargo run --example payment_service`
 //!
-//! An axum payment service instrumented with paytrace: create an order, query it, receive the
-//! payment callback (which posts to a downstream ledger service through the client layer, so a
-//! two-hop trace appears), settle an order (slow on purpose), and `/metrics`. By default it
+//! An axum payment service instrumented with paytrace: create an order (which reserves the
+//! amount on a gRPC ledger service through the gRPC client layer, so a trace goes HTTP server →
+//! gRPC client → gRPC server; every 13th reservation fails by design), query it, receive the
+//! payment callback (which posts to a downstream ledger service through the HTTP client layer,
+//! so a two-hop trace appears), settle an order (slow on purpose), and `/metrics`. By default it
 //! starts paytrace's in-process OTLP collector (`paytrace::testing::TestCollector`) as its
 //! embedded collector, drives a few seconds of self-load, prints what was exported, shuts
 //! telemetry down and exits 0.
@@ -40,6 +42,12 @@ use tower::{Service as _, ServiceBuilder, ServiceExt as _};
 /// without waiting 5 s.
 const DEMO_SLOW_THRESHOLD: Duration = Duration::from_millis(300);
 
+/// The gRPC ledger (a hand-written tonic service with prost messages, shared with the tests).
+#[path = "../tests/support/ledger.rs"]
+mod ledger;
+
+type GrpcLedger = ledger::LedgerClient<paytrace::grpc::ClientService<tonic::transport::Channel>>;
+
 type HttpClient = paytrace::http::ClientService<
     hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, String>,
 >;
@@ -50,6 +58,7 @@ struct AppState {
     pool: OrderPoolMetrics,
     ledger: SocketAddr,
     client: HttpClient,
+    grpc_ledger: GrpcLedger,
 }
 
 async fn create_order(
@@ -77,6 +86,26 @@ async fn create_order(
         return (
             StatusCode::BAD_GATEWAY,
             Json(json!({ "error": "supplier unavailable" })),
+        );
+    }
+    // The gRPC hop: reserve the amount on the ledger; every 13th reservation fails by design.
+    let reservation = ledger::PostRequest {
+        account: format!("order-{id}"),
+        amount_cents: amount as i64,
+        mode: if id % 13 == 0 { "fail" } else { "" }.into(),
+        ..Default::default()
+    };
+    if let Err(status) = state
+        .grpc_ledger
+        .clone()
+        .post(tonic::Request::new(reservation))
+        .await
+    {
+        tracing::warn!(order_id = id, code = ?status.code(), "ledger reservation failed");
+        timer.failure("supplier_error");
+        return (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({ "error": "ledger unavailable" })),
         );
     }
     timer.success();
@@ -278,6 +307,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ledger_app = ledger(&telemetry);
     let ledger_server = tokio::spawn(async move { axum::serve(ledger_listener, ledger_app).await });
 
+    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let grpc_server = {
+        let layer = telemetry.grpc_server_layer();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .layer(layer)
+                .add_service(ledger::LedgerServer)
+                .serve_with_incoming(Incoming(grpc_listener))
+                .await
+        })
+    };
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?.connect_lazy();
+    let grpc_ledger = ledger::LedgerClient::new(
+        ServiceBuilder::new()
+            .layer(
+                telemetry
+                    .grpc_client_layer()
+                    .with_authority(grpc_addr.to_string().parse()?),
+            )
+            .service(channel),
+    );
+
     let client = ServiceBuilder::new()
         .layer(telemetry.http_client_layer())
         .service(
@@ -289,6 +342,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pool,
         ledger: ledger_addr,
         client,
+        grpc_ledger,
     };
     let port: u16 = flag("--port")
         .and_then(|p| p.parse().ok())
@@ -297,7 +351,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     let app = app(&telemetry, state).into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    println!("payment-service listening on http://{addr} (ledger on http://{ledger_addr})");
+    println!(
+        "payment-service listening on http://{addr} (ledger on http://{ledger_addr}, gRPC ledger on {grpc_addr})"
+    );
 
     let load = self_load(addr, Duration::from_secs(seconds)).await;
     if serve {
@@ -308,6 +364,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.abort();
     ledger_server.abort();
+    grpc_server.abort();
 
     // Flush first so the health figures include the final exports; both calls block, so they
     // run off the async worker threads.
@@ -395,6 +452,31 @@ fn summarize(collector: &TestCollector) {
         let hops: Vec<String> = hops.into_iter().map(label).collect();
         println!("two-hop trace {trace}: {}", hops.join(" -> "));
     }
+    // HTTP server -> gRPC client -> gRPC server, one trace.
+    if let Some(grpc) = spans
+        .iter()
+        .find(|s| s.span.kind == 2 && s.name() == "ledger.v1.Ledger/Post")
+    {
+        let trace = grpc.trace_id_hex();
+        let mut hops: Vec<_> = spans.iter().filter(|s| s.trace_id_hex() == trace).collect();
+        hops.sort_by_key(|s| s.span.start_time_unix_nano);
+        let hops: Vec<String> = hops.into_iter().map(label).collect();
+        println!("gRPC hop trace {trace}: {}", hops.join(" -> "));
+    }
+    let mut grpc_codes: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for s in spans.iter().filter(|s| s.attr("rpc.system.name").is_some()) {
+        let side = if s.span.kind == 3 { "client" } else { "server" };
+        let code = s.attr_str("rpc.response.status_code").unwrap_or_default();
+        *grpc_codes.entry((side.to_owned(), code)).or_default() += 1;
+    }
+    let grpc_codes: Vec<String> = grpc_codes
+        .into_iter()
+        .map(|((side, code), n)| format!("{side} {code}={n}"))
+        .collect();
+    println!(
+        "gRPC calls by status (INTERNAL by design): {}",
+        grpc_codes.join(", ")
+    );
     for slow in spans
         .iter()
         .filter(|s| s.attr_str("paytrace.slow").as_deref() == Some("true"))
@@ -435,4 +517,20 @@ fn summarize(collector: &TestCollector) {
     }
     let encodings: BTreeSet<_> = collector.encodings().into_iter().flatten().collect();
     println!("grpc-encoding seen: {encodings:?}");
+}
+
+/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
+struct Incoming(tokio::net::TcpListener);
+
+impl tonic::codegen::tokio_stream::Stream for Incoming {
+    type Item = std::io::Result<tokio::net::TcpStream>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .poll_accept(cx)
+            .map(|r| Some(r.map(|(stream, _)| stream)))
+    }
 }

@@ -1,7 +1,7 @@
 //! # paytrace
 //!
 //! The observability SDK a Rust payment service adds as one dependency: OpenTelemetry traces,
-//! logs and metrics over OTLP/gRPC with gzip, a tower HTTP trace layer, a context-aware logger,
+//! logs and metrics over OTLP/gRPC with gzip, tower HTTP and gRPC trace layers, a context-aware logger,
 //! order-pool metrics and an exporter-health watchdog — built so that telemetry never hurts the
 //! payment: no panic, no unbounded memory, no blocking on the request path, no hang at shutdown.
 //!
@@ -26,6 +26,7 @@
 //!
 //! ```text
 //!  request ─► http::TraceLayer ─► span ─────────────────► span queue ─┐
+//!  gRPC call ─► grpc::ServerLayer ─► span (status from trailers) ─────┤
 //!               │ RED metrics, slow flag ─► Prometheus registry ──────┼─► /metrics, bridge ─┐
 //!  handler ─► tracing event ─► JSON line ─► stdout (lossy buffer)     │                     │
 //!                      └─────► OTLP log record ─► log queue ──────────┤                     │
@@ -34,7 +35,7 @@
 //! ```
 //!
 //! Every queue is bounded: when full, telemetry is dropped and counted (ordinary items first),
-//! never waited for. The modules follow the flow: [`http`] and [`log`] record, [`sampling`]
+//! never waited for. The modules follow the flow: [`http`], [`grpc`] and [`log`] record, [`sampling`]
 //! decides which traces leave (a consistent ratio, and tail keep for every failed and slow
 //! one), `export` ships, [`redact`] decides what is secret for every signal, [`control`]
 //! changes the log filter and the ratio at run time, [`Telemetry`] wires them and is the only

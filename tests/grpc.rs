@@ -30,9 +30,16 @@ struct Rig {
 type Client = LedgerClient<paytrace::grpc::ClientService<Channel>>;
 
 async fn rig(server_layer: impl Fn(&Telemetry) -> paytrace::grpc::ServerLayer) -> Rig {
+    rig_with(|c| c, server_layer).await
+}
+
+async fn rig_with(
+    configure: impl Fn(paytrace::Config) -> paytrace::Config,
+    server_layer: impl Fn(&Telemetry) -> paytrace::grpc::ServerLayer,
+) -> Rig {
     install_propagator();
     let collector = TestCollector::start().await.expect("collector");
-    let telemetry = Telemetry::start(config(&collector)).expect("telemetry");
+    let telemetry = Telemetry::start(configure(config(&collector))).expect("telemetry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let layer = server_layer(&telemetry);
@@ -448,4 +455,52 @@ async fn secrets_in_metadata_and_messages_never_leave() {
         found.len(),
         &found[..found.len().min(5)]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_keep_keeps_failed_calls_whole_at_a_tiny_ratio() {
+    let rig = rig_with(
+        |c| c.with_sampler(paytrace::Sampler::ParentBasedRatio(0.000_001)),
+        |t| t.grpc_server_layer(),
+    )
+    .await;
+    let mut client = rig.client().await;
+    for i in 0..40 {
+        // Every tenth call fails with INTERNAL (a server error); the rest succeed or are denied.
+        let mode = match i % 10 {
+            0 => "fail",
+            5 => "deny",
+            _ => "",
+        };
+        let _ = client.post(post(mode)).await;
+    }
+    let collector = rig.shutdown().await;
+    let spans = collector.spans();
+    let codes: Vec<(i32, String)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.span.kind,
+                s.attr_str("rpc.response.status_code").unwrap_or_default(),
+            )
+        })
+        .collect();
+    // The client span is each trace's local root: kept with its server child.
+    assert_eq!(
+        codes.iter().filter(|(_, c)| c == "INTERNAL").count(),
+        8,
+        "4 failed calls, client and server span each: {codes:?}"
+    );
+    assert!(
+        codes.iter().all(|(_, c)| c != "OK"),
+        "successful calls are not kept at a ratio of 1e-6: {codes:?}"
+    );
+    for s in spans.iter().filter(|s| s.span.kind == 2) {
+        assert!(
+            spans
+                .iter()
+                .any(|c| c.span.kind == 3 && c.span.span_id == s.span.parent_span_id),
+            "each kept trace arrives whole"
+        );
+    }
 }
