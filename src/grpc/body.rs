@@ -8,7 +8,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use super::call::{Call, End};
-use super::metrics::Side;
+use super::side::Side;
 use super::status;
 
 pin_project! {

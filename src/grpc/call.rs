@@ -17,7 +17,8 @@ use opentelemetry_semantic_conventions::attribute as sc;
 use tokio::time::Instant;
 
 use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
-use super::metrics::{GrpcMetrics, Side};
+use super::metrics::GrpcMetrics;
+use super::side::Side;
 use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
 use crate::redact::Redactor;
 use crate::util::truncate;

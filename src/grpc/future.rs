@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::body::GrpcBody;
 use super::call::{Call, End};
-use super::metrics::Side;
+use super::side::Side;
 use super::status;
 
 pin_project! {

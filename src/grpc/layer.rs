@@ -14,44 +14,11 @@ use tower_layer::Layer;
 
 use super::call::CallState;
 use super::methods::{Methods, DEFAULT_MAX_METHODS};
-use super::metrics::{GrpcMetrics, Side};
+use super::metrics::GrpcMetrics;
 use super::service::Traced;
+use super::side::{side, ClientSide, Kind, ServerSide};
 use crate::http::DEFAULT_SLOW_THRESHOLD;
 use crate::redact::Redactor;
-
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Which end of a call a [`GrpcLayer`] instruments: [`ServerSide`] or [`ClientSide`].
-pub trait Kind: sealed::Sealed + Send + Sync + 'static {
-    #[doc(hidden)]
-    const SERVER: bool;
-}
-
-pub(crate) fn side<K: Kind>() -> Side {
-    if K::SERVER {
-        Side::Server
-    } else {
-        Side::Client
-    }
-}
-
-/// The server end: `SpanKind::Server`, context extracted from the request metadata.
-#[derive(Debug, Clone, Copy)]
-pub enum ServerSide {}
-/// The client end: `SpanKind::Client`, context injected into the request metadata.
-#[derive(Debug, Clone, Copy)]
-pub enum ClientSide {}
-
-impl sealed::Sealed for ServerSide {}
-impl sealed::Sealed for ClientSide {}
-impl Kind for ServerSide {
-    const SERVER: bool = true;
-}
-impl Kind for ClientSide {
-    const SERVER: bool = false;
-}
 
 /// The tower layer for tonic servers (`Server::builder().layer(...)`): one server span and one
 /// duration observation per call. See the [module docs](crate::grpc).

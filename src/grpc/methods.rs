@@ -10,7 +10,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use prometheus::{Histogram, IntCounter};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::metrics::{GrpcMetrics, Side};
+use super::metrics::GrpcMetrics;
+use super::side::Side;
 use super::status::{NAMES, UNIMPLEMENTED};
 
 /// `rpc.method` of a method that is not known.

@@ -6,6 +6,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
 };
 
+use super::side::Side;
 use super::status::name;
 use crate::error::Error;
 use crate::http::DURATION_BUCKETS;
@@ -22,13 +23,6 @@ pub(crate) const CLIENT_SLOW: &str = "rpc_client_slow_calls_total";
 const L_SYSTEM: &str = "rpc_system_name";
 const L_METHOD: &str = "rpc_method";
 const L_STATUS: &str = "rpc_response_status_code";
-
-/// Which end of a call a layer instruments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Side {
-    Server,
-    Client,
-}
 
 /// The Prometheus instruments of the gRPC layers, registered once per registry (both sides).
 ///

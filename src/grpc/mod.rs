@@ -78,10 +78,12 @@ mod layer;
 mod methods;
 mod metrics;
 mod service;
+mod side;
 mod status;
 
 pub use body::GrpcBody;
 pub use future::GrpcFuture;
-pub use layer::{ClientLayer, ClientSide, GrpcLayer, Kind, ServerLayer, ServerSide};
+pub use layer::{ClientLayer, GrpcLayer, ServerLayer};
 pub use metrics::GrpcMetrics;
 pub use service::{ClientService, ServerService, Traced};
+pub use side::{ClientSide, Kind, ServerSide};

@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::body::GrpcBody;
 use super::call::{Call, CallState};
 use super::future::GrpcFuture;
-use super::layer::{ClientSide, ServerSide};
+use super::side::{ClientSide, ServerSide};
 use crate::propagation::{extract_context, inject_context};
 
 /// The service of a [`ServerLayer`](super::ServerLayer) (`Traced<S, ServerSide>`) or a
