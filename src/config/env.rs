@@ -10,7 +10,8 @@ pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
 /// Extra resource attributes, `key=value,key2=value2` (values percent-decoded).
 pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
-/// Propagators, comma-separated: `tracecontext`, `baggage`, `none`.
+/// Propagators, comma-separated: `tracecontext`, `baggage`, `b3`, `b3multi`, `jaeger`, `none`;
+/// unknown names are skipped with a warning (the specification), not refused.
 pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
 /// Sampler: `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
 /// `parentbased_always_off`, `parentbased_traceidratio`.

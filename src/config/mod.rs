@@ -58,6 +58,12 @@ pub enum Propagator {
     TraceContext,
     /// W3C Baggage (`baggage`).
     Baggage,
+    /// Zipkin B3, single header (`b3`); `OTEL_PROPAGATORS=b3`.
+    B3,
+    /// Zipkin B3, multiple headers (`x-b3-traceid`, …); `OTEL_PROPAGATORS=b3multi`.
+    B3Multi,
+    /// Jaeger (`uber-trace-id`); `OTEL_PROPAGATORS=jaeger`.
+    Jaeger,
 }
 
 /// Configuration for [`init_tracer`](crate::init_tracer): a builder with production defaults.

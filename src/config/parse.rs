@@ -32,22 +32,28 @@ pub(super) fn parse_ratio(s: &str) -> Result<f64, String> {
     }
 }
 
-pub(super) fn parse_propagators(s: &str) -> Result<Vec<Propagator>, String> {
+/// The propagators named, and the names not known (the specification: warn and skip them).
+pub(super) fn parse_propagators(s: &str) -> Result<(Vec<Propagator>, Vec<String>), String> {
     let mut out = Vec::new();
+    let mut unknown = Vec::new();
     for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match name.to_ascii_lowercase().as_str() {
-            "tracecontext" => out.push(Propagator::TraceContext),
-            "baggage" => out.push(Propagator::Baggage),
-            "none" => return Ok(Vec::new()),
-            other => {
-                return Err(format!(
-                    "unsupported propagator `{other}` (supported: tracecontext, baggage, none)"
-                ))
+        let p = match name.to_ascii_lowercase().as_str() {
+            "tracecontext" => Propagator::TraceContext,
+            "baggage" => Propagator::Baggage,
+            "b3" => Propagator::B3,
+            "b3multi" => Propagator::B3Multi,
+            "jaeger" => Propagator::Jaeger,
+            "none" => return Ok((Vec::new(), unknown)),
+            _ => {
+                unknown.push(name.to_owned());
+                continue;
             }
+        };
+        if !out.contains(&p) {
+            out.push(p);
         }
     }
-    out.dedup();
-    Ok(out)
+    Ok((out, unknown))
 }
 
 /// `k=v,k2=v2` with percent-encoded values (W3C baggage-like syntax used by the OTel spec).

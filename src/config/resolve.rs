@@ -45,6 +45,17 @@ impl Config {
     /// Every setting resolved and checked.
     pub(crate) fn resolve(&self) -> Result<Settings, Error> {
         let env = Env(&self.env);
+        let propagators = match &self.propagators {
+            Some(p) => (p.clone(), Vec::new()),
+            None => env
+                .parse(OTEL_PROPAGATORS, parse_propagators)?
+                .unwrap_or_else(|| {
+                    (
+                        vec![Propagator::TraceContext, Propagator::Baggage],
+                        Vec::new(),
+                    )
+                }),
+        };
         Ok(Settings {
             disabled: match self.disabled {
                 Some(d) => d,
@@ -53,12 +64,16 @@ impl Config {
             resource: self.resolve_resource(&env)?,
             sampler: self.resolve_sampler(&env)?,
             tail_keep: self.resolve_tail_keep(self.resolve_sampler(&env)?)?,
-            propagators: match &self.propagators {
-                Some(p) => p.clone(),
-                None => env
-                    .parse(OTEL_PROPAGATORS, parse_propagators)?
-                    .unwrap_or_else(|| vec![Propagator::TraceContext, Propagator::Baggage]),
-            },
+            propagators: propagators.0,
+            warnings: propagators
+                .1
+                .iter()
+                .map(|name| {
+                    format!(
+                        "{OTEL_PROPAGATORS}: unknown propagator `{name}` skipped (known: tracecontext, baggage, b3, b3multi, jaeger, none)"
+                    )
+                })
+                .collect(),
             export: self.resolve_export(&env)?,
             log: self.resolve_log()?,
             watchdog: WatchdogSettings {

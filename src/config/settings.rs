@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     /// Tail keep's bounds, when it is on (a ratio below 1 and not turned off).
     pub(crate) tail_keep: Option<KeepSettings>,
     pub(crate) propagators: Vec<Propagator>,
+    /// Settings skipped rather than refused (unknown propagators), said once telemetry runs.
+    pub(crate) warnings: Vec<String>,
     pub(crate) export: ExportSettings,
     pub(crate) log: LogSettings,
     pub(crate) watchdog: WatchdogSettings,

@@ -122,11 +122,39 @@ fn code_beats_environment() {
 }
 
 #[test]
+fn propagators_known_and_unknown() {
+    let s = resolve(&[(
+        OTEL_PROPAGATORS,
+        "tracecontext,baggage,b3,b3multi,jaeger,b3",
+    )])
+    .unwrap();
+    assert_eq!(
+        s.propagators,
+        vec![
+            Propagator::TraceContext,
+            Propagator::Baggage,
+            Propagator::B3,
+            Propagator::B3Multi,
+            Propagator::Jaeger
+        ]
+    );
+    assert!(s.warnings.is_empty());
+    // The specification: an unknown name is skipped with a warning, the service still starts.
+    let s = resolve(&[(OTEL_PROPAGATORS, "tracecontext,xray,ottrace")]).unwrap();
+    assert_eq!(s.propagators, vec![Propagator::TraceContext]);
+    assert_eq!(s.warnings.len(), 2);
+    assert!(s.warnings[0].contains("OTEL_PROPAGATORS") && s.warnings[0].contains("`xray`"));
+    assert_eq!(
+        resolve(&[(OTEL_PROPAGATORS, "none")]).unwrap().propagators,
+        vec![]
+    );
+}
+
+#[test]
 fn invalid_values_name_the_variable() {
     let cases: &[(&str, &str)] = &[
         (OTEL_SDK_DISABLED, "yes"),
         (OTEL_RESOURCE_ATTRIBUTES, "novalue"),
-        (OTEL_PROPAGATORS, "b3"),
         (OTEL_TRACES_SAMPLER, "sometimes"),
         (OTEL_EXPORTER_OTLP_ENDPOINT, "ftp://x"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "::"),

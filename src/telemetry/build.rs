@@ -145,6 +145,7 @@ impl Telemetry {
             control,
             log: settings.log,
             propagators: settings.propagators,
+            config_warnings: settings.warnings,
             install_subscriber: settings.install_subscriber,
             shutdown_timeout: settings.shutdown_timeout,
             pipeline: pipeline.map(|(pipeline, _)| pipeline),

@@ -68,6 +68,9 @@ impl Telemetry {
         opentelemetry::global::set_tracer_provider(self.inner.tracer_provider.clone());
         opentelemetry::global::set_meter_provider(self.inner.meter_provider.clone());
         install_propagators(&self.inner.propagators);
+        for warning in &self.inner.config_warnings {
+            tracing::warn!(target: "paytrace::config", "{warning}");
+        }
         Ok(())
     }
 }
@@ -81,9 +84,19 @@ fn install_propagators(propagators: &[Propagator]) {
                     match p {
                         Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
                         Propagator::Baggage => Box::new(BaggagePropagator::new()),
+                        Propagator::B3 => Box::new(crate::propagation::B3Propagator::single()),
+                        Propagator::B3Multi => {
+                            Box::new(crate::propagation::B3Propagator::multiple())
+                        }
+                        Propagator::Jaeger => Box::new(crate::propagation::JaegerPropagator::new()),
                     }
                 },
             )
             .collect();
+    crate::propagation::enable_foreign(
+        propagators
+            .iter()
+            .any(|p| matches!(p, Propagator::B3 | Propagator::B3Multi | Propagator::Jaeger)),
+    );
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(list));
 }

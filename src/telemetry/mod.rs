@@ -82,6 +82,8 @@ struct Inner {
     filter: Arc<crate::control::FilterSlot>,
     control: crate::control::Control,
     propagators: Vec<Propagator>,
+    /// Configuration that was skipped, said once the subscriber is installed.
+    config_warnings: Vec<String>,
     install_subscriber: bool,
     shutdown_timeout: Duration,
     pipeline: Option<Pipeline>,

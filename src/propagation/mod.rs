@@ -1,4 +1,5 @@
-//! W3C context propagation that survives hostile input.
+//! Context propagation that survives hostile input: W3C Trace Context and Baggage, and B3 and
+//! Jaeger when `OTEL_PROPAGATORS` names them.
 //!
 //! The OpenTelemetry SDK's trace-context parser accepts ids shorter than 32/16 hex digits and
 //! other non-conforming values. paytrace checks `traceparent`, `tracestate` and `baggage`
@@ -12,6 +13,14 @@
 //! headers.insert("traceparent", "00-af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
 //! assert!(!paytrace::propagation::valid_traceparent(headers["traceparent"].as_bytes()));
 //! ```
+
+mod b3;
+mod foreign;
+mod jaeger;
+
+pub use b3::B3Propagator;
+pub(crate) use foreign::enable as enable_foreign;
+pub use jaeger::JaegerPropagator;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
@@ -209,6 +218,8 @@ struct Validated<'a> {
     traceparent: Option<&'a str>,
     tracestate: Option<&'a str>,
     baggage: Option<&'a str>,
+    /// B3 and Jaeger headers, read only when such a propagator is installed.
+    foreign: Option<foreign::Foreign<'a>>,
 }
 
 impl Extractor for Validated<'_> {
@@ -217,7 +228,7 @@ impl Extractor for Validated<'_> {
             "traceparent" => self.traceparent,
             "tracestate" => self.tracestate,
             "baggage" => self.baggage,
-            _ => None,
+            _ => self.foreign.as_ref().and_then(|f| f.get(key)),
         }
     }
 
@@ -231,6 +242,9 @@ impl Extractor for Validated<'_> {
         }
         if self.baggage.is_some() {
             keys.push("baggage");
+        }
+        if let Some(f) = &self.foreign {
+            keys.extend(f.keys());
         }
         keys
     }
@@ -274,7 +288,8 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
             _ => None,
         }
     };
-    if traceparent.is_none() && baggage.is_none() {
+    let foreign = foreign::Foreign::read(headers);
+    if traceparent.is_none() && baggage.is_none() && foreign.is_none() {
         return Context::new();
     }
     let tracestate = traceparent
@@ -284,6 +299,7 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
         traceparent,
         tracestate,
         baggage,
+        foreign,
     };
     opentelemetry::global::get_text_map_propagator(|p| {
         p.extract_with_context(&Context::new(), &view)
