@@ -60,6 +60,7 @@ pub mod control;
 mod error;
 mod exemplars;
 pub(crate) mod export;
+mod exporter;
 pub mod grpc;
 pub mod http;
 pub mod log;
@@ -75,8 +76,24 @@ pub mod testing;
 mod util;
 mod watchdog;
 
+/// The OpenTelemetry API crate paytrace is built on (`opentelemetry` 0.33), re-exported so a
+/// service names its types — [`KeyValue`](opentelemetry::KeyValue) for
+/// [`Config::with_resource_attribute`], `Context`, the trace and metrics traits — without adding
+/// a second, possibly mismatched, version to its `Cargo.toml`. Two versions of `opentelemetry`
+/// in one build have distinct types that do not interoperate.
+pub use opentelemetry;
+/// The OpenTelemetry SDK crate paytrace is built on (`opentelemetry_sdk` 0.33), re-exported for
+/// the types [`Telemetry`] hands out ([`Telemetry::tracer_provider`], [`Telemetry::meter_provider`],
+/// [`Telemetry::logger_provider`]) at the version paytrace pins.
+pub use opentelemetry_sdk;
+/// The OpenTelemetry semantic conventions (`opentelemetry-semantic-conventions` 0.33, with
+/// `semconv_experimental`), re-exported so attribute and metric names a service records itself
+/// match the ones paytrace records.
+pub use opentelemetry_semantic_conventions;
+
 pub use config::{Config, Propagator, Sampler};
 pub use error::Error;
+pub use exporter::{Exporter, Protocol};
 pub use log::LogFormat;
 pub use sampling::keep_current_trace;
 pub use signal::Signal;
@@ -84,16 +101,13 @@ pub use telemetry::global::init_tracer;
 pub use telemetry::Telemetry;
 pub use watchdog::{ExporterHealth, HealthState, SignalHealth};
 
+/// Every Rust block of `README.md`, compiled and run by `cargo test --doc`, so the README cannot
+/// drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The `OTEL_*` environment variable names paytrace reads.
 pub mod env {
-    pub use crate::config::{
-        ENV_VARS, OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, OTEL_BLRP_EXPORT_TIMEOUT,
-        OTEL_BLRP_MAX_EXPORT_BATCH_SIZE, OTEL_BLRP_MAX_QUEUE_SIZE, OTEL_BLRP_SCHEDULE_DELAY,
-        OTEL_BSP_EXPORT_TIMEOUT, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_QUEUE_SIZE,
-        OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_COMPRESSION,
-        OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
-        OTEL_METRIC_EXPORT_INTERVAL, OTEL_PROPAGATORS, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED,
-        OTEL_SERVICE_NAME, OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, OTEL_TRACES_SAMPLER,
-        OTEL_TRACES_SAMPLER_ARG,
-    };
+    pub use crate::config::env::*;
 }

@@ -28,6 +28,22 @@ pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// PEM file with the CA certificate(s) to trust for `https://` endpoints.
 pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
+/// `grpc` (the default) or `http/protobuf`; per signal with `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, ….
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+/// PEM file with the client's private key, for collectors that require a client certificate
+/// (mTLS); set together with [`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`].
+pub const OTEL_EXPORTER_OTLP_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
+/// PEM file with the client's certificate chain (mTLS); set together with
+/// [`OTEL_EXPORTER_OTLP_CLIENT_KEY`].
+pub const OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
+/// `true`: an endpoint given without a scheme is plain `http://`; otherwise it is `https://`.
+pub const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
+/// `otlp` (default), `none` or `console`, for traces.
+pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+/// `otlp` (default), `none` or `console`, for metrics.
+pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+/// `otlp` (default), `none` or `console`, for logs.
+pub const OTEL_LOGS_EXPORTER: &str = "OTEL_LOGS_EXPORTER";
 /// Span queue capacity.
 pub const OTEL_BSP_MAX_QUEUE_SIZE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Delay between span exports, milliseconds.
@@ -65,6 +81,13 @@ pub const ENV_VARS: &[&str] = &[
     OTEL_EXPORTER_OTLP_COMPRESSION,
     OTEL_EXPORTER_OTLP_TIMEOUT,
     OTEL_EXPORTER_OTLP_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_CLIENT_KEY,
+    OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+    OTEL_EXPORTER_OTLP_INSECURE,
+    OTEL_TRACES_EXPORTER,
+    OTEL_METRICS_EXPORTER,
+    OTEL_LOGS_EXPORTER,
     OTEL_BSP_MAX_QUEUE_SIZE,
     OTEL_BSP_SCHEDULE_DELAY,
     OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
@@ -106,24 +129,29 @@ impl Env<'_> {
 /// The per-signal variable for `suffix`, e.g. `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`.
 pub(super) fn signal_var(signal: &str, suffix: &str) -> &'static str {
     // The per-signal names form a small fixed set; match instead of allocating.
-    match (signal, suffix) {
-        ("TRACES", "ENDPOINT") => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        ("TRACES", "HEADERS") => "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        ("TRACES", "COMPRESSION") => "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        ("TRACES", "TIMEOUT") => "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        ("TRACES", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-        ("METRICS", "ENDPOINT") => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        ("METRICS", "HEADERS") => "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
-        ("METRICS", "COMPRESSION") => "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
-        ("METRICS", "TIMEOUT") => "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
-        ("METRICS", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
-        ("LOGS", "ENDPOINT") => "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        ("LOGS", "HEADERS") => "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-        ("LOGS", "COMPRESSION") => "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
-        ("LOGS", "TIMEOUT") => "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
-        ("LOGS", "CERTIFICATE") => "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
-        _ => general_var(suffix),
+    macro_rules! per_signal {
+        ($($suffix:literal),*) => {
+            match (signal, suffix) {
+                $(
+                    ("TRACES", $suffix) => concat!("OTEL_EXPORTER_OTLP_TRACES_", $suffix),
+                    ("METRICS", $suffix) => concat!("OTEL_EXPORTER_OTLP_METRICS_", $suffix),
+                    ("LOGS", $suffix) => concat!("OTEL_EXPORTER_OTLP_LOGS_", $suffix),
+                )*
+                _ => general_var(suffix),
+            }
+        };
     }
+    per_signal!(
+        "ENDPOINT",
+        "HEADERS",
+        "COMPRESSION",
+        "TIMEOUT",
+        "CERTIFICATE",
+        "PROTOCOL",
+        "CLIENT_KEY",
+        "CLIENT_CERTIFICATE",
+        "INSECURE"
+    )
 }
 
 /// The variable for `suffix` that applies to every signal.
@@ -133,6 +161,19 @@ pub(super) fn general_var(suffix: &str) -> &'static str {
         "HEADERS" => OTEL_EXPORTER_OTLP_HEADERS,
         "COMPRESSION" => OTEL_EXPORTER_OTLP_COMPRESSION,
         "TIMEOUT" => OTEL_EXPORTER_OTLP_TIMEOUT,
+        "PROTOCOL" => OTEL_EXPORTER_OTLP_PROTOCOL,
+        "CLIENT_KEY" => OTEL_EXPORTER_OTLP_CLIENT_KEY,
+        "CLIENT_CERTIFICATE" => OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+        "INSECURE" => OTEL_EXPORTER_OTLP_INSECURE,
         _ => OTEL_EXPORTER_OTLP_CERTIFICATE,
+    }
+}
+
+/// `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` or `OTEL_LOGS_EXPORTER`.
+pub(super) fn exporter_var(signal: &str) -> &'static str {
+    match signal {
+        "TRACES" => OTEL_TRACES_EXPORTER,
+        "METRICS" => OTEL_METRICS_EXPORTER,
+        _ => OTEL_LOGS_EXPORTER,
     }
 }

@@ -6,7 +6,7 @@
 //! variable. Values are checked at [`Config::validate`] / `init_tracer` time and a bad one is a
 //! typed [`Error::InvalidConfig`] naming the variable and the value — never a panic later.
 
-mod env;
+pub(crate) mod env;
 mod parse;
 mod resolve;
 mod settings;
@@ -22,8 +22,10 @@ use opentelemetry::KeyValue;
 
 use crate::error::Error;
 use crate::export::Signal;
+use crate::exporter::{Exporter, Protocol};
 use crate::log::{LogFormat, LogSampling};
-pub use env::*;
+#[allow(unused_imports)] // the variable names the doc links below name
+use env::*;
 pub(crate) use settings::{ResourceSettings, Settings};
 
 /// Head sampling decision for new traces.
@@ -95,6 +97,9 @@ pub struct Config {
     compression: Option<bool>,
     timeout: Option<Duration>,
     certificate: Option<PathBuf>,
+    client_identity: Option<(PathBuf, PathBuf)>,
+    protocol: Option<Protocol>,
+    exporters: HashMap<Signal, Exporter>,
     retry: Option<bool>,
     sampler: Option<Sampler>,
     propagators: Option<Vec<Propagator>>,
@@ -137,6 +142,8 @@ impl fmt::Debug for Config {
             .field("service_name", &self.service_name)
             .field("endpoint", &self.endpoint)
             .field("signal_endpoints", &self.signal_endpoints)
+            .field("protocol", &self.protocol)
+            .field("exporters", &self.exporters)
             .field("header_names", &header_names)
             .field("sampler", &self.sampler)
             .field("disabled", &self.disabled)
@@ -229,6 +236,18 @@ impl Config {
     }
 
     /// Add a resource attribute; wins over [`OTEL_RESOURCE_ATTRIBUTES`].
+    ///
+    /// The [`KeyValue`] is OpenTelemetry's, re-exported as `paytrace::opentelemetry`: no
+    /// `opentelemetry` dependency of your own, and no version to keep in step with paytrace's.
+    ///
+    /// ```
+    /// use paytrace::opentelemetry::KeyValue;
+    ///
+    /// let config = paytrace::Config::new()
+    ///     .with_resource_attribute(KeyValue::new("region", "eu"))
+    ///     .with_resource_attribute(KeyValue::new("k8s.pod.name", "checkout-7d9f"));
+    /// # let _ = config;
+    /// ```
     pub fn with_resource_attribute(mut self, attribute: KeyValue) -> Self {
         self.resource.push(attribute);
         self
@@ -273,6 +292,54 @@ impl Config {
     /// variable [`OTEL_EXPORTER_OTLP_CERTIFICATE`].
     pub fn with_certificate(mut self, path: impl Into<PathBuf>) -> Self {
         self.certificate = Some(path.into());
+        self
+    }
+
+    /// A client certificate chain and its private key (PEM files) for collectors that require
+    /// mutual TLS. Defaults to none; variables [`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`] and
+    /// [`OTEL_EXPORTER_OTLP_CLIENT_KEY`] (and per signal), which must be set together.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new()
+    ///     .with_endpoint("https://collector.internal:4317")
+    ///     .with_client_certificate("/etc/otel/client.pem", "/etc/otel/client.key");
+    /// # let _ = config;
+    /// ```
+    pub fn with_client_certificate(
+        mut self,
+        certificate: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.client_identity = Some((certificate.into(), key.into()));
+        self
+    }
+
+    /// The OTLP transport for every signal. Defaults to [`Protocol::Grpc`]; variables
+    /// [`OTEL_EXPORTER_OTLP_PROTOCOL`] and `OTEL_EXPORTER_OTLP_{TRACES,METRICS,LOGS}_PROTOCOL`.
+    /// With [`Protocol::HttpProtobuf`] a general endpoint gets `/v1/traces`, `/v1/metrics` and
+    /// `/v1/logs` appended; a per-signal endpoint is used as it is.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new()
+    ///     .with_protocol(paytrace::Protocol::HttpProtobuf)
+    ///     .with_endpoint("http://collector:4318");
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// Where one signal goes: OTLP (the default), nowhere, or the console. Variables
+    /// [`OTEL_TRACES_EXPORTER`], [`OTEL_METRICS_EXPORTER`], [`OTEL_LOGS_EXPORTER`].
+    ///
+    /// ```
+    /// use paytrace::{Config, Exporter, Signal};
+    /// let config = Config::new().with_exporter(Signal::Logs, Exporter::None);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_exporter(mut self, signal: Signal, exporter: Exporter) -> Self {
+        self.exporters.insert(signal, exporter);
         self
     }
 

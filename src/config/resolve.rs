@@ -12,11 +12,13 @@ use super::settings::{ExportSettings, ResourceSettings, Settings};
 use super::{BatchOverrides, Config, Propagator, Sampler};
 use crate::error::Error;
 use crate::export::{BatchSettings, Signal, Target};
+use crate::exporter::{Exporter, Protocol};
 use crate::log::{LogSampling, LogSettings};
 use crate::sampling::KeepSettings;
 use crate::watchdog::WatchdogSettings;
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
+const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
 pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 // A server span of the HTTP layer is estimated at about 540 bytes (it encodes to about 490):
 // 16 MiB holds a burst of 20,000 requests with room to spare while the export thread waits.
@@ -262,19 +264,62 @@ impl Config {
                 }
             }
         };
-        let (endpoint_name, endpoint) = match self
-            .signal_endpoints
-            .get(&signal)
-            .or(self.endpoint.as_ref())
-        {
-            Some(e) => ("with_endpoint", e.clone()),
-            None => match var("ENDPOINT") {
-                (name, Some(v)) => (name, v.to_owned()),
-                (name, None) => (name, DEFAULT_ENDPOINT.to_owned()),
+        let protocol = match self.protocol {
+            Some(p) => p,
+            None => match var("PROTOCOL") {
+                (name, Some(v)) => Protocol::parse(v).map_err(|r| Error::invalid(name, v, r))?,
+                _ => Protocol::Grpc,
             },
         };
-        let endpoint = parse_endpoint(&endpoint)
+        let exporter = match self.exporters.get(&signal) {
+            Some(e) => *e,
+            None => {
+                let name = exporter_var(upper);
+                match env.get(name) {
+                    Some(v) => Exporter::parse(v).map_err(|r| Error::invalid(name, v, r))?,
+                    None => Exporter::Otlp,
+                }
+            }
+        };
+        // A per-signal endpoint is the full URL; a general one is the base OTLP/HTTP appends
+        // `/v1/{signal}` to.
+        let (endpoint_name, endpoint, general) = match self.signal_endpoints.get(&signal) {
+            Some(e) => ("with_signal_endpoint", e.clone(), false),
+            None => match &self.endpoint {
+                Some(e) => ("with_endpoint", e.clone(), true),
+                None => match var("ENDPOINT") {
+                    (name, Some(v)) => (name, v.to_owned(), name == general_var("ENDPOINT")),
+                    (name, None) => (
+                        name,
+                        match protocol {
+                            Protocol::Grpc => DEFAULT_ENDPOINT,
+                            Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,
+                        }
+                        .to_owned(),
+                        true,
+                    ),
+                },
+            },
+        };
+        let endpoint = match var("INSECURE") {
+            // The specification: a scheme-less endpoint is secure unless INSECURE says not.
+            (name, Some(v)) if !endpoint.contains("://") => {
+                let insecure = parse_bool(v).map_err(|r| Error::invalid(name, v, r))?;
+                format!("{}://{endpoint}", if insecure { "http" } else { "https" })
+            }
+            (name, Some(v)) => {
+                parse_bool(v).map_err(|r| Error::invalid(name, v, r))?;
+                endpoint
+            }
+            _ if !endpoint.contains("://") => format!("https://{endpoint}"),
+            _ => endpoint,
+        };
+        let mut endpoint = parse_endpoint(&endpoint)
             .map_err(|reason| Error::invalid(endpoint_name, endpoint.clone(), reason))?;
+        if protocol == Protocol::HttpProtobuf && general {
+            endpoint = append_signal_path(&endpoint, signal)
+                .map_err(|reason| Error::invalid(endpoint_name, endpoint.to_string(), reason))?;
+        }
 
         let mut headers = match var("HEADERS") {
             (name, Some(v)) => {
@@ -328,11 +373,36 @@ impl Config {
             Some(p) => Some(p.clone()),
             None => var("CERTIFICATE").1.map(PathBuf::from),
         };
-        let ca_pem = match certificate {
-            Some(path) => Some(std::fs::read(&path).map_err(|source| Error::Certificate {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| Error::Certificate {
                 path: path.display().to_string(),
                 source,
-            })?),
+            })
+        };
+        let ca_pem = certificate.as_deref().map(read).transpose()?;
+        let client_identity = match &self.client_identity {
+            Some((cert, key)) => Some((cert.clone(), key.clone())),
+            None => match (var("CLIENT_CERTIFICATE"), var("CLIENT_KEY")) {
+                ((_, Some(cert)), (_, Some(key))) => {
+                    Some((PathBuf::from(cert), PathBuf::from(key)))
+                }
+                ((_, None), (_, None)) => None,
+                ((cert_name, cert), (key_name, _)) => {
+                    let (set, missing) = if cert.is_some() {
+                        (cert_name, key_name)
+                    } else {
+                        (key_name, cert_name)
+                    };
+                    return Err(Error::invalid(
+                        missing,
+                        "",
+                        format!("must be set together with {set} (mutual TLS needs both)"),
+                    ));
+                }
+            },
+        };
+        let client_identity = match client_identity {
+            Some((cert, key)) => Some((read(&cert)?, read(&key)?)),
             None => None,
         };
         Ok(Target {
@@ -342,8 +412,20 @@ impl Config {
             gzip,
             timeout,
             ca_pem,
+            client_identity,
+            protocol,
+            exporter,
         })
     }
+}
+
+/// `base` with `/v1/traces` (…) appended to its path, as OTLP/HTTP asks of a general endpoint.
+fn append_signal_path(base: &http::Uri, signal: Signal) -> Result<http::Uri, String> {
+    let path = base.path().trim_end_matches('/');
+    let full = format!("{path}/v1/{}", signal.as_str());
+    let mut parts = base.clone().into_parts();
+    parts.path_and_query = Some(full.parse().map_err(|e| format!("{e}"))?);
+    http::Uri::from_parts(parts).map_err(|e| format!("{e}"))
 }
 
 fn check_log_sampling(sampling: &LogSampling) -> Result<(), Error> {

@@ -2,6 +2,7 @@
 
 use super::resolve::DEFAULT_TIMEOUT;
 use super::*;
+use crate::exporter::{Exporter, Protocol};
 use std::time::Duration;
 
 fn resolve(vars: &[(&str, &str)]) -> Result<Settings, Error> {
@@ -194,7 +195,7 @@ fn invalid_code_values() {
         .validate()
         .is_err());
     assert!(Config::new()
-        .with_endpoint("localhost:4317")
+        .with_endpoint("ftp://localhost:4317")
         .validate()
         .is_err());
     assert!(Config::new().with_log_filter("[[[").validate().is_err());
@@ -212,4 +213,140 @@ fn debug_hides_header_values() {
         Config::new().with_header("authorization", "Bearer s3cr3t")
     );
     assert!(text.contains("authorization") && !text.contains("s3cr3t"));
+}
+
+#[test]
+fn protocol_and_endpoints() {
+    // http/protobuf: a general endpoint gets the signal's path; a per-signal one is as given.
+    let s = resolve(&[
+        (OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf"),
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "http://collector:4318/otlp/"),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "http://logs:9999/custom",
+        ),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc"),
+    ])
+    .unwrap();
+    let [traces, metrics, logs] = [
+        &s.export.targets[0],
+        &s.export.targets[1],
+        &s.export.targets[2],
+    ];
+    assert_eq!(traces.protocol, Protocol::HttpProtobuf);
+    assert_eq!(
+        traces.endpoint.to_string(),
+        "http://collector:4318/otlp/v1/traces"
+    );
+    assert_eq!(metrics.protocol, Protocol::Grpc);
+    assert_eq!(metrics.endpoint.to_string(), "http://collector:4318/otlp/");
+    assert_eq!(logs.endpoint.to_string(), "http://logs:9999/custom");
+    // Defaults follow the protocol.
+    let s = resolve(&[(OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
+    assert_eq!(
+        s.export.targets[1].endpoint.to_string(),
+        "http://localhost:4318/v1/metrics"
+    );
+    let s = Config::new()
+        .with_protocol(Protocol::HttpProtobuf)
+        .with_endpoint("http://c:4318")
+        .resolve()
+        .unwrap();
+    assert_eq!(
+        s.export.targets[2].endpoint.to_string(),
+        "http://c:4318/v1/logs"
+    );
+    // http/json is refused by name.
+    let err = resolve(&[(OTEL_EXPORTER_OTLP_PROTOCOL, "http/json")]).unwrap_err();
+    assert_eq!(invalid_name(err), OTEL_EXPORTER_OTLP_PROTOCOL);
+    let err = resolve(&[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "udp")]).unwrap_err();
+    assert_eq!(invalid_name(err), "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL");
+}
+
+#[test]
+fn insecure_and_scheme_less_endpoints() {
+    let s = resolve(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317")]).unwrap();
+    assert_eq!(
+        s.export.targets[0].endpoint.scheme_str(),
+        Some("https"),
+        "secure by default"
+    );
+    let s = resolve(&[
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
+        (OTEL_EXPORTER_OTLP_INSECURE, "true"),
+    ])
+    .unwrap();
+    assert_eq!(s.export.targets[0].endpoint.scheme_str(), Some("http"));
+    // A scheme wins over INSECURE; a bad INSECURE value is named.
+    let s = resolve(&[
+        (OTEL_EXPORTER_OTLP_ENDPOINT, "https://collector:4317"),
+        (OTEL_EXPORTER_OTLP_INSECURE, "true"),
+    ])
+    .unwrap();
+    assert_eq!(s.export.targets[0].endpoint.scheme_str(), Some("https"));
+    let err = resolve(&[(OTEL_EXPORTER_OTLP_INSECURE, "maybe")]).unwrap_err();
+    assert_eq!(invalid_name(err), OTEL_EXPORTER_OTLP_INSECURE);
+}
+
+#[test]
+fn exporters_per_signal() {
+    let s = resolve(&[
+        (OTEL_TRACES_EXPORTER, "none"),
+        (OTEL_LOGS_EXPORTER, "console"),
+    ])
+    .unwrap();
+    let kinds: Vec<Exporter> = s.export.targets.iter().map(|t| t.exporter).collect();
+    assert_eq!(kinds, [Exporter::None, Exporter::Otlp, Exporter::Console]);
+    let err = resolve(&[(OTEL_METRICS_EXPORTER, "prometheus")]).unwrap_err();
+    assert_eq!(invalid_name(err), OTEL_METRICS_EXPORTER);
+    let s = Config::new()
+        .with_exporter(crate::Signal::Metrics, Exporter::None)
+        .resolve()
+        .unwrap();
+    assert_eq!(s.export.targets[1].exporter, Exporter::None);
+}
+
+#[test]
+fn client_certificate_and_key_go_together() {
+    let dir = std::env::temp_dir().join(format!("paytrace-mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+    std::fs::write(&cert, b"cert").unwrap();
+    std::fs::write(&key, b"key").unwrap();
+    let s = resolve(&[
+        (
+            OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+            cert.to_str().unwrap(),
+        ),
+        (OTEL_EXPORTER_OTLP_CLIENT_KEY, key.to_str().unwrap()),
+    ])
+    .unwrap();
+    assert!(s
+        .export
+        .targets
+        .iter()
+        .all(|t| t.client_identity == Some((b"cert".to_vec(), b"key".to_vec()))));
+    let err = resolve(&[(
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE,
+        cert.to_str().unwrap(),
+    )])
+    .unwrap_err();
+    assert_eq!(
+        invalid_name(err),
+        OTEL_EXPORTER_OTLP_CLIENT_KEY,
+        "the missing one is named"
+    );
+    let err = resolve(&[
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "/nonexistent/c.pem",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            key.to_str().unwrap(),
+        ),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

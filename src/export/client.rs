@@ -27,6 +27,10 @@ pub(crate) struct Target {
     pub(crate) gzip: bool,
     pub(crate) timeout: Duration,
     pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Client certificate chain and key (PEM), for mutual TLS.
+    pub(crate) client_identity: Option<(Vec<u8>, Vec<u8>)>,
+    pub(crate) protocol: crate::exporter::Protocol,
+    pub(crate) exporter: crate::exporter::Exporter,
 }
 
 impl fmt::Debug for Target {
@@ -38,6 +42,9 @@ impl fmt::Debug for Target {
             .field("gzip", &self.gzip)
             .field("timeout", &self.timeout)
             .field("custom_ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.client_identity.is_some())
+            .field("protocol", &self.protocol)
+            .field("exporter", &self.exporter)
             .finish()
     }
 }
