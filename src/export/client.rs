@@ -1,53 +1,27 @@
-//! The gRPC side of an export: one lazily connected tonic channel per signal, requests framed
-//! and gzip-compressed once ([`Framer`]) and resent as the same bytes on retry, headers, TLS,
-//! and retry with exponential backoff and jitter bounded by the export timeout.
+//! One signal's exporter: requests framed and gzip-compressed once ([`Framer`]) and resent as
+//! the same bytes on retry, over OTLP/gRPC (a lazily connected tonic channel, here) or
+//! OTLP/HTTP ([`super::http`]), with headers, TLS, retry with exponential backoff and jitter
+//! bounded by the export timeout, and a diagnosis when the endpoint speaks the other protocol.
 //!
-//! The unary call is made here rather than through tonic's codec so that the gzip level is
+//! The unary gRPC call is made here rather than through tonic's codec so that the gzip level is
 //! paytrace's: level 1 compresses OTLP about as well for a fraction of level 6's CPU.
 
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
+use super::diagnosis::Diagnosis;
 use super::frame::Framer;
+use super::http::HttpTransport;
+use super::outcome::{chain, refused, with_sources, Failed, Partial, REFUSED};
+use super::target::Target;
 use super::Signal;
 use crate::error::Error;
-
-/// Where one signal is exported, and how.
-#[derive(Clone)]
-pub(crate) struct Target {
-    pub(crate) signal: Signal,
-    pub(crate) endpoint: http::Uri,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) gzip: bool,
-    pub(crate) timeout: Duration,
-    pub(crate) ca_pem: Option<Vec<u8>>,
-    /// Client certificate chain and key (PEM), for mutual TLS.
-    pub(crate) client_identity: Option<(Vec<u8>, Vec<u8>)>,
-    pub(crate) protocol: crate::exporter::Protocol,
-    pub(crate) exporter: crate::exporter::Exporter,
-}
-
-impl fmt::Debug for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Target")
-            .field("signal", &self.signal)
-            .field("endpoint", &self.endpoint)
-            .field("headers", &self.headers.len())
-            .field("gzip", &self.gzip)
-            .field("timeout", &self.timeout)
-            .field("custom_ca", &self.ca_pem.is_some())
-            .field("client_certificate", &self.client_identity.is_some())
-            .field("protocol", &self.protocol)
-            .field("exporter", &self.exporter)
-            .finish()
-    }
-}
+use crate::exporter::Protocol;
 
 const INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -55,73 +29,57 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Sends pre-encoded OTLP export requests for one signal.
 #[derive(Debug, Clone)]
 pub(crate) struct OtlpClient {
-    channel: Channel,
-    path: http::uri::PathAndQuery,
-    headers: http::HeaderMap,
+    transport: Arc<Transport>,
     /// Shared by clones: sends of one signal take turns, so the lock is uncontended.
     framer: Arc<Mutex<Framer>>,
     timeout: Duration,
     retry: bool,
     /// For errors: where the collector was expected.
     endpoint: http::Uri,
+    protocol: Protocol,
+    signal: Signal,
+    diagnosis: Arc<Diagnosis>,
+    /// The hint of a wrong-protocol failure, kept on later failures until an export succeeds:
+    /// the first failure has the telling signature, the next ones only "connection closed".
+    suspect: Arc<Mutex<Option<&'static str>>>,
+    /// Whether this endpoint was probed for the other protocol (at most once).
+    probed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[derive(Debug)]
+enum Transport {
+    Grpc {
+        channel: Channel,
+        path: http::uri::PathAndQuery,
+        headers: http::HeaderMap,
+    },
+    Http(HttpTransport),
 }
 
 impl OtlpClient {
     /// Build the client. Must be called inside the export runtime (the channel's worker task is
     /// spawned there); connecting is lazy, so a missing collector is not an error here.
-    pub(crate) fn new(target: &Target, timeout: Duration, retry: bool) -> Result<Self, Error> {
-        let mut endpoint = Endpoint::from(target.endpoint.clone())
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
-        if target.endpoint.scheme_str() == Some("https") {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(host) = target.endpoint.host() {
-                tls = tls.domain_name(host);
-            }
-            if let Some(pem) = &target.ca_pem {
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| Error::invalid("OTEL_EXPORTER_OTLP_CERTIFICATE", "<pem>", e))?;
-        }
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/grpc"),
-        );
-        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
-        if target.gzip {
-            headers.insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
-            headers.insert(
-                "grpc-accept-encoding",
-                http::HeaderValue::from_static("gzip"),
-            );
-        }
-        for (k, v) in &target.headers {
-            // Checked in Config::resolve; skipping here keeps this infallible.
-            if let (Ok(k), Ok(v)) = (
-                http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
-                http::HeaderValue::from_str(v),
-            ) {
-                headers.insert(k, v);
-            }
-        }
-        let path = match target.signal {
-            Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-            Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-            Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    pub(crate) fn new(
+        target: &Target,
+        timeout: Duration,
+        retry: bool,
+        diagnosis: Arc<Diagnosis>,
+    ) -> Result<Self, Error> {
+        let transport = match target.protocol {
+            Protocol::Grpc => grpc_transport(target, timeout)?,
+            Protocol::HttpProtobuf => Transport::Http(HttpTransport::new(target, timeout)?),
         };
         Ok(OtlpClient {
-            channel: endpoint.connect_lazy(),
-            path: http::uri::PathAndQuery::from_static(path),
-            headers,
+            transport: Arc::new(transport),
             framer: Arc::new(Mutex::new(Framer::new(target.gzip))),
             timeout,
             retry,
             endpoint: target.endpoint.clone(),
+            protocol: target.protocol,
+            signal: target.signal,
+            diagnosis,
+            suspect: Arc::default(),
+            probed: Arc::default(),
         })
     }
 
@@ -132,7 +90,65 @@ impl OtlpClient {
             .unwrap_or_else(PoisonError::into_inner)
             .frame(message)
     }
+}
 
+/// The tonic channel of one signal, with its fixed headers and path.
+fn grpc_transport(target: &Target, timeout: Duration) -> Result<Transport, Error> {
+    let mut endpoint = Endpoint::from(target.endpoint.clone())
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10));
+    if target.endpoint.scheme_str() == Some("https") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(host) = target.endpoint.host() {
+            tls = tls.domain_name(host);
+        }
+        if let Some(pem) = &target.ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let Some((cert, key)) = &target.client_identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| Error::invalid("OTEL_EXPORTER_OTLP_CERTIFICATE", "<pem>", e))?;
+    }
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    if target.gzip {
+        headers.insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+        headers.insert(
+            "grpc-accept-encoding",
+            http::HeaderValue::from_static("gzip"),
+        );
+    }
+    for (k, v) in &target.headers {
+        // Checked in Config::resolve; skipping here keeps this infallible.
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+    let path = match target.signal {
+        Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+        Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+    };
+    Ok(Transport::Grpc {
+        channel: endpoint.connect_lazy(),
+        path: http::uri::PathAndQuery::from_static(path),
+        headers,
+    })
+}
+
+impl OtlpClient {
     /// Send one framed request, retrying within the export timeout.
     ///
     /// Retried: UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, CANCELLED, DEADLINE_EXCEEDED, DATA_LOSS
@@ -143,62 +159,105 @@ impl OtlpClient {
         let mut backoff = INITIAL_BACKOFF;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let attempt =
-                tokio::time::timeout(remaining, self.attempt(body.clone(), remaining)).await;
-            let status = match attempt {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(status)) => status,
+            let attempt = tokio::time::timeout(remaining, self.attempt(&body, remaining)).await;
+            let failed = match attempt {
+                Ok(Ok(partial)) => {
+                    if let Some(partial) = partial {
+                        self.diagnosis.partial(self.signal, &partial);
+                    }
+                    *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    return Ok(());
+                }
+                Ok(Err(failed)) => failed,
                 Err(_) => return Err(format!("export timed out after {:?}", self.timeout)),
             };
-            if !self.retry || !retryable(status.code()) {
-                return Err(describe(&status));
+            if let Some(hint) = self
+                .diagnosis
+                .wrong_protocol(self.protocol, &self.endpoint, &failed, &self.probed)
+                .await
+            {
+                *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = Some(hint);
             }
-            let wait = jitter(backoff);
+            if !self.retry || !retryable(failed.status.code()) {
+                return Err(self.describe(&failed));
+            }
+            let wait = failed.retry_after.unwrap_or_else(|| jitter(backoff));
             if Instant::now() + wait >= deadline {
-                return Err(describe(&status));
+                return Err(self.describe(&failed));
             }
             tokio::time::sleep(wait).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    /// A transport failure as a retryable status; a refused connection is said plainly, since
-    /// its usual cause is a wrong endpoint or a collector not started.
-    fn transport_error(&self, error: &(dyn std::error::Error + 'static), prefix: &str) -> Status {
-        if refused(error) {
-            Status::unavailable(format!(
-                "no collector at {}: connection refused",
-                self.endpoint
-            ))
-        } else {
-            Status::unavailable(format!("{prefix}{}", chain(error)))
+    /// A failure as the health view and the shutdown error say it: a refused connection
+    /// plainly (its usual cause is a wrong endpoint or a collector not started), the wrong
+    /// protocol with its fix.
+    fn describe(&self, failed: &Failed) -> String {
+        if failed.status.message() == REFUSED {
+            return format!("no collector at {}: connection refused", self.endpoint);
+        }
+        let text = describe(&failed.status);
+        match *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(hint) => format!("{text} (wrong protocol? {hint})"),
+            None => text,
         }
     }
 
-    /// One unary call, framed by hand so the gzip level is paytrace's choice (tonic's own
-    /// codec compresses at level 6, which costs more CPU per span than encoding does).
-    async fn attempt(&self, body: Bytes, timeout: Duration) -> Result<(), Status> {
-        use tower_service::Service as _;
-        let mut request = http::Request::new(tonic::body::Body::new(OneShot(Some(body))));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = http::Uri::from(self.path.clone());
-        *request.version_mut() = http::Version::HTTP_2;
-        let headers = request.headers_mut();
-        headers.clone_from(&self.headers);
-        let millis = timeout.as_millis().clamp(1, 99_999_999);
-        if let Ok(v) = http::HeaderValue::from_str(&format!("{millis}m")) {
-            headers.insert("grpc-timeout", v);
+    async fn attempt(&self, body: &Bytes, timeout: Duration) -> Result<Option<Partial>, Failed> {
+        match &*self.transport {
+            Transport::Grpc {
+                channel,
+                path,
+                headers,
+            } => grpc_attempt(channel, path, headers, body.clone(), timeout)
+                .await
+                .map(|()| None)
+                .map_err(Failed::from),
+            Transport::Http(http) => http.attempt(body).await,
         }
-        let mut channel = self.channel.clone();
-        std::future::poll_fn(|cx| channel.poll_ready(cx))
-            .await
-            .map_err(|e| self.transport_error(&e, "collector not reachable: "))?;
-        let response = channel
-            .call(request)
-            .await
-            .map_err(|e| self.transport_error(&e, ""))?;
-        grpc_outcome(response).await
     }
+}
+
+/// A transport failure as a retryable status; a refused connection is marked so it is said
+/// plainly.
+fn transport_error(error: &(dyn std::error::Error + 'static), prefix: &str) -> Status {
+    if refused(error) {
+        Status::unavailable(REFUSED)
+    } else {
+        Status::unavailable(format!("{prefix}{}", chain(error)))
+    }
+}
+
+/// One unary call, framed by hand so the gzip level is paytrace's choice (tonic's own codec
+/// compresses at level 6, which costs more CPU per span than encoding does).
+async fn grpc_attempt(
+    channel: &Channel,
+    path: &http::uri::PathAndQuery,
+    headers: &http::HeaderMap,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(), Status> {
+    use tower_service::Service as _;
+    let mut request = http::Request::new(tonic::body::Body::new(OneShot(Some(body))));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = http::Uri::from(path.clone());
+    *request.version_mut() = http::Version::HTTP_2;
+    let request_headers = request.headers_mut();
+    request_headers.clone_from(headers);
+    let millis = timeout.as_millis().clamp(1, 99_999_999);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{millis}m")) {
+        request_headers.insert("grpc-timeout", v);
+    }
+    let mut channel = channel.clone();
+    std::future::poll_fn(|cx| channel.poll_ready(cx))
+        .await
+        .map_err(|e| transport_error(&e, "collector not reachable: "))?;
+    let response = channel
+        .call(request)
+        .await
+        .map_err(|e| transport_error(&e, ""))?;
+    grpc_outcome(response).await
 }
 
 /// Read the response to its end; the call's outcome is its `grpc-status` (headers for a
@@ -284,48 +343,12 @@ fn retryable(code: Code) -> bool {
     )
 }
 
-/// Whether `error` or one of its sources is a refused TCP connection.
-fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if e.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
-        {
-            return true;
-        }
-        next = e.source();
-    }
-    false
-}
-
-/// An error and its sources, each distinct part once.
-fn chain(error: &dyn std::error::Error) -> String {
-    with_sources(error.to_string(), error.source())
-}
-
 /// A status as `Code: message` plus its sources.
 fn describe(status: &Status) -> String {
     with_sources(
         format!("{:?}: {}", status.code(), status.message()),
         std::error::Error::source(status),
     )
-}
-
-/// Append each source's text unless already present (tonic nests the same message at several
-/// levels).
-fn with_sources(
-    mut text: String,
-    mut source: Option<&(dyn std::error::Error + 'static)>,
-) -> String {
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// 50–100 % of the nominal backoff, so clients that failed together do not retry together.

@@ -1,5 +1,5 @@
-//! OTLP/gRPC export: paytrace's own exporters on the official OTLP protobuf definitions and
-//! tonic, running on a dedicated background thread.
+//! OTLP export over gRPC or HTTP: paytrace's own exporters on the official OTLP protobuf
+//! definitions, tonic and hyper, running on a dedicated background thread.
 //!
 //! Why not the stock `opentelemetry-otlp` exporter: it treats a broken connection (a collector
 //! restart) as final and drops the batch, has no request size cap, can report success when the
@@ -17,15 +17,20 @@
 
 pub(crate) mod batch;
 pub(crate) mod client;
+pub(crate) mod console;
+pub(crate) mod diagnosis;
 mod frame;
+mod http;
 pub(crate) mod otlp;
+mod outcome;
 pub(crate) mod processor;
 pub(crate) mod queue;
 pub(crate) mod runtime;
 pub(crate) mod stats;
+mod target;
 mod weigh;
 
 pub(crate) use batch::BatchSettings;
-pub(crate) use client::Target;
+pub(crate) use target::Target;
 
 pub(crate) use crate::signal::Signal;

@@ -28,11 +28,14 @@ use crate::error::Error;
 use crate::exemplars::ExemplarStore;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
+use crate::export::console::{ConsoleLogs, ConsoleSpans, LineSink};
+use crate::export::diagnosis::Diagnosis;
 use crate::export::otlp::{Encoder, Sanitizer};
 use crate::export::processor::{LogQueue, MetricSender, Sender, SpanQueue};
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
 use crate::export::Signal;
+use crate::exporter::Exporter;
 use crate::log::{LogSettings, Stdout};
 use crate::metrics::{Bridge, DroppedCollector};
 use crate::redact::Redactor;
@@ -89,19 +92,40 @@ impl Telemetry {
                 exemplars.clone(),
             )?)
         };
+        let exporter = |signal: Signal| settings.export.targets[signal.index()].exporter;
+        let console = console_sink(&settings);
         let (tracer_provider, logger_provider, meter_provider) = match &pipeline {
             Some((pipeline, queues)) => (
                 tracer_provider(
                     &settings,
                     &resource,
-                    Some(match &pipeline.keeper {
-                        Some(keeper) => SpansTo::Keeper(keeper.clone()),
-                        None => SpansTo::Queue(SpanQueue(queues.spans.clone())),
-                    }),
+                    match (exporter(Signal::Traces), &pipeline.keeper) {
+                        (Exporter::Otlp, Some(keeper)) => Some(SpansTo::Keeper(keeper.clone())),
+                        (Exporter::Otlp, None) => {
+                            Some(SpansTo::Queue(SpanQueue(queues.spans.clone())))
+                        }
+                        (Exporter::Console, _) => console.clone().map(|sink| {
+                            SpansTo::Console(ConsoleSpans::new(sink, redactor.clone()))
+                        }),
+                        _ => None,
+                    },
                     head.as_ref(),
                 ),
-                logger_provider(&resource, Some(LogQueue::new(queues.logs.clone()))),
-                meter_provider(&resource, Some(queues.metrics.clone()), &settings),
+                logger_provider(
+                    &resource,
+                    match exporter(Signal::Logs) {
+                        Exporter::Otlp => Some(LogsTo::Queue(LogQueue::new(queues.logs.clone()))),
+                        Exporter::Console => console
+                            .clone()
+                            .map(|sink| LogsTo::Console(ConsoleLogs::new(sink, redactor.clone()))),
+                        _ => None,
+                    },
+                ),
+                meter_provider(
+                    &resource,
+                    (exporter(Signal::Metrics) == Exporter::Otlp).then(|| queues.metrics.clone()),
+                    &settings,
+                ),
             ),
             None => (
                 tracer_provider(&settings, &resource, None, head.as_ref()),
@@ -176,6 +200,7 @@ fn start_pipeline(
     exemplars: Arc<ExemplarStore>,
 ) -> Result<(Pipeline, Queues), Error> {
     let export = &settings.export;
+    let diagnosis = Arc::new(Diagnosis::default());
     // Captured before entering the export runtime's context below.
     let host = tokio::runtime::Handle::try_current().ok();
     let runtime = ExportRuntime::start().map_err(Error::Runtime)?;
@@ -190,7 +215,12 @@ fn start_pipeline(
     // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
     let client = |signal: Signal, queue_timeout: Duration| {
         let target = &export.targets[signal.index()];
-        OtlpClient::new(target, target.timeout.min(queue_timeout), export.retry)
+        OtlpClient::new(
+            target,
+            target.timeout.min(queue_timeout),
+            export.retry,
+            diagnosis.clone(),
+        )
     };
     let sender = |signal: Signal, queue_timeout: Duration| -> Result<Sender, Error> {
         Ok(Sender {
@@ -209,7 +239,10 @@ fn start_pipeline(
         stats.get(Signal::Traces).clone(),
         sender(Signal::Traces, export.span_batch.timeout)?,
     ));
-    let keeper = match settings.tail_keep {
+    let keep = settings
+        .tail_keep
+        .filter(|_| export.targets[Signal::Traces.index()].exporter == Exporter::Otlp);
+    let keeper = match keep {
         Some(keep) => {
             let queue = TailKeepQueue {
                 keeper: Arc::new(TailKeeper::new(keep, keep_stats)),
@@ -251,8 +284,20 @@ fn start_pipeline(
         None => rt.spawn(task).abort_handle(),
     };
     // paytrace's own instruments (Prometheus registry) reach OTLP through the bridge.
-    let bridge = Bridge::new(registry.clone(), resource, metrics.clone(), exemplars);
-    bridge.spawn(&rt, export.metric_interval);
+    let bridge = match export.targets[Signal::Metrics.index()].exporter {
+        Exporter::Otlp => {
+            let bridge = Bridge::new(registry.clone(), resource, metrics.clone(), exemplars);
+            bridge.spawn(&rt, export.metric_interval);
+            Some(bridge)
+        }
+        Exporter::Console => {
+            if let Some(sink) = console_sink(settings) {
+                spawn_console_metrics(&rt, registry.clone(), sink, export.metric_interval);
+            }
+            None
+        }
+        Exporter::None => None,
+    };
     let queues = Queues {
         spans: spans.clone(),
         logs: logs.clone(),
@@ -271,10 +316,57 @@ fn start_pipeline(
     ))
 }
 
-/// Where ended spans go: straight to the export queue, or through tail keep.
+/// Where ended spans go: straight to the export queue, through tail keep, or to the console.
 enum SpansTo {
     Queue(SpanQueue),
     Keeper(TailKeepQueue),
+    Console(ConsoleSpans),
+}
+
+/// Where log records go besides stdout JSON: the export queue or the console.
+enum LogsTo {
+    Queue(LogQueue),
+    Console(ConsoleLogs),
+}
+
+/// The lossy stdout the console exporters write to, when one of them is on.
+fn console_sink(settings: &Settings) -> Option<LineSink> {
+    use std::io::Write as _;
+    use std::sync::OnceLock;
+    if !settings
+        .export
+        .targets
+        .iter()
+        .any(|t| t.exporter == Exporter::Console)
+    {
+        return None;
+    }
+    // One writer per process: console output is for development, and lines of several
+    // telemetry instances interleave whole.
+    static STDOUT: OnceLock<Stdout> = OnceLock::new();
+    let stdout = STDOUT.get_or_init(|| Stdout::new(std::io::stdout(), 8192));
+    Some(Arc::new(move |line: &str| {
+        let _ = stdout.writer().write_all(line.as_bytes());
+    }))
+}
+
+/// `OTEL_METRICS_EXPORTER=console`: the Prometheus exposition of paytrace's instruments on
+/// stdout every interval.
+fn spawn_console_metrics(
+    rt: &tokio::runtime::Handle,
+    registry: prometheus::Registry,
+    sink: LineSink,
+    interval: Duration,
+) {
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let text = crate::metrics::render(&registry);
+            sink(&format!("metrics\n{text}"));
+        }
+    });
 }
 
 fn tracer_provider(
@@ -311,14 +403,16 @@ fn tracer_provider(
     match queue {
         Some(SpansTo::Queue(queue)) => builder.with_span_processor(queue).build(),
         Some(SpansTo::Keeper(keeper)) => builder.with_span_processor(keeper).build(),
+        Some(SpansTo::Console(console)) => builder.with_span_processor(console).build(),
         None => builder.build(),
     }
 }
 
-fn logger_provider(resource: &Resource, queue: Option<LogQueue>) -> SdkLoggerProvider {
+fn logger_provider(resource: &Resource, to: Option<LogsTo>) -> SdkLoggerProvider {
     let builder = SdkLoggerProvider::builder().with_resource(resource.clone());
-    match queue {
-        Some(queue) => builder.with_log_processor(queue).build(),
+    match to {
+        Some(LogsTo::Queue(queue)) => builder.with_log_processor(queue).build(),
+        Some(LogsTo::Console(console)) => builder.with_log_processor(console).build(),
         None => builder.build(),
     }
 }

@@ -94,7 +94,8 @@ struct Inner {
 #[derive(Debug)]
 struct Pipeline {
     runtime: ExportRuntime,
-    bridge: Bridge,
+    /// The OTLP metrics bridge; `None` when metrics are not exported over OTLP.
+    bridge: Option<Bridge>,
     watchdog: tokio::task::AbortHandle,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
@@ -226,8 +227,12 @@ impl Telemetry {
         let spans = p.spans.flush(timeout);
         let logs = p.logs.flush(remaining(deadline));
         let provider = self.inner.meter_provider.clone();
-        let metrics = bounded(remaining(deadline), move || provider.force_flush())
-            .and_then(|()| p.bridge.push_now(p.runtime.handle(), remaining(deadline)));
+        let metrics = bounded(remaining(deadline), move || provider.force_flush()).and_then(|()| {
+            match &p.bridge {
+                Some(bridge) => bridge.push_now(p.runtime.handle(), remaining(deadline)),
+                None => Ok(()),
+            }
+        });
         first_error("flush", timeout, spans, logs, metrics)
     }
 
@@ -266,10 +271,11 @@ impl Telemetry {
                 let spans = p.spans.shutdown(timeout);
                 let logs = p.logs.shutdown(remaining(deadline));
                 let provider = self.inner.meter_provider.clone();
-                let metrics = p
-                    .bridge
-                    .push_now(p.runtime.handle(), remaining(deadline))
-                    .and(bounded(remaining(deadline), move || provider.shutdown()));
+                let pushed = match &p.bridge {
+                    Some(bridge) => bridge.push_now(p.runtime.handle(), remaining(deadline)),
+                    None => Ok(()),
+                };
+                let metrics = pushed.and(bounded(remaining(deadline), move || provider.shutdown()));
                 let result = first_error("shutdown", timeout, spans, logs, metrics);
                 // The queues are drained; the providers' own shutdown only marks them closed,
                 // and gets what is left of the deadline, so the bound holds.

@@ -97,6 +97,36 @@ impl TestCollector {
     /// # }
     /// ```
     pub async fn start_on(addr: SocketAddr) -> io::Result<TestCollector> {
+        Self::serve(addr, false).await
+    }
+
+    /// Starts a collector that speaks OTLP/HTTP (`http/protobuf`, HTTP/1.1) instead of gRPC, on
+    /// `127.0.0.1` with a port chosen by the OS. Its [`endpoint`](Self::endpoint) is the base
+    /// URL an exporter appends `/v1/traces`, `/v1/metrics` and `/v1/logs` to; everything it
+    /// receives is read back with the same methods.
+    ///
+    /// # Errors
+    ///
+    /// As [`TestCollector::start`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let collector = paytrace::testing::TestCollector::start_http().await?;
+    /// let config = paytrace::Config::new()
+    ///     .with_protocol(paytrace::Protocol::HttpProtobuf)
+    ///     .with_endpoint(collector.endpoint());
+    /// # let _ = config;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start_http() -> io::Result<TestCollector> {
+        Self::serve(SocketAddr::from(([127, 0, 0, 1], 0)), true).await
+    }
+
+    async fn serve(addr: SocketAddr, http: bool) -> io::Result<TestCollector> {
         // Binding and spawning both panic outside a runtime; report that as an error instead.
         let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         let listener = TcpListener::bind(addr).await?;
@@ -111,13 +141,18 @@ impl TestCollector {
             listener,
             connections: Arc::clone(&connections),
         };
-        let server = runtime.spawn(async move {
-            // tonic only fails here if building a per-connection service fails, which ours cannot;
-            // and a test fixture has no one to report to but the test, which will see no data.
-            let _ = tonic::transport::Server::builder()
-                .serve_with_incoming(router, incoming)
-                .await;
-        });
+        let server = if http {
+            runtime.spawn(super::http::serve(incoming, Arc::clone(&shared)))
+        } else {
+            runtime.spawn(async move {
+                // tonic only fails here if building a per-connection service fails, which ours
+                // cannot; and a test fixture has no one to report to but the test, which will see
+                // no data.
+                let _ = tonic::transport::Server::builder()
+                    .serve_with_incoming(router, incoming)
+                    .await;
+            })
+        };
 
         Ok(TestCollector {
             addr,

@@ -71,6 +71,7 @@
 mod collector;
 mod connections;
 mod fault;
+mod http;
 mod received;
 mod record;
 mod server;

@@ -1,0 +1,343 @@
+//! The OTLP/HTTP side of an export (`http/protobuf`): `POST` of the same encoded request the
+//! gRPC side frames, on one kept-alive HTTP/1.1 connection per signal.
+//!
+//! hyper's connection API rather than a pooled client: a signal's exports take turns, so one
+//! connection is all a signal uses, and hyper and rustls are already in the tree through tonic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use prost::Message as _;
+use tokio_rustls::rustls::{self, pki_types::ServerName};
+use tokio_rustls::TlsConnector;
+
+use super::outcome::{Failed, Partial};
+use super::target::Target;
+use crate::error::Error;
+
+/// Largest response body read: a status message, never a payload.
+const MAX_RESPONSE: usize = 64 * 1024;
+
+/// One signal's OTLP/HTTP endpoint and its connection.
+pub(crate) struct HttpTransport {
+    uri: http::Uri,
+    headers: HeaderMap,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("uri", &self.uri)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    pub(crate) fn new(target: &Target, timeout: Duration) -> Result<Self, Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        headers.insert(
+            http::header::USER_AGENT,
+            HeaderValue::from_static(concat!("paytrace/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(authority) = target.endpoint.authority() {
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(http::header::HOST, v);
+            }
+        }
+        for (k, v) in &target.headers {
+            // Checked in Config::resolve; skipping here keeps this infallible.
+            if let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                headers.insert(k, v);
+            }
+        }
+        let tls = match target.endpoint.scheme_str() {
+            Some("https") => Some(tls(target)?),
+            _ => None,
+        };
+        Ok(HttpTransport {
+            uri: target.endpoint.clone(),
+            headers,
+            tls,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
+            conn: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// One `POST` of a framed request (the gRPC frame's payload is the body: gzip or plain).
+    pub(crate) async fn attempt(&self, framed: &Bytes) -> Result<Option<Partial>, Failed> {
+        let compressed = framed.first() == Some(&1);
+        let body = framed.slice(5.min(framed.len())..);
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = self.uri.path_and_query().map_or_else(
+            || "/".parse().unwrap_or_default(),
+            |p| p.as_str().parse().unwrap_or_default(),
+        );
+        let headers = request.headers_mut();
+        headers.clone_from(&self.headers);
+        if compressed {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                HeaderValue::from_static("gzip"),
+            );
+        }
+
+        let mut conn = self.conn.lock().await;
+        if conn.as_ref().is_none_or(|c| c.is_closed()) {
+            *conn = Some(self.connect().await?);
+        }
+        let Some(sender) = conn.as_mut() else {
+            return Err(Failed::transport("no connection"));
+        };
+        let sent = async {
+            sender.ready().await?;
+            sender.send_request(request).await
+        }
+        .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                *conn = None;
+                return Err(Failed::from_http_error(&e));
+            }
+        };
+        drop(conn);
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        outcome(parts.status, &parts.headers, &body)
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failed> {
+        let host = self.uri.host().unwrap_or("localhost");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = self
+            .uri
+            .port_u16()
+            .unwrap_or(if self.tls.is_some() { 443 } else { 80 });
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            tokio::net::TcpStream::connect((host, port)),
+        )
+        .await
+        .map_err(|_| {
+            Failed::transport(format!(
+                "connect timed out after {:?}",
+                self.connect_timeout
+            ))
+        })?
+        .map_err(|e| Failed::from_io(&e))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            Some((connector, name)) => {
+                let stream = connector
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| Failed::transport(format!("TLS handshake failed: {e}")))?;
+                handshake(TokioIo::new(stream)).await
+            }
+            None => handshake(TokioIo::new(tcp)).await,
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, Failed>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| Failed::from_http_error(&e))?;
+    // The connection is driven on the export runtime; it ends when the sender is dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// The outcome of a response: success (with its partial-success report), a retryable failure
+/// (429, 502, 503, 504, honouring `Retry-After`), or a final one.
+fn outcome(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Partial>, Failed> {
+    if status.is_success() {
+        return Ok(ExportResponse::decode(body)
+            .ok()
+            .and_then(|r| r.partial_success)
+            .filter(|p| p.rejected > 0 || !p.error_message.is_empty())
+            .map(|p| Partial {
+                rejected: u64::try_from(p.rejected).unwrap_or(0),
+                message: p.error_message,
+            }));
+    }
+    let message = RpcStatus::decode(body)
+        .ok()
+        .map(|s| s.message)
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(": {}", crate::util::truncate(&m, 256)))
+        .unwrap_or_default();
+    let text = format!("collector answered HTTP {status}{message}");
+    let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+    Err(Failed {
+        status: if retryable {
+            tonic::Status::unavailable(text)
+        } else {
+            tonic::Status::failed_precondition(text)
+        },
+        retry_after: retryable.then(|| retry_after(headers)).flatten(),
+        http_status: Some(status.as_u16()),
+    })
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from collectors and read as absent).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let secs: u64 = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(300)))
+}
+
+/// The partial-success part every OTLP export response shares (field 1 of each).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<PartialSuccess>,
+}
+
+/// `rejected_spans` / `rejected_data_points` / `rejected_log_records`, and the message.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PartialSuccess {
+    #[prost(int64, tag = "1")]
+    rejected: i64,
+    #[prost(string, tag = "2")]
+    error_message: String,
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The client TLS configuration: system roots plus the configured CA, and the client
+/// certificate for mutual TLS.
+fn tls(target: &Target) -> Result<(TlsConnector, ServerName<'static>), Error> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let bad =
+        |var: &'static str, e: &dyn std::fmt::Display| Error::invalid(var, "<pem>", e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(pem) = &target.ca_pem {
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
+        }
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?
+    .with_root_certificates(roots);
+    let mut config = match &target.client_identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &e))?;
+            let key = PrivateKeyDer::from_pem_slice(key)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let host = target.endpoint.host().unwrap_or("localhost");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+        Error::invalid(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            host.to_owned(),
+            e.to_string(),
+        )
+    })?;
+    Ok((TlsConnector::from(Arc::new(config)), name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_statuses_and_retry_after() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("3"));
+        for code in [429, 502, 503, 504] {
+            let f = outcome(StatusCode::from_u16(code).unwrap(), &h, b"").unwrap_err();
+            assert_eq!(f.status.code(), tonic::Code::Unavailable, "{code}");
+            assert_eq!(f.retry_after, Some(Duration::from_secs(3)));
+        }
+        let body = RpcStatus {
+            code: 3,
+            message: "bad spans".into(),
+        }
+        .encode_to_vec();
+        let f = outcome(StatusCode::BAD_REQUEST, &h, &body).unwrap_err();
+        assert_ne!(f.status.code(), tonic::Code::Unavailable);
+        assert!(f.status.message().contains("bad spans"));
+        assert_eq!(f.retry_after, None);
+    }
+
+    #[test]
+    fn partial_success_is_read() {
+        assert_eq!(
+            outcome(StatusCode::OK, &HeaderMap::new(), b"").unwrap(),
+            None
+        );
+        let body = ExportResponse {
+            partial_success: Some(PartialSuccess {
+                rejected: 4,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let p = outcome(StatusCode::OK, &HeaderMap::new(), &body)
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.rejected, p.message.as_str()), (4, "too old"));
+    }
+}
