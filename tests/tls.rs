@@ -72,6 +72,26 @@ impl LogsService for Sink {
     }
 }
 
+/// A CA, and a `localhost` server certificate and a client certificate it signed:
+/// (ca_pem, (server cert, key), (client cert, key)).
+#[allow(clippy::type_complexity)]
+fn mtls_certificates() -> (String, (String, String), (String, String)) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let signed = |name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    (ca.pem(), signed("localhost"), signed("payment-service"))
+}
+
 /// A CA, and a `localhost` server certificate it signed: (ca_pem, cert_pem, key_pem).
 fn certificates() -> (String, String, String) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -166,5 +186,205 @@ impl tonic::codegen::tokio_stream::Stream for Incoming {
         self.0
             .poll_accept(cx)
             .map(|r| Some(r.map(|(stream, _)| stream)))
+    }
+}
+
+/// Write `pems` to temporary files named after `tag`; the paths, in order.
+fn files(tag: &str, pems: &[&str]) -> Vec<std::path::PathBuf> {
+    pems.iter()
+        .enumerate()
+        .map(|(i, pem)| {
+            let path = std::env::temp_dir().join(format!(
+                "paytrace-mtls-{tag}-{}-{i}.pem",
+                std::process::id()
+            ));
+            std::fs::write(&path, pem).unwrap();
+            path
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_mutual_tls_needs_the_client_certificate() {
+    let (ca, (cert, key), (client_cert, client_key)) = mtls_certificates();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = Counter::default();
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(cert, key))
+        .client_ca_root(tonic::transport::Certificate::from_pem(&ca));
+    let server = Server::builder()
+        .tls_config(tls)
+        .unwrap()
+        .add_service(
+            TraceServiceServer::new(counter.clone())
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .add_service(
+            MetricsServiceServer::new(Sink)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .add_service(
+            LogsServiceServer::new(Sink).accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        )
+        .serve_with_incoming(Incoming(listener));
+    let server = tokio::spawn(server);
+    let endpoint = format!("https://localhost:{port}");
+    let paths = files("grpc", &[&ca, &client_cert, &client_key]);
+    let vars = |with_client: bool| {
+        let mut v = vec![(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            paths[0].to_str().unwrap().to_owned(),
+        )];
+        if with_client {
+            v.push((
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                paths[1].to_str().unwrap().to_owned(),
+            ));
+            v.push((
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                paths[2].to_str().unwrap().to_owned(),
+            ));
+        }
+        v
+    };
+    let start = |with_client: bool| {
+        Telemetry::start(
+            Config::from_env_vars(vars(with_client))
+                .with_endpoint(&endpoint)
+                .with_install_subscriber(false)
+                .with_log_format(LogFormat::Off)
+                .with_export_timeout(Duration::from_secs(2))
+                .with_shutdown_timeout(Duration::from_secs(3)),
+        )
+        .unwrap()
+    };
+
+    let telemetry = start(true);
+    telemetry.tracer().start("mtls").end();
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+
+    // Without the client certificate the collector refuses, and the error says what to set.
+    let telemetry = start(false);
+    telemetry.tracer().start("no-client-cert").end();
+    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+            && err.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+        "{err}"
+    );
+    assert_eq!(counter.0.load(Ordering::SeqCst), 1);
+    server.abort();
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_mutual_tls_needs_the_client_certificate() {
+    use tokio_rustls::rustls;
+    let (ca, (cert, key), (client_cert, client_key)) = mtls_certificates();
+    // An OTLP/HTTP receiver over TLS that requires a client certificate signed by the CA.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject as _;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let server_key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, server_key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let posts = Arc::new(AtomicUsize::new(0));
+    let counted = posts.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        if req.uri().path() == "/v1/traces" {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        async {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    let paths = files("http", &[&ca, &client_cert, &client_key]);
+    let start = |with_client: bool| {
+        let mut config = Config::new()
+            .with_protocol(paytrace::Protocol::HttpProtobuf)
+            .with_endpoint(format!("https://localhost:{port}"))
+            .with_certificate(&paths[0])
+            .with_install_subscriber(false)
+            .with_log_format(LogFormat::Off)
+            .with_export_timeout(Duration::from_secs(2))
+            .with_shutdown_timeout(Duration::from_secs(3));
+        if with_client {
+            config = config.with_client_certificate(&paths[1], &paths[2]);
+        }
+        Telemetry::start(config).unwrap()
+    };
+    let telemetry = start(true);
+    telemetry.tracer().start("mtls-http").end();
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(posts.load(Ordering::SeqCst), 1);
+
+    let telemetry = start(false);
+    telemetry.tracer().start("no-client-cert").end();
+    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        "{err}"
+    );
+    assert_eq!(posts.load(Ordering::SeqCst), 1);
+    server.abort();
+    for p in paths {
+        let _ = std::fs::remove_file(p);
     }
 }

@@ -14,11 +14,12 @@ use tokio::time::Instant;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use super::diagnosis::Diagnosis;
+use super::diagnosis::{client_certificate_hint, Diagnosis};
 use super::frame::Framer;
 use super::http::HttpTransport;
 use super::outcome::{chain, refused, with_sources, Failed, Partial, REFUSED};
 use super::target::Target;
+use super::tls::TlsProbe;
 use super::Signal;
 use crate::error::Error;
 use crate::exporter::Protocol;
@@ -44,6 +45,13 @@ pub(crate) struct OtlpClient {
     suspect: Arc<Mutex<Option<&'static str>>>,
     /// Whether this endpoint was probed for the other protocol (at most once).
     probed: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether a client certificate is configured (mutual TLS).
+    has_identity: bool,
+    /// For an `https` endpoint without a client certificate: a TLS connector to ask once,
+    /// after a failure, whether the collector wants one.
+    tls_probe: Option<Arc<TlsProbe>>,
+    wants_certificate: Arc<std::sync::atomic::AtomicBool>,
+    tls_probed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -80,6 +88,19 @@ impl OtlpClient {
             diagnosis,
             suspect: Arc::default(),
             probed: Arc::default(),
+            has_identity: target.client_identity.is_some(),
+            tls_probe: match (target.endpoint.scheme_str(), &target.client_identity) {
+                (Some("https"), None) => {
+                    let alpn: &[u8] = match target.protocol {
+                        Protocol::Grpc => b"h2",
+                        Protocol::HttpProtobuf => b"http/1.1",
+                    };
+                    TlsProbe::new(target, alpn).map(Arc::new)
+                }
+                _ => None,
+            },
+            wants_certificate: Arc::default(),
+            tls_probed: Arc::default(),
         })
     }
 
@@ -171,6 +192,16 @@ impl OtlpClient {
                 Ok(Err(failed)) => failed,
                 Err(_) => return Err(format!("export timed out after {:?}", self.timeout)),
             };
+            if let Some(probe) = &self.tls_probe {
+                use std::sync::atomic::Ordering;
+                // Asked once, after a transport failure (no HTTP answer at all).
+                if failed.http_status.is_none()
+                    && !self.tls_probed.swap(true, Ordering::Relaxed)
+                    && probe.needs_client_certificate(&self.endpoint).await
+                {
+                    self.wants_certificate.store(true, Ordering::Relaxed);
+                }
+            }
             if let Some(hint) = self
                 .diagnosis
                 .wrong_protocol(self.protocol, &self.endpoint, &failed, &self.probed)
@@ -198,6 +229,12 @@ impl OtlpClient {
             return format!("no collector at {}: connection refused", self.endpoint);
         }
         let text = describe(&failed.status);
+        let wants = self
+            .wants_certificate
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(hint) = client_certificate_hint(&text, self.has_identity, wants) {
+            return format!("{text} ({hint})");
+        }
         match *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) {
             Some(hint) => format!("{text} (wrong protocol? {hint})"),
             None => text,

@@ -68,6 +68,20 @@ impl Diagnosis {
     }
 }
 
+/// The fix for a TLS handshake a collector refused for want of a client certificate.
+pub(crate) fn client_certificate_hint(
+    message: &str,
+    have_identity: bool,
+    probed_wants_one: bool,
+) -> Option<&'static str> {
+    let text = message.to_ascii_lowercase().replace(' ', "");
+    (!have_identity
+        && (probed_wants_one
+            || text.contains("certificaterequired")
+            || text.contains("handshakefailure")))
+        .then_some("the collector requires a client certificate (mutual TLS): set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY, or Config::with_client_certificate")
+}
+
 /// The fix a failure's own signature points to.
 fn signature(protocol: Protocol, failed: &Failed) -> Option<&'static str> {
     let text = failed.status.message().to_ascii_lowercase();

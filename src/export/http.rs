@@ -4,7 +4,6 @@
 //! hyper's connection API rather than a pooled client: a signal's exports take turns, so one
 //! connection is all a signal uses, and hyper and rustls are already in the tree through tonic.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +12,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use prost::Message as _;
-use tokio_rustls::rustls::{self, pki_types::ServerName};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
 use super::outcome::{Failed, Partial};
@@ -67,7 +66,7 @@ impl HttpTransport {
             }
         }
         let tls = match target.endpoint.scheme_str() {
-            Some("https") => Some(tls(target)?),
+            Some("https") => Some(super::tls::connector(target, b"http/1.1")?),
             _ => None,
         };
         Ok(HttpTransport {
@@ -245,57 +244,6 @@ struct RpcStatus {
     code: i32,
     #[prost(string, tag = "2")]
     message: String,
-}
-
-/// The client TLS configuration: system roots plus the configured CA, and the client
-/// certificate for mutual TLS.
-fn tls(target: &Target) -> Result<(TlsConnector, ServerName<'static>), Error> {
-    use rustls_pki_types::pem::PemObject as _;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let bad =
-        |var: &'static str, e: &dyn std::fmt::Display| Error::invalid(var, "<pem>", e.to_string());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(pem) = &target.ca_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
-            roots
-                .add(cert)
-                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?;
-        }
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| bad("OTEL_EXPORTER_OTLP_CERTIFICATE", &e))?
-    .with_root_certificates(roots);
-    let mut config = match &target.client_identity {
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &e))?;
-            let key = PrivateKeyDer::from_pem_slice(key)
-                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| bad("OTEL_EXPORTER_OTLP_CLIENT_KEY", &e))?
-        }
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let host = target.endpoint.host().unwrap_or("localhost");
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
-        Error::invalid(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            host.to_owned(),
-            e.to_string(),
-        )
-    })?;
-    Ok((TlsConnector::from(Arc::new(config)), name))
 }
 
 #[cfg(test)]

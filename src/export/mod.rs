@@ -28,6 +28,7 @@ pub(crate) mod queue;
 pub(crate) mod runtime;
 pub(crate) mod stats;
 mod target;
+mod tls;
 mod weigh;
 
 pub(crate) use batch::BatchSettings;
