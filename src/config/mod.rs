@@ -108,6 +108,7 @@ pub struct Config {
     metric_interval: Option<Duration>,
     attribute_value_length: Option<usize>,
     span_attribute_count: Option<u32>,
+    temporality: Option<opentelemetry_sdk::metrics::Temporality>,
     max_request_bytes: Option<usize>,
     shutdown_timeout: Option<Duration>,
     install_subscriber: Option<bool>,
@@ -481,17 +482,36 @@ impl Config {
         self
     }
 
-    /// Longest string attribute value in bytes; longer ones are truncated at export. Defaults
-    /// to 2048; variable [`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`].
+    /// Longest string attribute value in bytes, spans and log records alike; longer ones are
+    /// truncated at export. Defaults to 2048; variables [`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`],
+    /// [`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`], [`OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT`].
     pub fn with_attribute_value_length_limit(mut self, limit: usize) -> Self {
         self.attribute_value_length = Some(limit);
         self
     }
 
-    /// Most attributes kept per span. Defaults to 128; variable
-    /// [`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`].
+    /// Most attributes kept per span. Defaults to 128; variables
+    /// [`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`], then [`OTEL_ATTRIBUTE_COUNT_LIMIT`]. Events, links and
+    /// log records have their own variables ([`OTEL_SPAN_EVENT_COUNT_LIMIT`], …).
     pub fn with_span_attribute_count_limit(mut self, limit: u32) -> Self {
         self.span_attribute_count = Some(limit);
+        self
+    }
+
+    /// The temporality of exported sums and histograms: cumulative (the default), delta, or low
+    /// memory (delta for counters and histograms, cumulative for the rest). Variable
+    /// [`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`].
+    ///
+    /// ```
+    /// use paytrace::opentelemetry_sdk::metrics::Temporality;
+    /// let config = paytrace::Config::new().with_metrics_temporality(Temporality::Delta);
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_metrics_temporality(
+        mut self,
+        temporality: opentelemetry_sdk::metrics::Temporality,
+    ) -> Self {
+        self.temporality = Some(temporality);
         self
     }
 

@@ -56,6 +56,19 @@ pub(super) fn parse_propagators(s: &str) -> Result<(Vec<Propagator>, Vec<String>
     Ok((out, unknown))
 }
 
+/// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`.
+pub(super) fn parse_temporality(
+    s: &str,
+) -> Result<opentelemetry_sdk::metrics::Temporality, String> {
+    use opentelemetry_sdk::metrics::Temporality;
+    match s.to_ascii_lowercase().as_str() {
+        "cumulative" => Ok(Temporality::Cumulative),
+        "delta" => Ok(Temporality::Delta),
+        "lowmemory" => Ok(Temporality::LowMemory),
+        _ => Err("expected `cumulative`, `delta` or `lowmemory`".into()),
+    }
+}
+
 /// `k=v,k2=v2` with percent-encoded values (W3C baggage-like syntax used by the OTel spec).
 pub(super) fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();

@@ -8,7 +8,7 @@ use opentelemetry::KeyValue;
 
 use super::env::*;
 use super::parse::*;
-use super::settings::{ExportSettings, ResourceSettings, Settings};
+use super::settings::{ExportSettings, Limits, ResourceSettings, Settings};
 use super::{BatchOverrides, Config, Propagator, Sampler};
 use crate::error::Error;
 use crate::export::{BatchSettings, Signal, Target};
@@ -32,6 +32,8 @@ const DEFAULT_METRIC_INTERVAL: Duration = Duration::from_secs(30);
 // One huge header or field must not bloat every export.
 const DEFAULT_ATTRIBUTE_VALUE_LENGTH: usize = 2048;
 const DEFAULT_SPAN_ATTRIBUTE_COUNT: u32 = 128;
+/// The specification's default budget of one metrics export.
+const DEFAULT_METRIC_TIMEOUT: Duration = Duration::from_secs(30);
 // Collectors refuse requests above 4 MiB by default (gRPC's receive limit): stay well below.
 const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -199,19 +201,21 @@ impl Config {
             env.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_millis)?,
             DEFAULT_METRIC_INTERVAL,
         )?;
-        let attribute_value_length = match self.attribute_value_length {
-            Some(v) => v,
+        let limits = self.resolve_limits(env)?;
+        let metric_timeout = positive_duration(
+            OTEL_METRIC_EXPORT_TIMEOUT,
+            None,
+            env.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_millis)?,
+            DEFAULT_METRIC_TIMEOUT,
+        )?;
+        let temporality = match self.temporality {
+            Some(t) => t,
             None => env
-                .parse(OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, parse_usize)?
-                .unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LENGTH),
-        };
-        let span_attribute_count = match self.span_attribute_count {
-            Some(v) => v,
-            None => env
-                .parse(OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT, |s| {
-                    s.parse::<u32>().map_err(|e| e.to_string())
-                })?
-                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+                .parse(
+                    OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+                    parse_temporality,
+                )?
+                .unwrap_or_default(),
         };
         let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         if max_request_bytes < 1024 {
@@ -227,9 +231,51 @@ impl Config {
             span_batch,
             log_batch,
             metric_interval,
-            attribute_value_length,
-            span_attribute_count,
+            metric_timeout,
+            temporality,
+            limits,
             max_request_bytes,
+        })
+    }
+
+    /// Each signal's own variable, then the general one, then the default.
+    fn resolve_limits(&self, env: &Env<'_>) -> Result<Limits, Error> {
+        let count =
+            |name: &'static str| env.parse(name, |s| s.parse::<u32>().map_err(|e| e.to_string()));
+        let length = |name: &'static str| env.parse(name, parse_usize);
+        let general_count =
+            count(OTEL_ATTRIBUTE_COUNT_LIMIT)?.unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT);
+        let general_length = match self.attribute_value_length {
+            Some(v) => v,
+            None => {
+                length(OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT)?.unwrap_or(DEFAULT_ATTRIBUTE_VALUE_LENGTH)
+            }
+        };
+        Ok(Limits {
+            span_attribute_count: match self.span_attribute_count {
+                Some(v) => v,
+                None => count(OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT)?.unwrap_or(general_count),
+            },
+            span_value_length: match self.attribute_value_length {
+                Some(v) => v,
+                None => length(OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT)?.unwrap_or(general_length),
+            },
+            span_event_count: count(OTEL_SPAN_EVENT_COUNT_LIMIT)?
+                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+            span_link_count: count(OTEL_SPAN_LINK_COUNT_LIMIT)?
+                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+            event_attribute_count: count(OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT)?
+                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+            link_attribute_count: count(OTEL_LINK_ATTRIBUTE_COUNT_LIMIT)?
+                .unwrap_or(DEFAULT_SPAN_ATTRIBUTE_COUNT),
+            log_attribute_count: count(OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT)?
+                .unwrap_or(general_count) as usize,
+            log_value_length: match self.attribute_value_length {
+                Some(v) => v,
+                None => {
+                    length(OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT)?.unwrap_or(general_length)
+                }
+            },
         })
     }
 

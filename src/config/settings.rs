@@ -49,7 +49,22 @@ pub(crate) struct ExportSettings {
     pub(crate) span_batch: BatchSettings,
     pub(crate) log_batch: BatchSettings,
     pub(crate) metric_interval: Duration,
-    pub(crate) attribute_value_length: usize,
-    pub(crate) span_attribute_count: u32,
+    /// The budget of one metrics export (`OTEL_METRIC_EXPORT_TIMEOUT`).
+    pub(crate) metric_timeout: Duration,
+    pub(crate) temporality: opentelemetry_sdk::metrics::Temporality,
+    pub(crate) limits: Limits,
     pub(crate) max_request_bytes: usize,
+}
+
+/// Attribute, event and link limits, per signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    pub(crate) span_attribute_count: u32,
+    pub(crate) span_value_length: usize,
+    pub(crate) span_event_count: u32,
+    pub(crate) span_link_count: u32,
+    pub(crate) event_attribute_count: u32,
+    pub(crate) link_attribute_count: u32,
+    pub(crate) log_attribute_count: usize,
+    pub(crate) log_value_length: usize,
 }

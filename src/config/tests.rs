@@ -88,8 +88,9 @@ fn every_variable_is_honoured() {
     assert_eq!(s.export.span_batch.timeout, Duration::from_millis(700));
     assert_eq!(s.export.log_batch.queue, Some(300));
     assert_eq!(s.export.metric_interval, Duration::from_secs(5));
-    assert_eq!(s.export.attribute_value_length, 64);
-    assert_eq!(s.export.span_attribute_count, 16);
+    assert_eq!(s.export.limits.span_value_length, 64);
+    assert_eq!(s.export.limits.log_value_length, 64);
+    assert_eq!(s.export.limits.span_attribute_count, 16);
 }
 
 #[test]
@@ -349,4 +350,55 @@ fn client_certificate_and_key_go_together() {
     .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn limits_temporality_and_metric_timeout() {
+    let s = resolve(&[
+        (OTEL_ATTRIBUTE_COUNT_LIMIT, "10"),
+        (OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT, "3"),
+        (OTEL_SPAN_EVENT_COUNT_LIMIT, "4"),
+        (OTEL_SPAN_LINK_COUNT_LIMIT, "5"),
+        (OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT, "6"),
+        (OTEL_LINK_ATTRIBUTE_COUNT_LIMIT, "7"),
+        (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, "100"),
+        (OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT, "50"),
+        (OTEL_METRIC_EXPORT_TIMEOUT, "1500"),
+        (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE, "Delta"),
+    ])
+    .unwrap();
+    let l = s.export.limits;
+    assert_eq!((l.span_attribute_count, l.log_attribute_count), (10, 3));
+    assert_eq!((l.span_event_count, l.span_link_count), (4, 5));
+    assert_eq!((l.event_attribute_count, l.link_attribute_count), (6, 7));
+    assert_eq!((l.span_value_length, l.log_value_length), (50, 100));
+    assert_eq!(s.export.metric_timeout, Duration::from_millis(1500));
+    assert_eq!(
+        s.export.temporality,
+        opentelemetry_sdk::metrics::Temporality::Delta
+    );
+    let s = resolve(&[(
+        OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+        "lowmemory",
+    )])
+    .unwrap();
+    assert_eq!(
+        s.export.temporality,
+        opentelemetry_sdk::metrics::Temporality::LowMemory
+    );
+    for (var, bad) in [
+        (
+            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+            "sometimes",
+        ),
+        (OTEL_METRIC_EXPORT_TIMEOUT, "0"),
+        (OTEL_SPAN_EVENT_COUNT_LIMIT, "-1"),
+        (OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT, "x"),
+    ] {
+        assert_eq!(
+            invalid_name(resolve(&[(var, bad)]).unwrap_err()),
+            var,
+            "{var}={bad}"
+        );
+    }
 }

@@ -184,6 +184,8 @@ impl LogProcessor for LogQueue {
 #[derive(Debug, Clone)]
 pub(crate) struct MetricSender {
     pub(crate) client: OtlpClient,
+    /// What the SDK's reader is asked for, and the bridge converts to.
+    pub(crate) temporality: Temporality,
     pub(crate) stats: Arc<SignalStats>,
     pub(crate) rt: Handle,
 }
@@ -245,7 +247,7 @@ impl PushMetricExporter for MetricSender {
     }
 
     fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
+        self.temporality
     }
 }
 

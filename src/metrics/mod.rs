@@ -8,6 +8,66 @@
 //! recorded through the OpenTelemetry API (`telemetry.meter_provider()`) are exported over OTLP
 //! by the SDK as usual.
 //!
+//! # Names: Prometheus ↔ OTLP
+//!
+//! The bridge names each family per OpenTelemetry conventions (`order_pool_processed_total`
+//! on `/metrics` is `order.pool.processed` over OTLP) and maps label names to attribute keys
+//! (`http_route` → `http.route`, `http_response_status_code` → `http.response.status_code`, an
+//! integer; `rpc_*` likewise); other labels keep their names. A family with no series yet is
+//! in neither output. Families without an OpenTelemetry name keep their Prometheus name. The
+//! README carries the same table; `tests/metric_names.rs` checks both against the real
+//! outputs.
+//!
+//! | Prometheus (`/metrics`) | OTLP (metric name) | OTLP unit |
+//! |---|---|---|
+//! | `order_pool_processed_total` | `order.pool.processed` | `{order}` |
+//! | `order_pool_failed_total` | `order.pool.failed` | `{order}` |
+//! | `order_pool_processing_seconds` | `order.pool.processing.duration` | `s` |
+//! | `order_pool_size` | `order.pool.size` | `{order}` |
+//! | `order_pool_capacity` | `order.pool.capacity` | `{order}` |
+//! | `order_queue_length` | `order.queue.length` | `{order}` |
+//! | `order_query_seconds` | `order.query.duration` | `s` |
+//! | `order_query_failed_total` | `order.query.failed` | `{query}` |
+//! | `order_redis_errors_total` | `order.redis.errors` | `{error}` |
+//! | `order_channel_concurrency` | `order.channel.concurrency` | `{order}` |
+//! | `order_road_concurrency` | `order.road.concurrency` | `{order}` |
+//! | `order_face_value_concurrency` | `order.face_value.concurrency` | `{order}` |
+//! | `http_server_request_duration_seconds` | `http.server.request.duration` | `s` |
+//! | `http_server_active_requests` | `http.server.active_requests` | `{request}` |
+//! | `http_server_request_body_size_bytes` | `http.server.request.body.size` | `By` |
+//! | `http_server_response_body_size_bytes` | `http.server.response.body.size` | `By` |
+//! | `http_server_slow_requests_total` | `paytrace.http.server.slow_requests` | `{request}` |
+//! | `rpc_server_call_duration_seconds` | `rpc.server.call.duration` | `s` |
+//! | `rpc_client_call_duration_seconds` | `rpc.client.call.duration` | `s` |
+//! | `rpc_server_slow_calls_total` | `paytrace.rpc.server.slow_calls` | `{call}` |
+//! | `rpc_client_slow_calls_total` | `paytrace.rpc.client.slow_calls` | `{call}` |
+//! | `process_cpu_seconds_total` | `process.cpu.time` | `s` |
+//! | `process_resident_memory_bytes` | `process.memory.usage` | `By` |
+//! | `process_open_fds` | `process.open_file_descriptor.count` | `{file_descriptor}` |
+//! | `process_threads` | `process.thread.count` | `{thread}` |
+//! | `tokio_workers` | `tokio_workers` | `1` |
+//! | `tokio_alive_tasks` | `tokio_alive_tasks` | `1` |
+//! | `tokio_global_queue_depth` | `tokio_global_queue_depth` | `1` |
+//! | `paytrace_exporter_items_exported_total` | `paytrace.exporter.items_exported` | `1` |
+//! | `paytrace_exporter_items_failed_total` | `paytrace.exporter.items_failed` | `1` |
+//! | `paytrace_exporter_items_dropped_total` | `paytrace.exporter.items_dropped` | `1` |
+//! | `paytrace_exporter_queue_bytes` | `paytrace.exporter.queue_bytes` | `1` |
+//! | `paytrace_exporter_queue_bytes_peak` | `paytrace.exporter.queue_bytes_peak` | `1` |
+//! | `paytrace_exporter_exports_total` | `paytrace.exporter.exports` | `1` |
+//! | `paytrace_exporter_export_failures_total` | `paytrace.exporter.export_failures` | `1` |
+//! | `paytrace_exporter_state` | `paytrace.exporter.state` | `1` |
+//! | `paytrace_exporter_last_success_timestamp_seconds` | `paytrace.exporter.last_success_timestamp_seconds` | `1` |
+//! | `paytrace_sampling_traces_kept_total` | `paytrace_sampling_traces_kept_total` | `1` |
+//! | `paytrace_sampling_traces_dropped_total` | `paytrace_sampling_traces_dropped_total` | `1` |
+//! | `paytrace_sampling_traces_thinned_total` | `paytrace_sampling_traces_thinned_total` | `1` |
+//! | `paytrace_sampling_late_spans_total` | `paytrace_sampling_late_spans_total` | `1` |
+//! | `paytrace_sampling_traces_evicted_total` | `paytrace_sampling_traces_evicted_total` | `1` |
+//! | `paytrace_sampling_buffered_bytes` | `paytrace_sampling_buffered_bytes` | `By` |
+//! | `paytrace_log_records_dropped_total` | `paytrace_log_records_dropped_total` | `1` |
+//! | `paytrace_control_changes_total` | `paytrace_control_changes_total` | `1` |
+//!
+//! # Example
+//!
 //! ```
 //! # fn main() -> Result<(), paytrace::Error> {
 //! let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
@@ -124,6 +184,8 @@ pub(crate) struct Bridge {
     sender: crate::export::processor::MetricSender,
     start: SystemTime,
     exemplars: std::sync::Arc<crate::exemplars::ExemplarStore>,
+    /// Previous values, when the exporter asks for delta temporality.
+    deltas: Option<std::sync::Arc<std::sync::Mutex<crate::export::otlp::delta::Deltas>>>,
 }
 
 impl Bridge {
@@ -133,23 +195,41 @@ impl Bridge {
         sender: crate::export::processor::MetricSender,
         exemplars: std::sync::Arc<crate::exemplars::ExemplarStore>,
     ) -> Self {
+        use opentelemetry_sdk::metrics::Temporality;
+        let deltas = match sender.temporality {
+            Temporality::Delta => Some(false),
+            Temporality::LowMemory => Some(true),
+            _ => None,
+        }
+        .map(|low_memory| {
+            std::sync::Arc::new(std::sync::Mutex::new(
+                crate::export::otlp::delta::Deltas::new(low_memory),
+            ))
+        });
         Bridge {
             registry,
             resource: crate::export::otlp::proto_resource(resource),
             sender,
             start: SystemTime::now(),
             exemplars,
+            deltas,
         }
     }
 
     async fn push(&self) -> Result<(), String> {
-        let request = crate::export::otlp::metrics::to_request(
+        let mut request = crate::export::otlp::metrics::to_request(
             &self.registry.gather(),
             &self.resource,
             self.start,
             SystemTime::now(),
             Some(&self.exemplars),
         );
+        if let Some(deltas) = &self.deltas {
+            deltas
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .apply(&mut request);
+        }
         self.sender.send(request).await
     }
 

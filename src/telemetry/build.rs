@@ -207,11 +207,19 @@ fn start_pipeline(
     let rt = runtime.handle().clone();
     // tonic channels spawn their connection task on the runtime they are created in.
     let entered = rt.enter();
-    let sanitizer = Sanitizer::new(
-        export.attribute_value_length,
-        export.span_attribute_count as usize,
-        redactor.clone(),
-    );
+    let limits = export.limits;
+    let sanitizer = |signal: Signal| match signal {
+        Signal::Logs => Sanitizer::new(
+            limits.log_value_length,
+            limits.log_attribute_count,
+            redactor.clone(),
+        ),
+        _ => Sanitizer::new(
+            limits.span_value_length,
+            limits.span_attribute_count as usize,
+            redactor.clone(),
+        ),
+    };
     // The OTLP timeout bounds every export; the queue's own timeout can only shorten it.
     let client = |signal: Signal, queue_timeout: Duration| {
         let target = &export.targets[signal.index()];
@@ -227,7 +235,7 @@ fn start_pipeline(
             client: client(signal, queue_timeout)?,
             stats: stats.get(signal).clone(),
             encoder: Mutex::new(Encoder::new(
-                sanitizer.clone(),
+                sanitizer(signal),
                 resource,
                 export.max_request_bytes,
             )),
@@ -260,7 +268,8 @@ fn start_pipeline(
         sender(Signal::Logs, export.log_batch.timeout)?,
     ));
     let metrics = MetricSender {
-        client: client(Signal::Metrics, Duration::MAX)?,
+        client: client(Signal::Metrics, export.metric_timeout)?,
+        temporality: export.temporality,
         stats: stats.get(Signal::Metrics).clone(),
         rt: rt.clone(),
     };
@@ -375,9 +384,13 @@ fn tracer_provider(
     queue: Option<SpansTo>,
     head: Option<&Arc<HeadControl>>,
 ) -> SdkTracerProvider {
+    let l = &settings.export.limits;
     let limits = SpanLimits {
-        max_attributes_per_span: settings.export.span_attribute_count,
-        ..SpanLimits::default()
+        max_attributes_per_span: l.span_attribute_count,
+        max_events_per_span: l.span_event_count,
+        max_links_per_span: l.span_link_count,
+        max_attributes_per_event: l.event_attribute_count,
+        max_attributes_per_link: l.link_attribute_count,
     };
     let sampler = if settings.disabled {
         Sampler::AlwaysOff

@@ -1,7 +1,9 @@
 //! OTLP protobuf: spans and log records encoded straight to bytes (`encoder`) after the
 //! sanitizer (`sanitize`) applied limits and redaction, with a small protobuf writer (`wire`);
-//! paytrace's Prometheus registry converted to an OTLP metrics request (`metrics`).
+//! paytrace's Prometheus registry converted to an OTLP metrics request (`metrics`), as deltas
+//! when asked (`delta`).
 
+pub(crate) mod delta;
 mod encoder;
 pub(crate) mod metrics;
 mod sanitize;
