@@ -69,6 +69,19 @@ pub(super) fn parse_temporality(
     }
 }
 
+/// `OTEL_LOG_LEVEL` as an `EnvFilter` level.
+pub(super) fn parse_log_level(s: &str) -> Result<&'static str, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "none" | "off" => Ok("off"),
+        "error" => Ok("error"),
+        "warn" | "warning" => Ok("warn"),
+        "info" => Ok("info"),
+        "debug" => Ok("debug"),
+        "trace" | "verbose" | "all" => Ok("trace"),
+        _ => Err("expected `none`, `error`, `warn`, `info`, `debug` or `trace`".into()),
+    }
+}
+
 /// `k=v,k2=v2` with percent-encoded values (W3C baggage-like syntax used by the OTel spec).
 pub(super) fn parse_key_values(s: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();

@@ -79,7 +79,7 @@ impl Config {
                 })
                 .collect(),
             export: self.resolve_export(&env)?,
-            log: self.resolve_log()?,
+            log: self.resolve_log(&env)?,
             watchdog: WatchdogSettings {
                 interval: positive_duration(
                     "with_watchdog_interval",
@@ -279,19 +279,21 @@ impl Config {
         })
     }
 
-    fn resolve_log(&self) -> Result<LogSettings, Error> {
+    fn resolve_log(&self, env: &Env<'_>) -> Result<LogSettings, Error> {
         let filter = match &self.log_filter {
             Some(f) => f.clone(),
             None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
         };
         tracing_subscriber::EnvFilter::try_new(&filter)
             .map_err(|e| Error::invalid("with_log_filter", filter.clone(), e))?;
+        let diagnostics = env.parse(OTEL_LOG_LEVEL, parse_log_level)?;
         if let Some(sampling) = &self.log_sampling {
             check_log_sampling(sampling)?;
         }
         Ok(LogSettings {
             format: self.log_format.unwrap_or_default(),
             filter,
+            diagnostics,
             stdout_buffer: self.stdout_buffer.unwrap_or(DEFAULT_STDOUT_BUFFER).max(1),
             sampling: self.log_sampling.clone(),
         })

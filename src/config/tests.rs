@@ -402,3 +402,26 @@ fn limits_temporality_and_metric_timeout() {
         );
     }
 }
+
+#[test]
+fn otel_log_level_is_parsed() {
+    assert_eq!(
+        resolve(&[(OTEL_LOG_LEVEL, "none")])
+            .unwrap()
+            .log
+            .diagnostics,
+        Some("off")
+    );
+    assert_eq!(
+        resolve(&[(OTEL_LOG_LEVEL, "DEBUG")])
+            .unwrap()
+            .log
+            .diagnostics,
+        Some("debug")
+    );
+    assert_eq!(resolve(&[]).unwrap().log.diagnostics, None);
+    assert_eq!(
+        invalid_name(resolve(&[(OTEL_LOG_LEVEL, "loud")]).unwrap_err()),
+        OTEL_LOG_LEVEL
+    );
+}

@@ -22,6 +22,8 @@ use tracing_subscriber::layer::{Context, Layer};
 #[derive(Debug)]
 pub(crate) struct FilterSlot {
     filter: ArcSwap<EnvFilter>,
+    /// `OTEL_LOG_LEVEL`, applied under every filter put in force.
+    diagnostics: Option<&'static str>,
     /// The filter's most verbose level ([`level_code`]); events above it are disabled.
     max_level: AtomicU8,
 }
@@ -50,10 +52,13 @@ fn event_code(level: &Level) -> u8 {
 }
 
 impl FilterSlot {
-    /// A slot holding `directives` (already validated; falls back to `info`).
-    pub(crate) fn new(directives: &str) -> Self {
-        let filter = EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"));
+    /// A slot holding `directives` (already validated; falls back to `info`) with the
+    /// diagnostics level of [`with_diagnostics`].
+    pub(crate) fn new(directives: &str, diagnostics: Option<&'static str>) -> Self {
+        let filter = EnvFilter::try_new(with_diagnostics(directives, diagnostics))
+            .unwrap_or_else(|_| EnvFilter::new("info"));
         FilterSlot {
+            diagnostics,
             max_level: AtomicU8::new(level_code(filter.max_level_hint())),
             filter: ArcSwap::from_pointee(filter),
         }
@@ -61,7 +66,9 @@ impl FilterSlot {
 
     /// Put `directives` in force for every event from now on.
     pub(crate) fn set(&self, directives: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        EnvFilter::try_new(directives).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::try_new(with_diagnostics(directives, self.diagnostics))
+            .map_err(|e| e.to_string())?;
         self.max_level
             .store(level_code(filter.max_level_hint()), Ordering::Relaxed);
         self.filter.store(Arc::new(filter));
@@ -73,6 +80,30 @@ impl FilterSlot {
     fn current(&self) -> arc_swap::Guard<Arc<EnvFilter>> {
         self.filter.load()
     }
+}
+
+/// The service's filter with the level of the SDK's and paytrace's own diagnostics: the
+/// OpenTelemetry crates' records are held to `warn` unless `OTEL_LOG_LEVEL` says otherwise
+/// (their INFO records, `TracerProvider.GlobalSet` and the like, are not the service's logs);
+/// with `OTEL_LOG_LEVEL`, paytrace's own records follow it too. A target the service's filter
+/// names itself is left to it.
+pub(crate) fn with_diagnostics(filter: &str, level: Option<&'static str>) -> String {
+    let mut out = filter.to_owned();
+    let mut add = |target: &str, level: &str| {
+        if !filter.contains(target) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(target);
+            out.push('=');
+            out.push_str(level);
+        }
+    };
+    add("opentelemetry", level.unwrap_or("warn"));
+    if let Some(level) = level {
+        add("paytrace", level);
+    }
+    out
 }
 
 /// A layer that filters as the slot's current [`EnvFilter`] does.
@@ -114,5 +145,41 @@ impl<S: Subscriber> Layer<S> for DynamicFilter {
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
         Layer::<S>::on_close(&**self.0.current(), id, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_join_the_service_filter() {
+        assert_eq!(with_diagnostics("info", None), "info,opentelemetry=warn");
+        assert_eq!(
+            with_diagnostics("info", Some("debug")),
+            "info,opentelemetry=debug,paytrace=debug"
+        );
+        assert_eq!(
+            with_diagnostics("info,opentelemetry_sdk=trace", None),
+            "info,opentelemetry_sdk=trace",
+            "a target the service names is its own"
+        );
+    }
+
+    #[test]
+    fn sdk_records_are_held_to_warn_by_default() {
+        let slot = FilterSlot::new("info", None);
+        let filter = slot.current();
+        assert!(
+            format!("{filter}").contains("opentelemetry=warn"),
+            "{filter}"
+        );
+        slot.set("debug").unwrap();
+        assert!(
+            format!("{}", slot.current()).contains("opentelemetry=warn"),
+            "kept across changes"
+        );
+        let quiet = FilterSlot::new("info", Some("off"));
+        assert!(format!("{}", quiet.current()).contains("paytrace=off"));
     }
 }

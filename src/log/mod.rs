@@ -64,6 +64,8 @@ pub(crate) struct LogSettings {
     pub(crate) format: LogFormat,
     /// `EnvFilter` directives, checked at resolve time.
     pub(crate) filter: String,
+    /// `OTEL_LOG_LEVEL`: the level of the SDK's and paytrace's own records, when set.
+    pub(crate) diagnostics: Option<&'static str>,
     /// Lines the stdout buffer holds before it drops.
     pub(crate) stdout_buffer: usize,
     pub(crate) sampling: Option<LogSampling>,

@@ -134,7 +134,10 @@ impl Telemetry {
             ),
         };
         let tracer = tracer_provider.tracer_with_scope(scope());
-        let filter = Arc::new(FilterSlot::new(&settings.log.filter));
+        let filter = Arc::new(FilterSlot::new(
+            &settings.log.filter,
+            settings.log.diagnostics,
+        ));
         let control = Control::new(
             filter.clone(),
             settings.log.filter.clone(),
