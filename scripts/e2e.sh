@@ -4,7 +4,10 @@
 #   2. the demo's Prometheus exposition passes `promtool check metrics`, every metric the alert
 #      rules and the dashboard use is emitted, and the alert rules pass `promtool test rules`;
 #   3. rotel is killed mid-run and restarted: the watchdog warns, health turns failing, exports
-#      resume and health returns.
+#      resume and health returns;
+#   4. tail keep at a 10 % ratio; 5. exemplars scraped by a real Prometheus;
+#   6. the demo exports over OTLP/HTTP (http/protobuf, gzip) to rotel's HTTP receiver;
+#   7. gRPC aimed at rotel's HTTP port: one WARN naming OTEL_EXPORTER_OTLP_PROTOCOL.
 # Fails loudly if a component cannot be installed or started. Not hermetic: CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -147,6 +150,31 @@ missing = traces - seen
 print(f"{len(traces)} exemplar traces, {len(missing)} not in rotel's output")
 sys.exit(0 if traces and not missing else 1)
 PY
+
+echo "=== 6. OTLP/HTTP: http/protobuf with gzip -> rotel's HTTP receiver"
+start_rotel "$WORK/rotel5"
+OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$ROTEL_HTTP_PORT" \
+  "$DEMO" --seconds 3 >"$WORK/demo5.out" 2>&1 || { cat "$WORK/demo5.out"; echo "demo exited non-zero"; exit 1; }
+sleep 1
+stop_rotel
+OUT5="$WORK/rotel5/rotel.out"
+sed -n '/=== paytrace demo summary ===/,$p' "$WORK/demo5.out"
+check "rotel received spans over OTLP/HTTP" at_least '^Span #' "$OUT5" 10
+check "rotel received log records over OTLP/HTTP" at_least '^LogRecord #' "$OUT5" 10
+check "rotel received metrics over OTLP/HTTP" at_least 'order.pool.processed' "$OUT5" 1
+check "rotel decoded every OTLP/HTTP request" bash -c "! grep -q 'Failed to decode OTLP HTTP' '$OUT5' '$WORK/rotel5/rotel-agent.log' 2>/dev/null"
+check "the watchdog saw healthy exports over OTLP/HTTP" bash -c \
+  "grep -q 'exporter traces : healthy' '$WORK/demo5.out' && grep -q 'exporter metrics: healthy' '$WORK/demo5.out' && grep -q 'exporter logs   : healthy' '$WORK/demo5.out'"
+
+echo "=== 7. gRPC aimed at rotel's OTLP/HTTP port: diagnosed"
+start_rotel "$WORK/rotel6"
+OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$ROTEL_HTTP_PORT" "$DEMO" --seconds 2 --logs \
+  >"$WORK/demo6.out" 2>&1 || { cat "$WORK/demo6.out"; echo "demo exited non-zero"; exit 1; }
+stop_rotel
+grep 'wrong OTLP protocol' "$WORK/demo6.out" | head -n 1 || true
+check "exactly one WARN names OTEL_EXPORTER_OTLP_PROTOCOL" bash -c \
+  "test \"\$(grep 'wrong OTLP protocol' '$WORK/demo6.out' | grep -c 'OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf')\" -eq 1"
+check "the health view says so" bash -c "grep 'exporter traces' '$WORK/demo6.out' | grep -q 'wrong protocol?'"
 
 echo
 echo "e2e: $PASSED passed, $FAILED failed"
