@@ -23,6 +23,8 @@ pub(crate) struct Exemplar {
 /// The exemplars of one histogram series: a slot per bucket, `+Inf` last.
 #[derive(Debug)]
 pub(crate) struct SeriesExemplars {
+    /// `OTEL_METRICS_EXEMPLAR_FILTER=always_off`: nothing is recorded.
+    off: bool,
     bounds: Arc<[f64]>,
     slots: Mutex<Vec<Option<Exemplar>>>,
 }
@@ -30,6 +32,9 @@ pub(crate) struct SeriesExemplars {
 impl SeriesExemplars {
     /// Record `value` of the request with these ids in its bucket, replacing the one there.
     pub(crate) fn record(&self, value: f64, trace_id: [u8; 16], span_id: [u8; 8]) {
+        if self.off {
+            return;
+        }
         // The bucket `le` that counts the value: the first bound not below it.
         let bucket = self.bounds.partition_point(|&b| b < value);
         let time_nanos = SystemTime::now()
@@ -62,9 +67,18 @@ type SeriesKey = (String, Vec<(String, String)>);
 #[derive(Debug, Default)]
 pub(crate) struct ExemplarStore {
     series: Mutex<FxHashMap<SeriesKey, Arc<SeriesExemplars>>>,
+    off: bool,
 }
 
 impl ExemplarStore {
+    /// A store that records nothing (`OTEL_METRICS_EXEMPLAR_FILTER=always_off`).
+    pub(crate) fn off() -> Self {
+        ExemplarStore {
+            series: Mutex::default(),
+            off: true,
+        }
+    }
+
     /// The exemplars of one series, created on first use (once per bound series, not per
     /// request).
     pub(crate) fn series(
@@ -84,6 +98,7 @@ impl ExemplarStore {
             .entry((family.to_owned(), pairs))
             .or_insert_with(|| {
                 Arc::new(SeriesExemplars {
+                    off: self.off,
                     bounds: Arc::from(bounds),
                     slots: Mutex::new(vec![None; bounds.len() + 1]),
                 })
@@ -133,6 +148,14 @@ mod tests {
         // The same series, found again in any label order.
         let again = store.series("d", &[("method", "GET"), ("route", "/a")], &[0.1, 1.0]);
         assert!(Arc::ptr_eq(&series, &again));
+    }
+
+    #[test]
+    fn an_off_store_records_nothing() {
+        let store = ExemplarStore::off();
+        let series = store.series("d", &[], &[0.1]);
+        series.record(0.05, [1; 16], [1; 8]);
+        assert!(series.snapshot().iter().all(Option::is_none));
     }
 
     #[test]

@@ -201,3 +201,44 @@ fn console_exporter_writes_readable_lines() {
         "{record}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exemplar_filter_always_off_writes_no_exemplar() {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    support::install_propagator();
+    let scrape = |off: bool| async move {
+        let collector = TestCollector::start().await.unwrap();
+        let vars: &[(&str, &str)] = if off {
+            &[("OTEL_METRICS_EXEMPLAR_FILTER", "always_off")]
+        } else {
+            &[]
+        };
+        let telemetry = Telemetry::start(from_env(&collector, vars)).unwrap();
+        let app = axum::Router::new()
+            .route("/orders/{id}", axum::routing::get(|| async { "ok" }))
+            .layer(telemetry.http_layer())
+            .route_service("/metrics", telemetry.metrics_service());
+        support::get_orders(&app, 20).await;
+        let response = app
+            .oneshot(
+                http::Request::get("/metrics")
+                    .header("accept", "application/openmetrics-text;version=1.0.0")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        shutdown(telemetry).await;
+        String::from_utf8(body.to_vec()).unwrap()
+    };
+    assert!(
+        scrape(false).await.contains("# {trace_id="),
+        "exemplars by default"
+    );
+    assert!(
+        !scrape(true).await.contains("# {trace_id="),
+        "none with always_off"
+    );
+}

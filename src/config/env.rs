@@ -88,6 +88,9 @@ pub const OTEL_METRIC_EXPORT_TIMEOUT: &str = "OTEL_METRIC_EXPORT_TIMEOUT";
 /// `cumulative` (default), `delta` or `lowmemory`.
 pub const OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: &str =
     "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+/// `trace_based` (default: exemplars only of exported traces) or `always_off`; `always_on` is
+/// read as `trace_based` with a warning (an exemplar must point at a trace that exists).
+pub const OTEL_METRICS_EXEMPLAR_FILTER: &str = "OTEL_METRICS_EXEMPLAR_FILTER";
 /// The level of paytrace's and the OpenTelemetry SDK's own diagnostics on the service's
 /// output: `error`, `warn` (default), `info`, `debug`, `none`.
 pub const OTEL_LOG_LEVEL: &str = "OTEL_LOG_LEVEL";
@@ -135,6 +138,7 @@ pub const ENV_VARS: &[&str] = &[
     OTEL_METRIC_EXPORT_TIMEOUT,
     OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
     OTEL_LOG_LEVEL,
+    OTEL_METRICS_EXEMPLAR_FILTER,
 ];
 
 /// The variables a [`Config`](super::Config) was built from; blank values count as unset.

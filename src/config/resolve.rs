@@ -77,6 +77,15 @@ impl Config {
                         "{OTEL_PROPAGATORS}: unknown propagator `{name}` skipped (known: tracecontext, baggage, b3, b3multi, jaeger, none)"
                     )
                 })
+                .chain(
+                    env.get(OTEL_METRICS_EXEMPLAR_FILTER)
+                        .filter(|v| v.trim().eq_ignore_ascii_case("always_on"))
+                        .map(|_| {
+                            format!(
+                                "{OTEL_METRICS_EXEMPLAR_FILTER}=always_on read as trace_based: an exemplar points only at a trace that is exported"
+                            )
+                        }),
+                )
                 .collect(),
             export: self.resolve_export(&env)?,
             log: self.resolve_log(&env)?,
@@ -234,6 +243,20 @@ impl Config {
             metric_timeout,
             temporality,
             limits,
+            exemplars_off: match env.get(OTEL_METRICS_EXEMPLAR_FILTER).map(str::trim) {
+                None => false,
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "always_off" => true,
+                    "trace_based" | "always_on" => false,
+                    _ => {
+                        return Err(Error::invalid(
+                            OTEL_METRICS_EXEMPLAR_FILTER,
+                            v,
+                            "expected `trace_based`, `always_off` or `always_on`",
+                        ))
+                    }
+                },
+            },
             max_request_bytes,
         })
     }

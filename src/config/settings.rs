@@ -53,6 +53,8 @@ pub(crate) struct ExportSettings {
     pub(crate) metric_timeout: Duration,
     pub(crate) temporality: opentelemetry_sdk::metrics::Temporality,
     pub(crate) limits: Limits,
+    /// `OTEL_METRICS_EXEMPLAR_FILTER=always_off`.
+    pub(crate) exemplars_off: bool,
     pub(crate) max_request_bytes: usize,
 }
 

@@ -425,3 +425,24 @@ fn otel_log_level_is_parsed() {
         OTEL_LOG_LEVEL
     );
 }
+
+#[test]
+fn exemplar_filter() {
+    assert!(!resolve(&[]).unwrap().export.exemplars_off);
+    assert!(
+        resolve(&[(OTEL_METRICS_EXEMPLAR_FILTER, "always_off")])
+            .unwrap()
+            .export
+            .exemplars_off
+    );
+    let s = resolve(&[(OTEL_METRICS_EXEMPLAR_FILTER, "always_on")]).unwrap();
+    assert!(!s.export.exemplars_off);
+    assert!(s
+        .warnings
+        .iter()
+        .any(|w| w.contains("OTEL_METRICS_EXEMPLAR_FILTER")));
+    assert_eq!(
+        invalid_name(resolve(&[(OTEL_METRICS_EXEMPLAR_FILTER, "sometimes")]).unwrap_err()),
+        OTEL_METRICS_EXEMPLAR_FILTER
+    );
+}

@@ -60,7 +60,11 @@ impl Telemetry {
     pub fn start(config: Config) -> Result<Telemetry, Error> {
         let settings = config.resolve()?;
         let registry = prometheus::Registry::new();
-        let exemplars = Arc::new(ExemplarStore::default());
+        let exemplars = Arc::new(if settings.export.exemplars_off {
+            ExemplarStore::off()
+        } else {
+            ExemplarStore::default()
+        });
         let stats = Arc::new(
             ExportStats::new(&registry)
                 .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?,
