@@ -748,3 +748,73 @@ fn public_types_are_send_sync_clone() {
     send::<paytrace::http::ResponseBody<Body>>();
     send::<<paytrace::http::ClientService<Svc> as tower::Service<Request<Body>>>::Future>();
 }
+
+#[tokio::test]
+async fn traceresponse_is_opt_in_and_names_the_server_span() {
+    // Off by default, with or without the trace-id header.
+    let spans = Spans::new();
+    let (parts, _) = send(
+        &app(spans.layer().0),
+        Request::get("/orders/1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(parts.headers.get("traceresponse").is_none());
+    let spans = Spans::new();
+    let layer = spans
+        .layer()
+        .0
+        .with_trace_id_header(Some(http::HeaderName::from_static("x-trace-id")));
+    let (parts, _) = send(
+        &app(layer),
+        Request::get("/orders/1").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert!(parts.headers.get("traceresponse").is_none());
+
+    // On: `00-{trace_id}-{span_id}-01` of the exported server span, under an upstream parent.
+    let spans = Spans::new();
+    let app = app(spans.layer().0.with_traceresponse(true));
+    let req = Request::get("/orders/1")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (parts, _) = send(&app, req).await;
+    let value = parts.headers["traceresponse"].to_str().unwrap().to_owned();
+    let fields: Vec<&str> = value.split('-').collect();
+    assert_eq!(fields.len(), 4, "{value}");
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    assert_eq!(fields[0], "00", "{value}");
+    assert!(lower_hex(fields[1], 32), "{value}");
+    assert!(lower_hex(fields[2], 16), "{value}");
+    assert_eq!(fields[3], "01", "{value}");
+    let span = spans.only();
+    assert_eq!(fields[1], span.span_context.trace_id().to_string());
+    assert_eq!(fields[1], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // The server span's own id, not the caller's.
+    assert_eq!(fields[2], span.span_context.span_id().to_string());
+    assert_ne!(fields[2], "00f067aa0ba902b7");
+
+    // A trace the caller did not sample: the same trace, flags 00, nothing exported.
+    let spans = Spans::new();
+    let app = self::app(spans.layer().0.with_traceresponse(true));
+    let req = Request::get("/orders/1")
+        .header(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let (parts, _) = send(&app, req).await;
+    let value = parts.headers["traceresponse"].to_str().unwrap();
+    assert!(
+        value.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && value.ends_with("-00"),
+        "{value}"
+    );
+    assert_eq!(value.len(), 55, "{value}");
+    assert!(spans.finished().is_empty());
+}

@@ -15,7 +15,7 @@ use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
 use super::attrs::request_attributes;
-use super::options::{LayerState, REQUEST_ID_HEADER};
+use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
 use crate::http::semconv::*;
 use crate::propagation::{extract_context, valid_request_id};
@@ -149,6 +149,11 @@ impl Inflight {
                 }
             }
         }
+        if self.state.opts.traceresponse {
+            if let Some(v) = traceresponse(self.cx.span().span_context()) {
+                parts.headers.insert(TRACERESPONSE_HEADER, v);
+            }
+        }
     }
 
     /// Count response body bytes as they stream.
@@ -279,6 +284,22 @@ impl Drop for Inflight {
         };
         self.finish(outcome);
     }
+}
+
+/// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of a valid
+/// span context; flags `01` when sampled, `00` otherwise.
+fn traceresponse(sc: &opentelemetry::trace::SpanContext) -> Option<HeaderValue> {
+    if !sc.is_valid() {
+        return None;
+    }
+    // "00-" + 32 + "-" + 16 + "-" + 2.
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&sc.trace_id().to_bytes(), &mut buf[3..35]);
+    hex_into(&sc.span_id().to_bytes(), &mut buf[36..52]);
+    if sc.is_sampled() {
+        buf[54] = b'1';
+    }
+    HeaderValue::from_bytes(&buf).ok()
 }
 
 /// `{trace_id}-{span_id}` of the server span: unique (the span id is), and enough to find

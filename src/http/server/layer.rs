@@ -63,6 +63,7 @@ impl TraceLayer {
             fallback_route: DEFAULT_FALLBACK_ROUTE,
             request_id: true,
             trace_id_header: None,
+            traceresponse: false,
             record_headers: Arc::from(Vec::new()),
             critical_routes: Arc::from(Vec::new()),
         };
@@ -212,6 +213,27 @@ impl TraceLayer {
         self.with(|o| o.trace_id_header = header)
     }
 
+    /// Return the server span's context in the W3C Trace Context Level 2 `traceresponse`
+    /// header: `00-{trace_id}-{span_id}-{flags}`, the span id being the server span's and the
+    /// flags `01` when the trace is sampled at the time the response headers are written,
+    /// `00` otherwise (a trace that tail keep exports later for an error or a slow end still
+    /// says `00`). Lets a caller, a browser or a load-test tool find the server's part of the
+    /// trace. A `traceresponse` the handler set itself is replaced. Defaults to `false` (trace
+    /// ids stay internal); independent of
+    /// [`with_trace_id_header`](Self::with_trace_id_header).
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let layer = telemetry.http_layer().with_traceresponse(true);
+    /// // A response then carries e.g.
+    /// // traceresponse: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_traceresponse(self, enabled: bool) -> Self {
+        self.with(|o| o.traceresponse = enabled)
+    }
+
     /// Request headers to record as `http.request.header.<name>` (string arrays, values
     /// redacted). Sensitive headers ([`Redactor::is_sensitive_header`]: `Authorization`,
     /// `Cookie`, ...) are never recorded, even when listed. Defaults to none.
@@ -266,6 +288,7 @@ impl fmt::Debug for TraceLayer {
             .field("fallback_route", &o.fallback_route)
             .field("request_id", &o.request_id)
             .field("trace_id_header", &o.trace_id_header)
+            .field("traceresponse", &o.traceresponse)
             .field(
                 "record_headers",
                 &o.record_headers.iter().map(|(h, _)| h).collect::<Vec<_>>(),

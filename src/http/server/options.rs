@@ -28,6 +28,10 @@ pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(5);
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The W3C Trace Context Level 2 response header
+/// ([`TraceLayer::with_traceresponse`](crate::http::TraceLayer::with_traceresponse)).
+pub(crate) const TRACERESPONSE_HEADER: HeaderName = HeaderName::from_static("traceresponse");
+
 type SkipFn = dyn Fn(&Parts) -> bool + Send + Sync;
 type RouteFn = dyn Fn(&Parts) -> Option<&str> + Send + Sync;
 
@@ -49,6 +53,8 @@ pub(crate) struct Options {
     pub(crate) fallback_route: &'static str,
     pub(crate) request_id: bool,
     pub(crate) trace_id_header: Option<HeaderName>,
+    /// Return the W3C Trace Context Level 2 `traceresponse` header.
+    pub(crate) traceresponse: bool,
     pub(crate) record_headers: Arc<[(HeaderName, Key)]>,
     /// Routes whose log records escape log sampling ([`crate::log::LogSampling`]).
     pub(crate) critical_routes: Arc<[String]>,
