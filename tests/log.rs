@@ -166,3 +166,89 @@ async fn no_secret_reaches_stdout_or_otlp() {
     assert!(stdout.contains("411111******1111"), "{stdout}");
     assert!(stdout.contains("REDACTED"), "{stdout}");
 }
+
+/// Set in the child process of [`sdk_records_stay_off_stdout_at_the_default_settings`].
+const STDOUT_CHILD: &str = "PAYTRACE_TEST_STDOUT_CHILD";
+
+/// The OpenTelemetry SDK's own records (`TracerProvider.GlobalSet`, `MeterProvider.GlobalSet`,
+/// targets `opentelemetry*`) must not reach the service's stdout at the default settings; the
+/// application's records must. Run against the real stdout: the test runs itself again as a
+/// child process (so that nothing else writes there, and so the globals the SDK is made to set
+/// stay in that process), and reads the child's stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_records_stay_off_stdout_at_the_default_settings() {
+    if std::env::var_os(STDOUT_CHILD).is_some() {
+        return stdout_child().await;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "sdk_records_stay_off_stdout_at_the_default_settings",
+            "--nocapture",
+        ])
+        .env(STDOUT_CHILD, "1")
+        .env_remove("RUST_LOG")
+        .env_remove("OTEL_LOG_LEVEL")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The child's JSON lines; the rest is the test harness's own output, which may precede a
+    // record on its line ("test … ").
+    let records: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.find('{').map(|i| &l[i..]))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
+        .collect();
+    let sdk: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r["target"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("opentelemetry")
+                || r.to_string().contains("GlobalSet")
+        })
+        .collect();
+    assert!(sdk.is_empty(), "SDK records on stdout: {sdk:#?}");
+    let app: Vec<_> = records
+        .iter()
+        .filter(|r| r["message"] == "payment accepted")
+        .collect();
+    assert_eq!(app.len(), 1, "{stdout}");
+    assert_eq!(app[0]["target"], "payments", "{stdout}");
+}
+
+/// The child: default settings (JSON on stdout, filter `info`), paytrace's subscriber in scope,
+/// the SDK's records — made up, and the real ones from setting the global providers — and one
+/// application record.
+async fn stdout_child() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(
+        paytrace::Config::new()
+            .with_endpoint(collector.endpoint())
+            .with_service_name("stdout-test")
+            .with_install_subscriber(false),
+    )
+    .unwrap();
+    tracing::subscriber::with_default(telemetry.subscriber(), || {
+        tracing::info!(
+            target: "opentelemetry_sdk",
+            name = "TracerProvider.GlobalSet",
+            "Global tracer provider is set"
+        );
+        // What `init_tracer` does; the SDK records `TracerProvider.GlobalSet` and
+        // `MeterProvider.GlobalSet` at INFO, target `opentelemetry`.
+        opentelemetry::global::set_tracer_provider(telemetry.tracer_provider().clone());
+        opentelemetry::global::set_meter_provider(telemetry.meter_provider().clone());
+        tracing::info!(target: "payments", order_id = 7, "payment accepted");
+    });
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .expect("clean shutdown");
+}
