@@ -118,7 +118,9 @@ impl Telemetry {
                 logger_provider(
                     &resource,
                     match exporter(Signal::Logs) {
-                        Exporter::Otlp => Some(LogsTo::Queue(LogQueue::new(queues.logs.clone()))),
+                        Exporter::Otlp => {
+                            Some(LogsTo::Queue(Box::new(LogQueue::new(queues.logs.clone()))))
+                        }
                         Exporter::Console => console
                             .clone()
                             .map(|sink| LogsTo::Console(ConsoleLogs::new(sink, redactor.clone()))),
@@ -341,7 +343,8 @@ enum SpansTo {
 
 /// Where log records go besides stdout JSON: the export queue or the console.
 enum LogsTo {
-    Queue(LogQueue),
+    // Boxed: the queue's blank record is large, and the enum only lives during the build.
+    Queue(Box<LogQueue>),
     Console(ConsoleLogs),
 }
 
@@ -431,7 +434,7 @@ fn tracer_provider(
 fn logger_provider(resource: &Resource, to: Option<LogsTo>) -> SdkLoggerProvider {
     let builder = SdkLoggerProvider::builder().with_resource(resource.clone());
     match to {
-        Some(LogsTo::Queue(queue)) => builder.with_log_processor(queue).build(),
+        Some(LogsTo::Queue(queue)) => builder.with_log_processor(*queue).build(),
         Some(LogsTo::Console(console)) => builder.with_log_processor(console).build(),
         None => builder.build(),
     }
