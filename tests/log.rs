@@ -180,7 +180,23 @@ async fn sdk_records_stay_off_stdout_at_the_default_settings() {
     if std::env::var_os(STDOUT_CHILD).is_some() {
         return stdout_child().await;
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let (sdk, app) = stdout_records(None);
+    assert!(sdk.is_empty(), "SDK records on stdout: {sdk:#?}");
+    assert_eq!(app.len(), 1, "{app:?}");
+    assert_eq!(app[0]["target"], "payments");
+    // OTEL_LOG_LEVEL lets them through.
+    let (sdk, app) = stdout_records(Some("info"));
+    assert!(
+        sdk.iter().any(|r| r.to_string().contains("GlobalSet")),
+        "OTEL_LOG_LEVEL=info shows the SDK's records: {sdk:#?}"
+    );
+    assert_eq!(app.len(), 1);
+}
+
+/// Run the child with `OTEL_LOG_LEVEL` (or without); its stdout's SDK records and app records.
+fn stdout_records(level: Option<&str>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
         .args([
             "--exact",
             "sdk_records_stay_off_stdout_at_the_default_settings",
@@ -188,9 +204,11 @@ async fn sdk_records_stay_off_stdout_at_the_default_settings() {
         ])
         .env(STDOUT_CHILD, "1")
         .env_remove("RUST_LOG")
-        .env_remove("OTEL_LOG_LEVEL")
-        .output()
-        .expect("the test binary runs");
+        .env_remove("OTEL_LOG_LEVEL");
+    if let Some(level) = level {
+        child.env("OTEL_LOG_LEVEL", level);
+    }
+    let output = child.output().expect("the test binary runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -204,23 +222,18 @@ async fn sdk_records_stay_off_stdout_at_the_default_settings() {
         .filter_map(|l| l.find('{').map(|i| &l[i..]))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
         .collect();
-    let sdk: Vec<_> = records
-        .iter()
+    let (sdk, app): (Vec<_>, Vec<_>) = records
+        .into_iter()
         .filter(|r| {
             r["target"]
                 .as_str()
                 .unwrap_or("")
                 .starts_with("opentelemetry")
                 || r.to_string().contains("GlobalSet")
+                || r["message"] == "payment accepted"
         })
-        .collect();
-    assert!(sdk.is_empty(), "SDK records on stdout: {sdk:#?}");
-    let app: Vec<_> = records
-        .iter()
-        .filter(|r| r["message"] == "payment accepted")
-        .collect();
-    assert_eq!(app.len(), 1, "{stdout}");
-    assert_eq!(app[0]["target"], "payments", "{stdout}");
+        .partition(|r| r["message"] != "payment accepted");
+    (sdk, app)
 }
 
 /// The child: default settings (JSON on stdout, filter `info`), paytrace's subscriber in scope,
@@ -228,8 +241,9 @@ async fn sdk_records_stay_off_stdout_at_the_default_settings() {
 /// application record.
 async fn stdout_child() {
     let collector = TestCollector::start().await.unwrap();
+    let level = std::env::var("OTEL_LOG_LEVEL").ok();
     let telemetry = Telemetry::start(
-        paytrace::Config::new()
+        paytrace::Config::from_env_vars(level.map(|l| ("OTEL_LOG_LEVEL", l)))
             .with_endpoint(collector.endpoint())
             .with_service_name("stdout-test")
             .with_install_subscriber(false),
