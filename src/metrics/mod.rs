@@ -45,26 +45,26 @@
 //! | `process_resident_memory_bytes` | `process.memory.usage` | `By` |
 //! | `process_open_fds` | `process.open_file_descriptor.count` | `{file_descriptor}` |
 //! | `process_threads` | `process.thread.count` | `{thread}` |
-//! | `tokio_workers` | `tokio_workers` | `1` |
-//! | `tokio_alive_tasks` | `tokio_alive_tasks` | `1` |
-//! | `tokio_global_queue_depth` | `tokio_global_queue_depth` | `1` |
+//! | `tokio_workers` | `tokio.workers` | `1` |
+//! | `tokio_alive_tasks` | `tokio.alive_tasks` | `1` |
+//! | `tokio_global_queue_depth` | `tokio.global_queue_depth` | `1` |
 //! | `paytrace_exporter_items_exported_total` | `paytrace.exporter.items_exported` | `1` |
 //! | `paytrace_exporter_items_failed_total` | `paytrace.exporter.items_failed` | `1` |
 //! | `paytrace_exporter_items_dropped_total` | `paytrace.exporter.items_dropped` | `1` |
-//! | `paytrace_exporter_queue_bytes` | `paytrace.exporter.queue_bytes` | `1` |
-//! | `paytrace_exporter_queue_bytes_peak` | `paytrace.exporter.queue_bytes_peak` | `1` |
+//! | `paytrace_exporter_queue_bytes` | `paytrace.exporter.queue_bytes` | `By` |
+//! | `paytrace_exporter_queue_bytes_peak` | `paytrace.exporter.queue_bytes_peak` | `By` |
 //! | `paytrace_exporter_exports_total` | `paytrace.exporter.exports` | `1` |
 //! | `paytrace_exporter_export_failures_total` | `paytrace.exporter.export_failures` | `1` |
 //! | `paytrace_exporter_state` | `paytrace.exporter.state` | `1` |
-//! | `paytrace_exporter_last_success_timestamp_seconds` | `paytrace.exporter.last_success_timestamp_seconds` | `1` |
-//! | `paytrace_sampling_traces_kept_total` | `paytrace_sampling_traces_kept_total` | `1` |
-//! | `paytrace_sampling_traces_dropped_total` | `paytrace_sampling_traces_dropped_total` | `1` |
-//! | `paytrace_sampling_traces_thinned_total` | `paytrace_sampling_traces_thinned_total` | `1` |
-//! | `paytrace_sampling_late_spans_total` | `paytrace_sampling_late_spans_total` | `1` |
-//! | `paytrace_sampling_traces_evicted_total` | `paytrace_sampling_traces_evicted_total` | `1` |
-//! | `paytrace_sampling_buffered_bytes` | `paytrace_sampling_buffered_bytes` | `By` |
-//! | `paytrace_log_records_dropped_total` | `paytrace_log_records_dropped_total` | `1` |
-//! | `paytrace_control_changes_total` | `paytrace_control_changes_total` | `1` |
+//! | `paytrace_exporter_last_success_timestamp_seconds` | `paytrace.exporter.last_success_timestamp_seconds` | `s` |
+//! | `paytrace_sampling_traces_kept_total` | `paytrace.sampling.traces_kept` | `1` |
+//! | `paytrace_sampling_traces_dropped_total` | `paytrace.sampling.traces_dropped` | `1` |
+//! | `paytrace_sampling_traces_thinned_total` | `paytrace.sampling.traces_thinned` | `1` |
+//! | `paytrace_sampling_late_spans_total` | `paytrace.sampling.late_spans` | `1` |
+//! | `paytrace_sampling_traces_evicted_total` | `paytrace.sampling.traces_evicted` | `1` |
+//! | `paytrace_sampling_buffered_bytes` | `paytrace.sampling.buffered_bytes` | `By` |
+//! | `paytrace_log_records_dropped_total` | `paytrace.log.records_dropped` | `1` |
+//! | `paytrace_control_changes_total` | `paytrace.control.changes` | `1` |
 //!
 //! # Example
 //!

@@ -117,17 +117,28 @@ fn identity(prom: &str) -> (String, &'static str) {
     if let Some((_, name, unit)) = TABLE.iter().find(|(p, _, _)| *p == prom) {
         return ((*name).to_owned(), unit);
     }
-    if let Some(rest) = prom.strip_prefix("paytrace_exporter_") {
-        let rest = rest.strip_suffix("_total").unwrap_or(rest);
-        return (format!("paytrace.exporter.{rest}"), "1");
-    }
-    let unit = if prom.ends_with("_seconds") {
+    let unit = if prom.contains("_seconds") {
         "s"
-    } else if prom.ends_with("_bytes") {
+    } else if prom.contains("_bytes") {
         "By"
     } else {
         "1"
     };
+    // paytrace's own families: `paytrace_{area}_{rest}` → `paytrace.{area}.{rest}`, as OTLP
+    // names are dotted namespaces; `_total` is a Prometheus suffix, not part of the name.
+    for prefix in ["paytrace_", "tokio_"] {
+        if let Some(rest) = prom.strip_prefix(prefix) {
+            let rest = rest.strip_suffix("_total").unwrap_or(rest);
+            let namespace = prefix.trim_end_matches('_');
+            let name = match rest.split_once('_') {
+                Some((area, name)) if namespace == "paytrace" => {
+                    format!("{namespace}.{area}.{name}")
+                }
+                _ => format!("{namespace}.{rest}"),
+            };
+            return (name, unit);
+        }
+    }
     (prom.to_owned(), unit)
 }
 
