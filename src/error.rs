@@ -49,12 +49,15 @@ pub enum Error {
     #[error("cannot start the export runtime: {0}")]
     Runtime(#[source] std::io::Error),
     /// Flush or shutdown did not finish within its timeout.
-    #[error("{operation} did not finish within {timeout:?}")]
+    #[error("{operation} did not finish within {timeout:?}{}", last_error.as_ref().map(|e| format!(" (last export error: {e})")).unwrap_or_default())]
     Timeout {
         /// `"flush"` or `"shutdown"`.
         operation: &'static str,
         /// The configured bound.
         timeout: Duration,
+        /// The latest export error while it waited (e.g. `no collector at …`), when there was
+        /// one.
+        last_error: Option<String>,
     },
     /// The last export of a signal failed during flush or shutdown: data was lost.
     #[error("final {signal} export failed: {message}")]

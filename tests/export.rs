@@ -299,3 +299,28 @@ async fn retry_carries_a_batch_over_a_collector_restart() {
         .is_some());
     telemetry.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_that_times_out_says_the_last_export_error() {
+    // Nothing listens; the export keeps retrying (10 s budget) past the shutdown bound.
+    let endpoint = support::closed_endpoint();
+    let telemetry = Telemetry::start(
+        Config::new()
+            .with_endpoint(&endpoint)
+            .with_install_subscriber(false)
+            .with_log_format(paytrace::LogFormat::Off)
+            .with_shutdown_timeout(Duration::from_millis(1500)),
+    )
+    .unwrap();
+    telemetry.tracer().start("lost").end();
+    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::Timeout { .. }), "{text}");
+    assert!(
+        text.contains(&format!("no collector at {endpoint}")),
+        "the timeout says why: {text}"
+    );
+}

@@ -18,6 +18,7 @@ use super::diagnosis::{client_certificate_hint, Diagnosis};
 use super::frame::Framer;
 use super::http::HttpTransport;
 use super::outcome::{chain, refused, with_sources, Failed, Partial, REFUSED};
+use super::stats::SignalStats;
 use super::target::Target;
 use super::tls::TlsProbe;
 use super::Signal;
@@ -52,6 +53,8 @@ pub(crate) struct OtlpClient {
     tls_probe: Option<Arc<TlsProbe>>,
     wants_certificate: Arc<std::sync::atomic::AtomicBool>,
     tls_probed: Arc<std::sync::atomic::AtomicBool>,
+    /// Where the latest failed attempt is noted while it is retried.
+    stats: Arc<SignalStats>,
 }
 
 #[derive(Debug)]
@@ -72,6 +75,7 @@ impl OtlpClient {
         timeout: Duration,
         retry: bool,
         diagnosis: Arc<Diagnosis>,
+        stats: Arc<SignalStats>,
     ) -> Result<Self, Error> {
         let transport = match target.protocol {
             Protocol::Grpc => grpc_transport(target, timeout)?,
@@ -101,6 +105,7 @@ impl OtlpClient {
             },
             wants_certificate: Arc::default(),
             tls_probed: Arc::default(),
+            stats,
         })
     }
 
@@ -212,6 +217,7 @@ impl OtlpClient {
             if !self.retry || !retryable(failed.status.code()) {
                 return Err(self.describe(&failed));
             }
+            self.stats.note_attempt_error(self.describe(&failed));
             let wait = failed.retry_after.unwrap_or_else(|| jitter(backoff));
             if Instant::now() + wait >= deadline {
                 return Err(self.describe(&failed));

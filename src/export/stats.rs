@@ -197,6 +197,12 @@ impl SignalStats {
         (get(&self.queued_bytes), get(&self.queued_bytes_peak))
     }
 
+    /// An attempt failed and is being retried: the error is the latest known, though the
+    /// export is not over (a shutdown that times out meanwhile reports it).
+    pub(crate) fn note_attempt_error(&self, error: String) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
     pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error
             .lock()

@@ -237,6 +237,7 @@ fn start_pipeline(
             target.timeout.min(queue_timeout),
             export.retry,
             diagnosis.clone(),
+            stats.get(signal).clone(),
         )
     };
     let sender = |signal: Signal, queue_timeout: Duration| -> Result<Sender, Error> {

@@ -41,14 +41,19 @@ pub(super) fn first_error(
     spans: Result<(), DrainError>,
     logs: Result<(), DrainError>,
     metrics: Result<(), DrainError>,
+    last_error: impl Fn(Signal) -> Option<String>,
 ) -> Result<(), Error> {
     let results = [
         (Signal::Traces, spans),
         (Signal::Logs, logs),
         (Signal::Metrics, metrics),
     ];
-    if results.iter().any(|(_, r)| *r == Err(DrainError::Timeout)) {
-        return Err(Error::Timeout { operation, timeout });
+    if let Some((signal, _)) = results.iter().find(|(_, r)| *r == Err(DrainError::Timeout)) {
+        return Err(Error::Timeout {
+            operation,
+            timeout,
+            last_error: last_error(*signal),
+        });
     }
     for (signal, r) in results {
         if let Err(DrainError::Failed(message)) = r {

@@ -233,7 +233,9 @@ impl Telemetry {
                 None => Ok(()),
             }
         });
-        first_error("flush", timeout, spans, logs, metrics)
+        first_error("flush", timeout, spans, logs, metrics, |s| {
+            self.inner.stats.get(s).last_error()
+        })
     }
 
     /// Flush every signal and stop exporting, within the configured shutdown timeout (default
@@ -276,7 +278,9 @@ impl Telemetry {
                     None => Ok(()),
                 };
                 let metrics = pushed.and(bounded(remaining(deadline), move || provider.shutdown()));
-                let result = first_error("shutdown", timeout, spans, logs, metrics);
+                let result = first_error("shutdown", timeout, spans, logs, metrics, |s| {
+                    self.inner.stats.get(s).last_error()
+                });
                 // The queues are drained; the providers' own shutdown only marks them closed,
                 // and gets what is left of the deadline, so the bound holds.
                 let _ = self
