@@ -504,3 +504,30 @@ async fn tail_keep_keeps_failed_calls_whole_at_a_tiny_ratio() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_number_in_the_authority_is_masked() {
+    use http_body_util::BodyExt as _;
+    use tower::{Layer as _, ServiceExt as _};
+    install_propagator();
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(config(&collector)).unwrap();
+    let service = telemetry.grpc_server_layer().layer(LedgerServer);
+    let request =
+        http::Request::post("http://4111111111111111.pay.example:50051/ledger.v1.Ledger/Refund")
+            .header("content-type", "application/grpc")
+            .body(tonic::body::Body::empty())
+            .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let _ = response.into_body().collect().await;
+    let span = collector.wait_for_span("grpc", WAIT).await.expect("span");
+    let address = span.attr_str("server.address").unwrap_or_default();
+    assert!(!address.contains("4111111111111111"), "{address}");
+    assert!(address.contains("411111******1111"), "{address}");
+    assert_eq!(span.attr_str("server.port").as_deref(), Some("50051"));
+    let t = telemetry;
+    tokio::task::spawn_blocking(move || t.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -101,14 +101,20 @@ impl Call {
         let start = Instant::now();
         let start_time = SystemTime::now();
         let lookup = state.methods.lookup(parts.uri.path());
-        let mut attrs = Vec::with_capacity(4 + state.metadata.len());
+        // Room for the end attributes too: the span's vector never grows.
+        let mut attrs = Vec::with_capacity(9 + state.metadata.len());
         attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
-        if let Some(a) = authority {
-            attrs.push(KeyValue::new(
-                SERVER_ADDRESS,
-                truncate(a.host(), 255).to_owned(),
-            ));
-            if let Some(port) = a.port_u16() {
+        // Shared and masked as the HTTP layer does it: an authority is client input.
+        let server = authority.and_then(|a| {
+            let redactor = &state.redactor;
+            crate::http::cached_server(redactor.policy_id(), a.as_str(), |authority| {
+                let (host, port) = crate::http::split_host_port(authority)?;
+                Some((Arc::from(&*redactor.mask_pan(truncate(host, 255))), port))
+            })
+        });
+        if let Some((host, port)) = server {
+            attrs.push(KeyValue::new(SERVER_ADDRESS, host));
+            if let Some(port) = port {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
         }

@@ -27,6 +27,8 @@ const MAX_PATH: usize = 256;
 #[derive(Debug)]
 pub(crate) struct Method {
     pub(crate) name: Arc<str>,
+    /// The span name: interned once, so a call's span costs no string.
+    span_name: std::borrow::Cow<'static, str>,
     series: [OnceLock<Option<Histogram>>; NAMES.len()],
     slow: OnceLock<Option<IntCounter>>,
 }
@@ -35,6 +37,10 @@ impl Method {
     fn new(name: &str) -> Arc<Method> {
         Arc::new(Method {
             name: Arc::from(name),
+            span_name: match crate::http::intern(name) {
+                Some(s) => std::borrow::Cow::Borrowed(s),
+                None => std::borrow::Cow::Owned(name.to_owned()),
+            },
             series: Default::default(),
             slow: OnceLock::new(),
         })
@@ -82,11 +88,12 @@ pub(crate) enum Lookup {
 }
 
 impl Lookup {
-    pub(crate) fn span_name(&self) -> String {
+    pub(crate) fn span_name(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Lookup::Known(m) if !m.is_other() => m.name.to_string(),
-            Lookup::Candidate { method, .. } => method.to_string(),
-            _ => OTHER_SPAN_NAME.to_owned(),
+            Lookup::Known(m) if !m.is_other() => m.span_name.clone(),
+            // A method's first call: named after its path until it is known.
+            Lookup::Candidate { method, .. } => std::borrow::Cow::Owned(method.to_string()),
+            _ => std::borrow::Cow::Borrowed(OTHER_SPAN_NAME),
         }
     }
 }

@@ -151,7 +151,8 @@ mod semconv;
 mod server;
 
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
-pub(crate) use server::DURATION_BUCKETS;
+pub(crate) use semconv::split_host_port;
+pub(crate) use server::{cached_server, intern, DURATION_BUCKETS};
 pub use server::{
     is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TracedService,
     DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,

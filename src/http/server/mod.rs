@@ -18,6 +18,7 @@ mod value_cache;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub(crate) use intern::intern;
 pub use layer::TraceLayer;
 pub use metrics::HttpMetrics;
 pub(crate) use metrics::DURATION_BUCKETS;
@@ -26,3 +27,4 @@ pub use options::{
     REQUEST_ID_HEADER,
 };
 pub use service::TracedService;
+pub(crate) use value_cache::server as cached_server;
