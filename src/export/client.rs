@@ -14,13 +14,12 @@ use tokio::time::Instant;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use super::diagnosis::{client_certificate_hint, Diagnosis};
+use super::diagnosis::{Diagnosis, EndpointCheck};
 use super::frame::Framer;
 use super::http::HttpTransport;
 use super::outcome::{chain, refused, with_sources, Failed, Partial, REFUSED};
 use super::stats::SignalStats;
 use super::target::Target;
-use super::tls::TlsProbe;
 use super::Signal;
 use crate::error::Error;
 use crate::exporter::Protocol;
@@ -38,21 +37,9 @@ pub(crate) struct OtlpClient {
     retry: bool,
     /// For errors: where the collector was expected.
     endpoint: http::Uri,
-    protocol: Protocol,
     signal: Signal,
-    diagnosis: Arc<Diagnosis>,
-    /// The hint of a wrong-protocol failure, kept on later failures until an export succeeds:
-    /// the first failure has the telling signature, the next ones only "connection closed".
-    suspect: Arc<Mutex<Option<&'static str>>>,
-    /// Whether this endpoint was probed for the other protocol (at most once).
-    probed: Arc<std::sync::atomic::AtomicBool>,
-    /// Whether a client certificate is configured (mutual TLS).
-    has_identity: bool,
-    /// For an `https` endpoint without a client certificate: a TLS connector to ask once,
-    /// after a failure, whether the collector wants one.
-    tls_probe: Option<Arc<TlsProbe>>,
-    wants_certificate: Arc<std::sync::atomic::AtomicBool>,
-    tls_probed: Arc<std::sync::atomic::AtomicBool>,
+    /// What this client's failures taught about its endpoint.
+    check: Arc<EndpointCheck>,
     /// Where the latest failed attempt is noted while it is retried.
     stats: Arc<SignalStats>,
 }
@@ -87,24 +74,8 @@ impl OtlpClient {
             timeout,
             retry,
             endpoint: target.endpoint.clone(),
-            protocol: target.protocol,
             signal: target.signal,
-            diagnosis,
-            suspect: Arc::default(),
-            probed: Arc::default(),
-            has_identity: target.client_identity.is_some(),
-            tls_probe: match (target.endpoint.scheme_str(), &target.client_identity) {
-                (Some("https"), None) => {
-                    let alpn: &[u8] = match target.protocol {
-                        Protocol::Grpc => b"h2",
-                        Protocol::HttpProtobuf => b"http/1.1",
-                    };
-                    TlsProbe::new(target, alpn).map(Arc::new)
-                }
-                _ => None,
-            },
-            wants_certificate: Arc::default(),
-            tls_probed: Arc::default(),
+            check: Arc::new(EndpointCheck::new(target, diagnosis)),
             stats,
         })
     }
@@ -188,32 +159,13 @@ impl OtlpClient {
             let attempt = tokio::time::timeout(remaining, self.attempt(&body, remaining)).await;
             let failed = match attempt {
                 Ok(Ok(partial)) => {
-                    if let Some(partial) = partial {
-                        self.diagnosis.partial(self.signal, &partial);
-                    }
-                    *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                    self.check.succeeded(self.signal, partial.as_ref());
                     return Ok(());
                 }
                 Ok(Err(failed)) => failed,
                 Err(_) => return Err(format!("export timed out after {:?}", self.timeout)),
             };
-            if let Some(probe) = &self.tls_probe {
-                use std::sync::atomic::Ordering;
-                // Asked once, after a transport failure (no HTTP answer at all).
-                if failed.http_status.is_none()
-                    && !self.tls_probed.swap(true, Ordering::Relaxed)
-                    && probe.needs_client_certificate(&self.endpoint).await
-                {
-                    self.wants_certificate.store(true, Ordering::Relaxed);
-                }
-            }
-            if let Some(hint) = self
-                .diagnosis
-                .wrong_protocol(self.protocol, &self.endpoint, &failed, &self.probed)
-                .await
-            {
-                *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = Some(hint);
-            }
+            self.check.failed(&failed).await;
             if !self.retry || !retryable(failed.status.code()) {
                 return Err(self.describe(&failed));
             }
@@ -235,14 +187,8 @@ impl OtlpClient {
             return format!("no collector at {}: connection refused", self.endpoint);
         }
         let text = describe(&failed.status);
-        let wants = self
-            .wants_certificate
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if let Some(hint) = client_certificate_hint(&text, self.has_identity, wants) {
-            return format!("{text} ({hint})");
-        }
-        match *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) {
-            Some(hint) => format!("{text} (wrong protocol? {hint})"),
+        match self.check.hint(&text) {
+            Some(hint) => format!("{text} ({hint})"),
             None => text,
         }
     }

@@ -4,12 +4,15 @@
 //! checked once with a probe: does the endpoint answer HTTP/1.1, or the HTTP/2 preface?
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
 use super::outcome::{Failed, Partial, REFUSED};
+use super::target::Target;
+use super::tls::TlsProbe;
 use super::Signal;
 use crate::exporter::Protocol;
 
@@ -68,8 +71,89 @@ impl Diagnosis {
     }
 }
 
+/// What one client has learnt about its endpoint from its failures: the hint its errors carry
+/// until an export succeeds (the first failure has the telling signature, the next ones only
+/// "connection closed"), and whether each probe has run (at most once each).
+#[derive(Debug)]
+pub(crate) struct EndpointCheck {
+    shared: Arc<Diagnosis>,
+    protocol: Protocol,
+    endpoint: http::Uri,
+    has_identity: bool,
+    /// For an `https` endpoint without a client certificate: asks once whether it wants one.
+    tls_probe: Option<TlsProbe>,
+    tls_probed: AtomicBool,
+    wants_certificate: AtomicBool,
+    probed: AtomicBool,
+    suspect: Mutex<Option<&'static str>>,
+}
+
+impl EndpointCheck {
+    pub(crate) fn new(target: &Target, shared: Arc<Diagnosis>) -> Self {
+        let tls_probe = match (target.endpoint.scheme_str(), &target.client_identity) {
+            (Some("https"), None) => {
+                let alpn: &[u8] = match target.protocol {
+                    Protocol::Grpc => b"h2",
+                    Protocol::HttpProtobuf => b"http/1.1",
+                };
+                TlsProbe::new(target, alpn)
+            }
+            _ => None,
+        };
+        EndpointCheck {
+            shared,
+            protocol: target.protocol,
+            endpoint: target.endpoint.clone(),
+            has_identity: target.client_identity.is_some(),
+            tls_probe,
+            tls_probed: AtomicBool::new(false),
+            wants_certificate: AtomicBool::new(false),
+            probed: AtomicBool::new(false),
+            suspect: Mutex::new(None),
+        }
+    }
+
+    /// An export succeeded: what was suspected no longer holds.
+    pub(crate) fn succeeded(&self, signal: Signal, partial: Option<&Partial>) {
+        if let Some(partial) = partial {
+            self.shared.partial(signal, partial);
+        }
+        *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// An attempt failed: probe what its signature does not say (once each).
+    pub(crate) async fn failed(&self, failed: &Failed) {
+        if let Some(probe) = &self.tls_probe {
+            // Asked once, after a transport failure (no HTTP answer at all).
+            if failed.http_status.is_none()
+                && !self.tls_probed.swap(true, Ordering::Relaxed)
+                && probe.needs_client_certificate(&self.endpoint).await
+            {
+                self.wants_certificate.store(true, Ordering::Relaxed);
+            }
+        }
+        if let Some(hint) = self
+            .shared
+            .wrong_protocol(self.protocol, &self.endpoint, failed, &self.probed)
+            .await
+        {
+            *self.suspect.lock().unwrap_or_else(PoisonError::into_inner) = Some(hint);
+        }
+    }
+
+    /// The fix to add to the error `text`, when one is known.
+    pub(crate) fn hint(&self, text: &str) -> Option<String> {
+        let wants = self.wants_certificate.load(Ordering::Relaxed);
+        if let Some(hint) = client_certificate_hint(text, self.has_identity, wants) {
+            return Some(hint.to_owned());
+        }
+        (*self.suspect.lock().unwrap_or_else(PoisonError::into_inner))
+            .map(|hint| format!("wrong protocol? {hint}"))
+    }
+}
+
 /// The fix for a TLS handshake a collector refused for want of a client certificate.
-pub(crate) fn client_certificate_hint(
+fn client_certificate_hint(
     message: &str,
     have_identity: bool,
     probed_wants_one: bool,

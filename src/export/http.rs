@@ -25,6 +25,8 @@ const MAX_RESPONSE: usize = 64 * 1024;
 /// One signal's OTLP/HTTP endpoint and its connection.
 pub(crate) struct HttpTransport {
     uri: http::Uri,
+    /// The request target (path and query), parsed once.
+    path: http::Uri,
     headers: HeaderMap,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
@@ -69,7 +71,12 @@ impl HttpTransport {
             Some("https") => Some(super::tls::connector(target, b"http/1.1")?),
             _ => None,
         };
+        let path = target.endpoint.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |p| http::Uri::from(p.clone()),
+        );
         Ok(HttpTransport {
+            path,
             uri: target.endpoint.clone(),
             headers,
             tls,
@@ -84,10 +91,7 @@ impl HttpTransport {
         let body = framed.slice(5.min(framed.len())..);
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.uri.path_and_query().map_or_else(
-            || "/".parse().unwrap_or_default(),
-            |p| p.as_str().parse().unwrap_or_default(),
-        );
+        *request.uri_mut() = self.path.clone();
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
         if compressed {
