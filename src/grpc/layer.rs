@@ -125,8 +125,7 @@ impl<K: Kind> GrpcLayer<K> {
     }
 
     /// Record call durations into these instruments; `None` records none. Defaults to the
-    /// telemetry's with [`Telemetry::grpc_server_layer`](crate::Telemetry::grpc_server_layer)
-    /// and [`Telemetry::grpc_client_layer`](crate::Telemetry::grpc_client_layer).
+    /// telemetry's with `Telemetry::grpc_server_layer` and `Telemetry::grpc_client_layer`.
     ///
     /// ```
     /// # use opentelemetry::trace::TracerProvider as _;

@@ -12,7 +12,7 @@ use tower_service::Service;
 use super::body::GrpcBody;
 use super::call::{Call, CallState};
 use super::future::GrpcFuture;
-use super::side::{ClientSide, ServerSide};
+use super::side::{ClientSide, ServerSide, Side};
 use crate::propagation::{extract_context, inject_context};
 
 /// The service of a [`ServerLayer`](super::ServerLayer) (`Traced<S, ServerSide>`) or a
@@ -88,36 +88,7 @@ fn is_grpc(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S, ServerSide>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Error: 'static,
-    ResBody: http_body::Body,
-{
-    type Response = Response<GrpcBody<ResBody>>;
-    type Error = S::Error;
-    type Future = GrpcFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !is_grpc(req.headers()) {
-            return GrpcFuture::new(self.inner.call(req), None);
-        }
-        let (parts, body) = req.into_parts();
-        let parent = extract_context(&parts.headers);
-        let call = Call::start(&self.state, &parts, &parent);
-        // Attached during `call` too: services may do work (and log) before returning a future.
-        let guard = call.cx.clone().attach();
-        let future = self.inner.call(Request::from_parts(parts, body));
-        drop(guard);
-        GrpcFuture::new(future, Some(call))
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S, ClientSide>
+impl<S, K, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S, K>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Error: 'static,
@@ -136,9 +107,23 @@ where
             return GrpcFuture::new(self.inner.call(req), None);
         }
         let (mut parts, body) = req.into_parts();
-        let call = Call::start(&self.state, &parts, &opentelemetry::Context::current());
-        inject_context(&call.cx, &mut parts.headers);
+        let server = self.state.side == Side::Server;
+        // The server continues the caller's trace; the client continues the current one and
+        // passes it on.
+        let parent = if server {
+            extract_context(&parts.headers)
+        } else {
+            opentelemetry::Context::current()
+        };
+        let call = Call::start(&self.state, &parts, &parent);
+        if !server {
+            inject_context(&call.cx, &mut parts.headers);
+        }
+        // Attached during the server's `call` too: services may do work (and log) before
+        // returning a future.
+        let guard = server.then(|| call.cx.clone().attach());
         let future = self.inner.call(Request::from_parts(parts, body));
+        drop(guard);
         GrpcFuture::new(future, Some(call))
     }
 }
