@@ -315,7 +315,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tonic::transport::Server::builder()
                 .layer(layer)
                 .add_service(ledger::LedgerServer)
-                .serve_with_incoming(Incoming(grpc_listener))
+                .serve_with_incoming(ledger::Incoming(grpc_listener))
                 .await
         })
     };
@@ -517,20 +517,4 @@ fn summarize(collector: &TestCollector) {
     }
     let encodings: BTreeSet<_> = collector.encodings().into_iter().flatten().collect();
     println!("grpc-encoding seen: {encodings:?}");
-}
-
-/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
-struct Incoming(tokio::net::TcpListener);
-
-impl tonic::codegen::tokio_stream::Stream for Incoming {
-    type Item = std::io::Result<tokio::net::TcpStream>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Some(r.map(|(stream, _)| stream)))
-    }
 }

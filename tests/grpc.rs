@@ -13,7 +13,7 @@ use opentelemetry::trace::{
 use paytrace::testing::{ReceivedSpan, TestCollector};
 use paytrace::Telemetry;
 use support::ledger::{
-    post, run_shape, LedgerClient, LedgerServer, PostRequest, Shape, WatchRequest, SHAPES,
+    post, run_shape, Incoming, LedgerClient, LedgerServer, PostRequest, Shape, WatchRequest, SHAPES,
 };
 use support::secrets::{leaks, Rng, Secret};
 use support::{config, install_propagator, WAIT};
@@ -103,22 +103,6 @@ impl Rig {
             .unwrap()
             .expect("clean shutdown");
         self.collector
-    }
-}
-
-/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
-struct Incoming(tokio::net::TcpListener);
-
-impl tonic::codegen::tokio_stream::Stream for Incoming {
-    type Item = std::io::Result<tokio::net::TcpStream>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Some(r.map(|(stream, _)| stream)))
     }
 }
 

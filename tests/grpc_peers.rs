@@ -30,7 +30,7 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use support::ledger::{run_shape, LedgerClient, LedgerServer, SHAPES};
+use support::ledger::{run_shape, Incoming, LedgerClient, LedgerServer, SHAPES};
 use support::{install_propagator, WAIT};
 use tonic::body::Body;
 use tonic::transport::Channel;
@@ -106,22 +106,6 @@ impl Pipeline {
                 .with_tracer(self.provider.tracer("peers"))
                 .with_filter(targets),
         )
-    }
-}
-
-/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
-struct Incoming(tokio::net::TcpListener);
-
-impl tonic::codegen::tokio_stream::Stream for Incoming {
-    type Item = std::io::Result<tokio::net::TcpStream>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Some(r.map(|(stream, _)| stream)))
     }
 }
 

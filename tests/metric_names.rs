@@ -16,7 +16,7 @@ use http_body_util::BodyExt as _;
 use paytrace::metrics::OrderPoolMetrics;
 use paytrace::testing::TestCollector;
 use paytrace::{LogFormat, Telemetry};
-use support::ledger::{LedgerClient, LedgerServer};
+use support::ledger::{Incoming, LedgerClient, LedgerServer};
 use support::{config, WAIT};
 use tower::ServiceExt as _;
 
@@ -73,22 +73,6 @@ fn the_readme_and_the_module_docs_give_the_same_table() {
     assert_eq!(readme, docs, "the same rows, in another order");
     let unique: BTreeSet<_> = readme.iter().map(|r| &r.prometheus).collect();
     assert_eq!(unique.len(), readme.len(), "a family listed twice");
-}
-
-/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
-struct Incoming(tokio::net::TcpListener);
-
-impl tonic::codegen::tokio_stream::Stream for Incoming {
-    type Item = std::io::Result<tokio::net::TcpStream>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Some(r.map(|(stream, _)| stream)))
-    }
 }
 
 /// Records one of every family: the order pool, a slow HTTP request with a body, a slow gRPC

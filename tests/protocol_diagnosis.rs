@@ -44,43 +44,42 @@ async fn diagnose(telemetry: Telemetry, endpoint: &str) -> (Vec<support::Capture
     (warnings, traces.last_error.unwrap_or_default())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn grpc_to_an_http_receiver_is_diagnosed_once() {
+/// Export with `protocol` to `collector` (which speaks the other one) and check the one WARN
+/// names the fix, and the health view says so.
+async fn diagnosed_once(protocol: Protocol, collector: TestCollector, fix: &str) {
     capture();
-    let collector = TestCollector::start_http().await.unwrap();
     let telemetry = Telemetry::start(
         config(&collector)
+            .with_protocol(protocol)
             .with_retry(false)
             .with_export_timeout(Duration::from_secs(2)),
     )
     .unwrap();
     let (warnings, last_error) = diagnose(telemetry, &collector.endpoint()).await;
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings.len(), 1, "{warnings:#?} {last_error}");
     let message = warnings[0].field("message").unwrap_or_default();
-    assert!(
-        message.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
-        "{message}"
-    );
+    assert!(message.contains(fix), "{message}");
     assert!(last_error.contains("wrong protocol?"), "{last_error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_protobuf_to_a_grpc_receiver_is_diagnosed_once() {
-    capture();
-    let collector = TestCollector::start().await.unwrap();
-    let telemetry = Telemetry::start(
-        config(&collector)
-            .with_protocol(Protocol::HttpProtobuf)
-            .with_retry(false)
-            .with_export_timeout(Duration::from_secs(2)),
+async fn grpc_to_an_http_receiver_is_diagnosed_once() {
+    let collector = TestCollector::start_http().await.unwrap();
+    diagnosed_once(
+        Protocol::Grpc,
+        collector,
+        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
     )
-    .unwrap();
-    let (warnings, last_error) = diagnose(telemetry, &collector.endpoint()).await;
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    let message = warnings[0].field("message").unwrap_or_default();
-    assert!(
-        message.contains("OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
-        "{message}"
-    );
-    assert!(last_error.contains("wrong protocol?"), "{last_error}");
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_to_a_grpc_receiver_is_diagnosed_once() {
+    let collector = TestCollector::start().await.unwrap();
+    diagnosed_once(
+        Protocol::HttpProtobuf,
+        collector,
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+    )
+    .await;
 }

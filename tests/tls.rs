@@ -1,6 +1,8 @@
 //! `https://` endpoints: exports reach a TLS collector whose certificate is signed by a custom
 //! CA given with `with_certificate` (or `OTEL_EXPORTER_OTLP_CERTIFICATE`), and fail without it.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use paytrace::{Config, LogFormat, Telemetry};
+use support::ledger::Incoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 #[derive(Clone, Default)]
@@ -94,17 +97,27 @@ fn mtls_certificates() -> (String, (String, String), (String, String)) {
 
 /// A CA, and a `localhost` server certificate it signed: (ca_pem, cert_pem, key_pem).
 fn certificates() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+    let (ca, (cert, key), _) = mtls_certificates();
+    (ca, cert, key)
+}
+
+/// An OTLP/gRPC receiver over TLS on a free port, counting trace spans: (port, counter, task).
+async fn serve_tls(tls: ServerTlsConfig) -> (u16, Counter, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let counter = Counter::default();
+    let gzip = tonic::codec::CompressionEncoding::Gzip;
+    let server = Server::builder()
+        .tls_config(tls)
         .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca.pem(), cert.pem(), key.serialize_pem())
+        .add_service(TraceServiceServer::new(counter.clone()).accept_compressed(gzip))
+        .add_service(MetricsServiceServer::new(Sink).accept_compressed(gzip))
+        .add_service(LogsServiceServer::new(Sink).accept_compressed(gzip))
+        .serve_with_incoming(Incoming(listener));
+    let task = tokio::spawn(async move {
+        let _ = server.await;
+    });
+    (port, counter, task)
 }
 
 fn config(endpoint: &str) -> Config {
@@ -119,25 +132,8 @@ fn config(endpoint: &str) -> Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_over_tls_with_a_custom_ca() {
     let (ca_pem, cert_pem, key_pem) = certificates();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let counter = Counter::default();
-    let server = Server::builder()
-        .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem)))
-        .unwrap()
-        .add_service(
-            TraceServiceServer::new(counter.clone())
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .add_service(
-            MetricsServiceServer::new(Sink)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .add_service(
-            LogsServiceServer::new(Sink).accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .serve_with_incoming(Incoming(listener));
-    let server = tokio::spawn(server);
+    let (port, counter, server) =
+        serve_tls(ServerTlsConfig::new().identity(Identity::from_pem(cert_pem, key_pem))).await;
     let endpoint = format!("https://localhost:{port}");
 
     let ca_file =
@@ -173,22 +169,6 @@ async fn exports_over_tls_with_a_custom_ca() {
     let _ = std::fs::remove_file(ca_file);
 }
 
-/// Accepted connections, as the stream tonic's `serve_with_incoming` takes.
-struct Incoming(tokio::net::TcpListener);
-
-impl tonic::codegen::tokio_stream::Stream for Incoming {
-    type Item = std::io::Result<tokio::net::TcpStream>;
-
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0
-            .poll_accept(cx)
-            .map(|r| Some(r.map(|(stream, _)| stream)))
-    }
-}
-
 /// Write `pems` to temporary files named after `tag`; the paths, in order.
 fn files(tag: &str, pems: &[&str]) -> Vec<std::path::PathBuf> {
     pems.iter()
@@ -207,28 +187,10 @@ fn files(tag: &str, pems: &[&str]) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_mutual_tls_needs_the_client_certificate() {
     let (ca, (cert, key), (client_cert, client_key)) = mtls_certificates();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let counter = Counter::default();
     let tls = ServerTlsConfig::new()
         .identity(Identity::from_pem(cert, key))
         .client_ca_root(tonic::transport::Certificate::from_pem(&ca));
-    let server = Server::builder()
-        .tls_config(tls)
-        .unwrap()
-        .add_service(
-            TraceServiceServer::new(counter.clone())
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .add_service(
-            MetricsServiceServer::new(Sink)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .add_service(
-            LogsServiceServer::new(Sink).accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-        )
-        .serve_with_incoming(Incoming(listener));
-    let server = tokio::spawn(server);
+    let (port, counter, server) = serve_tls(tls).await;
     let endpoint = format!("https://localhost:{port}");
     let paths = files("grpc", &[&ca, &client_cert, &client_key]);
     let vars = |with_client: bool| {

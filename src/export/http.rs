@@ -26,7 +26,7 @@ const MAX_RESPONSE: usize = 64 * 1024;
 pub(crate) struct HttpTransport {
     uri: http::Uri,
     /// The request target (path and query), parsed once.
-    path: http::Uri,
+    path: http::uri::PathAndQuery,
     headers: HeaderMap,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
@@ -71,10 +71,11 @@ impl HttpTransport {
             Some("https") => Some(super::tls::connector(target, b"http/1.1")?),
             _ => None,
         };
-        let path = target.endpoint.path_and_query().map_or_else(
-            || http::Uri::from_static("/"),
-            |p| http::Uri::from(p.clone()),
-        );
+        let path = target
+            .endpoint
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         Ok(HttpTransport {
             path,
             uri: target.endpoint.clone(),
@@ -91,7 +92,7 @@ impl HttpTransport {
         let body = framed.slice(5.min(framed.len())..);
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = self.path.clone();
+        *request.uri_mut() = http::Uri::from(self.path.clone());
         let headers = request.headers_mut();
         headers.clone_from(&self.headers);
         if compressed {

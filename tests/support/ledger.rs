@@ -307,3 +307,17 @@ where
     };
     status.map_or("OK".to_owned(), |s| format!("{:?}", s.code()))
 }
+
+/// Accepted connections, as the stream tonic's `serve_with_incoming` takes: a server on a
+/// listener bound to port 0, whose address the caller already knows.
+pub struct Incoming(pub tokio::net::TcpListener);
+
+impl Stream for Incoming {
+    type Item = std::io::Result<tokio::net::TcpStream>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_accept(cx)
+            .map(|r| Some(r.map(|(stream, _)| stream)))
+    }
+}
