@@ -203,6 +203,8 @@ impl Call {
         let state = &*self.state;
         let dropped = matches!(end, End::Dropped) && self.status.is_none();
         let code = match (self.status, end) {
+            // tonic's server answers its own expired timer with `CANCELLED`, "Timeout expired".
+            (Some(CANCELLED), _) if self.past_deadline() => DEADLINE_EXCEEDED,
             (Some(code), _) => code,
             (None, End::Complete) => {
                 no_trailers_once(state.side);

@@ -22,6 +22,8 @@
 //!   expired");
 //! - a failed channel call: the status the error carries (`UNAVAILABLE` for a refused
 //!   connection, `DEADLINE_EXCEEDED` for an expired timeout);
+//! - `CANCELLED` once the call's `grpc-timeout` has passed: `DEADLINE_EXCEEDED` (tonic's
+//!   server answers its own expired timer with `CANCELLED`, so the client sees either);
 //! - a 200 response that ends without trailers: `UNKNOWN`, with one WARN per process.
 //!
 //! Span status is Error on the server for `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
