@@ -12,6 +12,7 @@
 #   scripts/bench_instructions.sh                       # all modes (~3 min)
 #   MODES="bare paytrace" scripts/bench_instructions.sh
 #   BIN=/path/to/other/bench_server scripts/bench_instructions.sh   # a given build, not rebuilt
+#   EXTRA="--children 3 --ratio 0.1" MODES="bare paytrace" scripts/bench_instructions.sh
 #
 # Not part of CI or the test run.
 set -euo pipefail
@@ -45,7 +46,7 @@ instructions() {
   local mode=$1 n=$2 port
   port=$(free_port)
   valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-    "$BIN" --mode "$mode" --port "$port" --endpoint "$ROTEL_ENDPOINT" \
+    "$BIN" --mode "$mode" --port "$port" --endpoint "$ROTEL_ENDPOINT" ${EXTRA:-} \
     >/dev/null 2>"$WORK/server.err" &
   SERVER=$!
   for _ in $(seq 1 600); do grep -qs listening "$WORK/server.err" && break; sleep 0.1; done

@@ -171,10 +171,29 @@ impl TailKeeper {
     /// An unsampled span ended: buffered, or decided with its trace. Returns the spans to
     /// export (kept, SAMPLED, with their reason).
     pub(crate) fn span_ended(&self, span: SpanData, out: &mut Vec<SpanData>) {
+        let root = is_local_root(span.parent_span_id, span.parent_span_is_remote);
+        let reason = outcome(&span, root);
+        // A dropped trace's spans are freed after the lock is released.
+        let mut dropped = Vec::new();
+        {
+            let mut state = self.lock();
+            self.buffer(&mut state, span, root, reason, out, &mut dropped);
+            self.stats.buffered(state.bytes);
+        }
+        drop(dropped);
+    }
+
+    fn buffer(
+        &self,
+        state: &mut State,
+        span: SpanData,
+        root: bool,
+        reason: Option<Reason>,
+        out: &mut Vec<SpanData>,
+        dropped: &mut Vec<SpanData>,
+    ) {
         let trace_id = span.span_context.trace_id();
-        let mut state = self.lock();
         if let Some(&decision) = state.decided.get(&trace_id) {
-            drop(state);
             match decision {
                 Decision::Keep {
                     reason,
@@ -187,37 +206,38 @@ impl TailKeeper {
             }
             return;
         }
-        let root = is_local_root(span.parent_span_id, span.parent_span_is_remote);
-        let reason = outcome(&span, root);
-        // The common case at a low ratio: a plain root ends with nothing buffered and no other
-        // root open. Dropped without buffering or weighing it.
-        if root && reason.is_none() {
-            if let Some(p) = state.pending.get(&trace_id) {
-                if p.spans.is_empty() && p.open_roots <= 1 && p.reason.is_none() {
-                    state.pending.remove(&trace_id);
-                    self.stats.dropped();
-                    return;
-                }
+        let weight = match state.pending.get_mut(&trace_id) {
+            // The common case at a low ratio: a plain root ends with nothing buffered and no
+            // other root open. Dropped without buffering or weighing it.
+            Some(p)
+                if root
+                    && reason.is_none()
+                    && p.spans.is_empty()
+                    && p.open_roots <= 1
+                    && p.reason.is_none() =>
+            {
+                state.pending.remove(&trace_id);
+                self.stats.dropped();
+                return;
             }
-        }
-        let now = Instant::now();
-        let weight = span.weigh().bytes;
-        if !state.pending.contains_key(&trace_id) {
-            if !root {
-                // A child with no open root here and no decision: its trace was decided and
-                // forgotten, or it outlived the TTL. Never passed through undecided.
-                drop(state);
+            Some(p) => {
+                let weight = span.weigh().bytes;
+                p.reason = p.reason.or(reason);
+                p.bytes += weight;
+                p.spans.push(span);
+                weight
+            }
+            // No open root here and no decision: its trace was decided and forgotten, or it
+            // outlived the TTL. Never passed through undecided.
+            None => {
                 self.stats.late(false);
                 return;
             }
-            state.order.push_back(trace_id);
-        }
+        };
+        state.bytes += weight;
         let Some(pending) = state.pending.get_mut(&trace_id) else {
             return;
         };
-        pending.reason = pending.reason.or(reason);
-        pending.bytes += weight;
-        pending.spans.push(span);
         if root {
             pending.open_roots = pending.open_roots.saturating_sub(1);
         }
@@ -226,13 +246,12 @@ impl TailKeeper {
             pending.spans.len() >= self.settings.max_spans_per_trace,
             pending.reason.is_some() && pending.open_roots > 0,
         );
-        state.bytes += weight;
         if done || keep_now {
             // A keep is final at once (its spans leave now); a drop waits for every root.
-            self.decide(&mut state, trace_id, now, out);
+            *dropped = self.decide(state, trace_id, None, out);
         } else if over_cap {
             self.stats.evicted(Eviction::SpanCap);
-            self.decide(&mut state, trace_id, now, out);
+            *dropped = self.decide(state, trace_id, None, out);
         }
         while state.bytes > self.settings.budget_bytes {
             let Some(oldest) = state.order.pop_front() else {
@@ -240,10 +259,9 @@ impl TailKeeper {
             };
             if state.pending.contains_key(&oldest) {
                 self.stats.evicted(Eviction::Budget);
-                self.decide(&mut state, oldest, now, out);
+                self.decide(state, oldest, None, out);
             }
         }
-        self.stats.buffered(state.bytes);
     }
 
     /// Traces whose root is open past the slow threshold are kept now; traces past the TTL are
@@ -265,7 +283,7 @@ impl TailKeeper {
             if let Some(p) = state.pending.get_mut(&id) {
                 p.reason = Some(Reason::Slow);
             }
-            self.decide(&mut state, id, now, out);
+            self.decide(&mut state, id, Some(now), out);
         }
         while let Some(&oldest) = state.order.front() {
             match state.pending.get(&oldest) {
@@ -273,7 +291,7 @@ impl TailKeeper {
                 Some(_) => {
                     state.order.pop_front();
                     self.stats.evicted(Eviction::Ttl);
-                    self.decide(&mut state, oldest, now, out);
+                    self.decide(&mut state, oldest, Some(now), out);
                 }
                 None => {
                     state.order.pop_front();
@@ -289,16 +307,24 @@ impl TailKeeper {
         let mut state = self.lock();
         let ids: Vec<TraceId> = state.pending.keys().copied().collect();
         for id in ids {
-            self.decide(&mut state, id, now, out);
+            self.decide(&mut state, id, Some(now), out);
         }
         state.order.clear();
         self.stats.buffered(state.bytes);
     }
 
-    /// Decide `trace_id` now: keep (and hand out its spans) if it has a reason, else drop.
-    fn decide(&self, state: &mut State, trace_id: TraceId, now: Instant, out: &mut Vec<SpanData>) {
+    /// Decide `trace_id` now: keep (and hand out its spans) if it has a reason, else drop;
+    /// returns the dropped spans, for the caller to free outside the lock. `now` for the storm
+    /// cap's window, read from the clock when not given.
+    fn decide(
+        &self,
+        state: &mut State,
+        trace_id: TraceId,
+        now: Option<Instant>,
+        out: &mut Vec<SpanData>,
+    ) -> Vec<SpanData> {
         let Some(pending) = state.pending.remove(&trace_id) else {
-            return;
+            return Vec::new();
         };
         state.bytes = state.bytes.saturating_sub(pending.bytes);
         let decision = match pending.reason {
@@ -327,13 +353,15 @@ impl TailKeeper {
                         .into_iter()
                         .map(|s| mark_kept(s, reason, probability)),
                 );
+                // Only keeps are remembered: a late span of a dropped trace finds neither a
+                // decision nor a buffer, and is dropped (and counted) as late.
+                self.remember(state, trace_id, decision);
+                Vec::new()
             }
-            Decision::Drop => self.stats.dropped(),
-        }
-        // Only keeps are remembered: a late span of a dropped trace finds neither a decision nor
-        // a buffer, and is dropped (and counted) as late.
-        if matches!(decision, Decision::Keep { .. }) {
-            self.remember(state, trace_id, decision);
+            Decision::Drop => {
+                self.stats.dropped();
+                pending.spans
+            }
         }
     }
 
@@ -343,12 +371,13 @@ impl TailKeeper {
         state: &mut State,
         trace_id: TraceId,
         pending: &Pending,
-        now: Instant,
+        now: Option<Instant>,
     ) -> Option<f64> {
         let cap = self.settings.max_keeps_per_second;
         if cap == 0 || pending.reason == Some(Reason::Forced) {
             return Some(1.0);
         }
+        let now = now.unwrap_or_else(Instant::now);
         let (start, count) = match state.window {
             Some((start, count)) if now.duration_since(start) < Duration::from_secs(1) => {
                 (start, count + 1)
@@ -591,8 +620,10 @@ mod tests {
         assert!(out.is_empty(), "nothing known against them: dropped");
         let h = k.stats().snapshot();
         assert_eq!((h.evicted_ttl, h.dropped, h.buffered_bytes), (2, 2, 0));
-        // Their late spans are dropped too, not passed through.
+        // Their late spans are dropped too, not passed through, and counted (a late root too).
         assert!(end(&k, span(1, 1, 0, Status::error("late"), vec![])).is_empty());
+        assert!(end(&k, span(2, 3, 1, Status::Unset, vec![])).is_empty());
+        assert_eq!(k.stats().snapshot().late_dropped, 2);
 
         // Budget: the oldest waiting traces are decided first; bytes never exceed the budget.
         let k = keeper(KeepSettings {
