@@ -347,3 +347,104 @@ async fn the_buffer_stays_within_its_budget_while_roots_stay_open() {
         assert!(result.is_err(), "nothing reached the hanging collector");
     }
 }
+
+/// The server span of each request (by route), its attributes as `key=value`, and its reason.
+async fn server_spans(ratio: f64) -> BTreeMap<String, (BTreeSet<String>, Option<String>)> {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(config(&collector, ratio)).unwrap();
+    let tracer = telemetry.tracer().clone();
+    let app = Router::new()
+        .route(
+            "/review/{id}",
+            get(|| async {
+                paytrace::keep_current_trace("manual review");
+                "ok"
+            }),
+        )
+        .route(
+            "/review-in-child/{id}",
+            get(move || {
+                let tracer = tracer.clone();
+                async move {
+                    let child = tracer.start("fraud check");
+                    let cx = opentelemetry::Context::current_with_span(child);
+                    let _guard = cx.clone().attach();
+                    paytrace::keep_current_trace("fraud check");
+                    cx.span().end();
+                    "ok"
+                }
+            }),
+        )
+        .route("/plain/{id}", get(|| async { "ok" }))
+        .layer(telemetry.http_layer());
+    for path in [
+        "/review/4111?card=4111111111111111",
+        "/review-in-child/7",
+        "/plain/1",
+    ] {
+        let request = Request::get(path)
+            .header("user-agent", "checkout-ios/5.2")
+            .header("x-request-id", "req-42")
+            .header("host", "pay.example.com:8443")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.into_body().collect().await.unwrap();
+    }
+    shutdown(telemetry).await;
+    collector
+        .spans()
+        .iter()
+        .filter(|s| s.span.kind == 2)
+        .map(|s| {
+            let attrs = s
+                .span
+                .attributes
+                .iter()
+                .filter(|kv| !kv.key.starts_with("paytrace.sampling."))
+                .map(|kv| format!("{}={:?}", kv.key, kv.value))
+                .collect();
+            (
+                s.attr_str("http.route").unwrap_or_default(),
+                (attrs, reason(s)),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_trace_has_every_attribute_a_sampled_one_has() {
+    install_propagator();
+    // Sampled by the ratio: every attribute built when the request starts.
+    let sampled = server_spans(1.0).await;
+    assert_eq!(sampled.len(), 3, "{sampled:?}");
+    // Held by tail keep, the attributes built only once the trace is kept.
+    let kept = server_spans(1e-9).await;
+    assert!(
+        !kept.contains_key("/plain/{id}"),
+        "a plain trace is dropped"
+    );
+    for path in ["/review/{id}", "/review-in-child/{id}"] {
+        let (attrs, reason) = kept.get(path).unwrap_or_else(|| panic!("{path} not kept"));
+        assert_eq!(reason.as_deref(), Some("forced"), "{path}");
+        assert_eq!(attrs, &sampled[path].0, "{path}");
+        for attr in [
+            "url.path",
+            "url.query",
+            "server.address",
+            "user_agent.original",
+            "paytrace.request_id",
+            "http.response.status_code",
+        ] {
+            assert_eq!(
+                attrs
+                    .iter()
+                    .filter(|a| a.starts_with(&format!("{attr}=")))
+                    .count(),
+                usize::from(attr != "url.query" || path.starts_with("/review/")),
+                "{path}: {attr} in {attrs:?}"
+            );
+        }
+    }
+}
