@@ -211,15 +211,14 @@ impl Inflight {
         if failed {
             span.set_status(Status::error(description));
         }
-        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow,
-        // which tail keep keeps.
+        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow
+        // and recorded, which tail keep keeps (without tail keep an unsampled span is not
+        // recorded, and its trace is not exported).
         let (sampled, kept) = {
             let sc = span.span_context();
             let sampled = sc.is_sampled();
-            (
-                sampled,
-                (sampled || failed || slow).then(|| (sc.trace_id(), sc.span_id())),
-            )
+            let kept = sampled || ((failed || slow) && span.is_recording());
+            (sampled, kept.then(|| (sc.trace_id(), sc.span_id())))
         };
         span.end_with_timestamp(self.start_time + elapsed);
         // Tail keep decided at the span's end, on this thread: an outcome keep that an error
