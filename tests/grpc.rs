@@ -458,8 +458,43 @@ async fn tail_keep_keeps_failed_calls_whole_at_a_tiny_ratio() {
         };
         let _ = client.post(post(mode)).await;
     }
+    let openmetrics = {
+        use tower::ServiceExt as _;
+        let request = http::Request::get("/metrics")
+            .header("accept", "application/openmetrics-text;version=1.0.0")
+            .body(())
+            .unwrap();
+        let response = rig.telemetry.metrics_service().oneshot(request).await;
+        response.unwrap().into_body()
+    };
     let collector = rig.shutdown().await;
     let spans = collector.spans();
+    // Duration exemplars name exported traces only: the failed calls', never a dropped OK one.
+    let exported: Vec<String> = spans.iter().map(|s| s.trace_id_hex()).collect();
+    let mut exemplars = Vec::new();
+    for line in openmetrics.lines() {
+        if let Some((sample, exemplar)) = line.split_once(" # {") {
+            let trace = exemplar
+                .split("trace_id=\"")
+                .nth(1)
+                .and_then(|t| t.get(..32));
+            assert!(
+                exported.iter().any(|e| Some(e.as_str()) == trace),
+                "exemplar of an unexported trace: {line}"
+            );
+            assert!(!sample.contains("=\"OK\""), "{line}");
+            exemplars.push(sample.split('{').next().unwrap_or_default().to_owned());
+        }
+    }
+    for family in [
+        "rpc_server_call_duration_seconds_bucket",
+        "rpc_client_call_duration_seconds_bucket",
+    ] {
+        assert!(
+            exemplars.iter().any(|f| f == family),
+            "{family}: {openmetrics}"
+        );
+    }
     let codes: Vec<(i32, String)> = spans
         .iter()
         .map(|s| {

@@ -74,6 +74,8 @@ pub(crate) struct Call {
     start: Instant,
     start_time: SystemTime,
     deadline: Option<Instant>,
+    /// Whether the span is its trace's root in this process, whose outcome tail keep reads.
+    local_root: bool,
     status: Option<u8>,
     message: Option<String>,
     done: bool,
@@ -143,6 +145,7 @@ impl Call {
             .with_kind(kind)
             .with_start_time(start_time);
         builder.attributes = Some(attrs);
+        let local_root = !parent.has_active_span() || parent.span().span_context().is_remote();
         let span = state.tracer.build_with_context(builder, parent);
         Call {
             cx: parent.with_span(span),
@@ -152,6 +155,7 @@ impl Call {
             start_time,
             deadline: status::timeout(&parts.headers)
                 .map(|t| start + t.saturating_sub(DEADLINE_SLACK.max(t / 10))),
+            local_root,
             status: None,
             message: None,
             done: false,
@@ -267,9 +271,21 @@ impl Call {
             };
             span.set_status(Status::error(description));
         }
+        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow,
+        // recorded and its trace's local root, which tail keep keeps.
+        let kept = {
+            let sc = span.span_context();
+            let outcome = self.local_root && (failed || slow) && span.is_recording();
+            (sc.is_sampled() || outcome).then(|| (sc.is_sampled(), sc.trace_id(), sc.span_id()))
+        };
         span.end_with_timestamp(self.start_time + elapsed);
+        // Tail keep decided at the span's end, on this thread: an outcome keep that an error
+        // storm thinned away gets no exemplar either.
+        let kept = kept
+            .filter(|(sampled, trace, _)| *sampled || !crate::sampling::just_thinned(*trace))
+            .map(|(_, trace, span)| (trace.to_bytes(), span.to_bytes()));
         if let Some(metrics) = &state.metrics {
-            method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow);
+            method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow, kept);
         }
         if slow {
             let _guard = self.cx.clone().attach();

@@ -7,10 +7,10 @@
 
 use std::sync::{Arc, OnceLock, RwLock};
 
-use prometheus::{Histogram, IntCounter};
+use prometheus::IntCounter;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::metrics::GrpcMetrics;
+use super::metrics::{DurationSeries, GrpcMetrics};
 use super::side::Side;
 use super::status::{NAMES, UNIMPLEMENTED};
 
@@ -29,7 +29,7 @@ pub(crate) struct Method {
     pub(crate) name: Arc<str>,
     /// The span name: interned once, so a call's span costs no string.
     span_name: std::borrow::Cow<'static, str>,
-    series: [OnceLock<Option<Histogram>>; NAMES.len()],
+    series: [OnceLock<Option<DurationSeries>>; NAMES.len()],
     slow: OnceLock<Option<IntCounter>>,
 }
 
@@ -50,7 +50,8 @@ impl Method {
         &*self.name == OTHER
     }
 
-    /// Record a finished call's duration (and slowness).
+    /// Record a finished call's duration (with its exemplar when its trace is `kept`) and
+    /// slowness.
     pub(crate) fn record(
         &self,
         metrics: &GrpcMetrics,
@@ -58,10 +59,14 @@ impl Method {
         code: u8,
         secs: f64,
         slow: bool,
+        kept: Option<([u8; 16], [u8; 8])>,
     ) {
         if let Some(slot) = self.series.get(usize::from(code)) {
-            if let Some(h) = slot.get_or_init(|| metrics.duration(side, &self.name, code)) {
-                h.observe(secs);
+            if let Some(s) = slot.get_or_init(|| metrics.duration(side, &self.name, code)) {
+                s.histogram.observe(secs);
+                if let (Some((trace, span)), Some(exemplars)) = (kept, &s.exemplars) {
+                    exemplars.record(secs, trace, span);
+                }
             }
         }
         if slow {

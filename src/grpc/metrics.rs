@@ -1,6 +1,6 @@
 //! [`GrpcMetrics`]: the call-duration histograms and slow-call counters of the gRPC layers.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -9,6 +9,7 @@ use prometheus::{
 use super::side::Side;
 use super::status::name;
 use crate::error::Error;
+use crate::exemplars::{ExemplarStore, SeriesExemplars};
 use crate::http::DURATION_BUCKETS;
 
 /// `rpc_server_call_duration_seconds` (OTLP `rpc.server.call.duration`).
@@ -29,7 +30,8 @@ const L_STATUS: &str = "rpc_response_status_code";
 /// - `rpc_server_call_duration_seconds`, `rpc_client_call_duration_seconds` (histograms, the
 ///   OpenTelemetry advisory buckets 5 ms … 10 s, until the end of the response stream), labels
 ///   `rpc_system_name` (`grpc`), `rpc_method` (registered or learned methods, or `_OTHER`) and
-///   `rpc_response_status_code` (`OK`, `CANCELLED`, …);
+///   `rpc_response_status_code` (`OK`, `CANCELLED`, …); built by a [`Telemetry`](crate::Telemetry),
+///   they carry exemplars naming kept traces only (see the crate's README);
 /// - `rpc_server_slow_calls_total`, `rpc_client_slow_calls_total` (counters), labels
 ///   `rpc_system_name`, `rpc_method`.
 ///
@@ -50,6 +52,16 @@ struct Instruments {
     client: HistogramVec,
     server_slow: IntCounterVec,
     client_slow: IntCounterVec,
+    /// Where kept calls leave their duration exemplars, when the registry has a store.
+    exemplars: OnceLock<Arc<ExemplarStore>>,
+}
+
+/// The duration histogram of one (side, method, status) series, bound to its labels, and its
+/// exemplars when the telemetry keeps them.
+#[derive(Debug)]
+pub(crate) struct DurationSeries {
+    pub(crate) histogram: Histogram,
+    pub(crate) exemplars: Option<Arc<SeriesExemplars>>,
 }
 
 impl std::fmt::Debug for GrpcMetrics {
@@ -101,6 +113,7 @@ impl GrpcMetrics {
                 CLIENT_SLOW,
                 "gRPC client calls slower than the slow threshold.",
             )?,
+            exemplars: OnceLock::new(),
         };
         let all = || -> [(&'static str, Box<dyn prometheus::core::Collector>); 4] {
             [
@@ -124,13 +137,31 @@ impl GrpcMetrics {
         })
     }
 
-    pub(crate) fn duration(&self, side: Side, method: &str, code: u8) -> Option<Histogram> {
-        let vec = match side {
-            Side::Server => &self.inner.server,
-            Side::Client => &self.inner.client,
+    /// Keep duration exemplars of kept calls in `store` (the telemetry's, read by its
+    /// `/metrics` and its OTLP metrics); the first store set stays.
+    pub(crate) fn set_exemplars(&self, store: Arc<ExemplarStore>) {
+        let _ = self.inner.exemplars.set(store);
+    }
+
+    pub(crate) fn duration(&self, side: Side, method: &str, code: u8) -> Option<DurationSeries> {
+        let (vec, family) = match side {
+            Side::Server => (&self.inner.server, SERVER_DURATION),
+            Side::Client => (&self.inner.client, CLIENT_DURATION),
         };
-        vec.get_metric_with_label_values(&["grpc", method, name(code)])
-            .ok()
+        let status = name(code);
+        let exemplars = self.inner.exemplars.get().map(|store| {
+            store.series(
+                family,
+                &[(L_SYSTEM, "grpc"), (L_METHOD, method), (L_STATUS, status)],
+                &DURATION_BUCKETS,
+            )
+        });
+        Some(DurationSeries {
+            histogram: vec
+                .get_metric_with_label_values(&["grpc", method, status])
+                .ok()?,
+            exemplars,
+        })
     }
 
     pub(crate) fn slow(&self, side: Side, method: &str) -> Option<IntCounter> {

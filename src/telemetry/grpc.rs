@@ -34,7 +34,10 @@ impl Telemetry {
         let metrics = inner
             .grpc_metrics
             .get_or_init(|| match GrpcMetrics::new(&inner.registry) {
-                Ok(m) => Some(m),
+                Ok(m) => {
+                    m.set_exemplars(inner.exemplars.clone());
+                    Some(m)
+                }
                 Err(e) => {
                     tracing::warn!(target: "paytrace::grpc", error = %e, "gRPC metrics are unavailable");
                     None
