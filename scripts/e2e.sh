@@ -132,16 +132,19 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PROM_PORT/-/ready" >/dev/n
 sleep 8
 NOW=$(date +%s)
 curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query?query=up" >"$WORK/prom/up.json"
-curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query_exemplars?query=http_server_request_duration_seconds_bucket&start=$((NOW - 120))&end=$((NOW + 5))" \
-  >"$WORK/prom/exemplars.json"
+for family in http_server_request_duration_seconds_bucket rpc_server_call_duration_seconds_bucket; do
+  curl -s "http://127.0.0.1:$PROM_PORT/api/v1/query_exemplars?query=$family&start=$((NOW - 120))&end=$((NOW + 5))" \
+    >"$WORK/prom/exemplars_$family.json"
+done
 kill -INT "$DEMO_PID"; wait "$DEMO_PID" || true
 kill "$PROM_PID" 2>/dev/null; wait "$PROM_PID" 2>/dev/null || true
 sleep 1
 stop_rotel
 OUT4="$WORK/rotel4/rotel.out"
 check "Prometheus scrapes the demo (up == 1)" python3 -c "import json,sys; r=json.load(open('$WORK/prom/up.json'))['data']['result']; sys.exit(0 if r and r[0]['value'][1]=='1' else 1)"
-check "Prometheus holds exemplars for the latency buckets" python3 -c "import json,sys; d=json.load(open('$WORK/prom/exemplars.json'))['data']; sys.exit(0 if any(s['exemplars'] for s in d) else 1)"
-check "every exemplar's trace reached rotel" python3 - "$WORK/prom/exemplars.json" "$OUT4" <<'PY'
+for family in http_server_request_duration_seconds_bucket rpc_server_call_duration_seconds_bucket; do
+  check "Prometheus holds exemplars for $family, each naming a trace rotel received" \
+    python3 - "$WORK/prom/exemplars_$family.json" "$OUT4" <<'PY'
 import json, re, sys
 data = json.load(open(sys.argv[1]))["data"]
 traces = {e["labels"]["trace_id"] for s in data for e in s["exemplars"]}
@@ -150,6 +153,7 @@ missing = traces - seen
 print(f"{len(traces)} exemplar traces, {len(missing)} not in rotel's output")
 sys.exit(0 if traces and not missing else 1)
 PY
+done
 
 echo "=== 6. OTLP/HTTP: http/protobuf with gzip -> rotel's HTTP receiver"
 start_rotel "$WORK/rotel5"
