@@ -391,10 +391,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     for s in health.signals() {
         println!(
-            "exporter {:<7}: {:<8} exported={} failed={} dropped={}{}",
+            "exporter {:<7}: {:<8} exported={} rejected={} failed={} dropped={}{}",
             s.signal.as_str(),
             s.state.as_str(),
             s.exported,
+            s.rejected,
             s.failed,
             s.dropped,
             s.last_error

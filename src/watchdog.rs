@@ -84,6 +84,9 @@ pub struct SignalHealth {
     pub state: HealthState,
     /// Items (spans, metric points, log records) the collector accepted.
     pub exported: u64,
+    /// Items the collector rejected in requests it accepted (OTLP partial success: too old,
+    /// invalid, over a limit); its one WARN says why.
+    pub rejected: u64,
     /// Items lost because their export failed after retries.
     pub failed: u64,
     /// Items dropped before export (queue full, after shutdown), both classes.
@@ -165,6 +168,7 @@ pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
             signal,
             state: HealthState::from_gauge(s.state.get()),
             exported: s.exported.get(),
+            rejected: s.rejected.get(),
             failed: s.failed.get(),
             dropped: s.dropped_total(),
             dropped_priority: s.dropped_priority(),
@@ -203,6 +207,7 @@ struct Window {
     exports: u64,
     failures: u64,
     dropped: u64,
+    rejected: u64,
     stale: u32,
     warned: bool,
 }
@@ -230,6 +235,7 @@ impl Watchdog {
             w.exports = s.exports.get();
             w.failures = s.export_failures.get();
             w.dropped = s.dropped_total();
+            w.rejected = s.rejected.get();
         }
         dog
     }
@@ -250,8 +256,11 @@ impl Watchdog {
         let new_exports = exports - w.exports;
         let new_failures = failures - w.failures;
         let new_dropped = dropped - w.dropped;
+        let rejected = s.rejected.get();
+        // Items lost at the collector degrade like items dropped here.
+        let new_lost = new_dropped + (rejected - w.rejected);
         let successes = new_exports - new_failures;
-        (w.exports, w.failures, w.dropped) = (exports, failures, dropped);
+        (w.exports, w.failures, w.dropped, w.rejected) = (exports, failures, dropped, rejected);
 
         let waiting = new_exports > 0 || new_dropped > 0 || queued;
         if successes > 0 {
@@ -278,7 +287,7 @@ impl Watchdog {
         } else if failures > 0 && s.last_success_ms() == 0 {
             // Nothing ever got through: failing, whatever this window's count (no extra WARN).
             (HealthState::Failing, Verdict::Quiet)
-        } else if new_failures > 0 || new_dropped > 0 || w.stale > 0 {
+        } else if new_failures > 0 || new_lost > 0 || w.stale > 0 {
             (HealthState::Degraded, Verdict::Quiet)
         } else {
             (HealthState::Healthy, Verdict::Quiet)
@@ -437,7 +446,7 @@ mod tests {
             Verdict::NoSuccess { windows: 3, .. }
         ));
         // Recovery: one INFO, then quiet.
-        stats.get(Signal::Logs).record_success(5);
+        stats.get(Signal::Logs).record_success(5, 0);
         assert_eq!(dog.check([false; 3])[2], Verdict::Recovered);
         assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
         assert_eq!(
@@ -461,12 +470,31 @@ mod tests {
     #[test]
     fn drops_alone_degrade() {
         let (stats, mut dog) = setup(10, 5);
-        stats.get(Signal::Traces).record_success(1);
+        stats.get(Signal::Traces).record_success(1, 0);
         stats.get(Signal::Traces).record_dropped(100, 0);
         assert_eq!(dog.check([false; 3])[0], Verdict::Quiet);
         let h = snapshot(&stats);
         assert_eq!(h.get(Signal::Traces).state, HealthState::Degraded);
         assert_eq!(h.get(Signal::Traces).dropped, 100);
         assert!(h.get(Signal::Traces).last_success.is_some());
+    }
+
+    #[test]
+    fn rejections_degrade() {
+        let (stats, mut dog) = setup(10, 5);
+        stats.get(Signal::Logs).record_success(10, 3);
+        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        let h = snapshot(&stats);
+        let logs = h.get(Signal::Logs);
+        assert_eq!(
+            (logs.state, logs.exported, logs.rejected),
+            (HealthState::Degraded, 7, 3)
+        );
+        stats.get(Signal::Logs).record_success(10, 0);
+        dog.check([false; 3]);
+        assert_eq!(
+            snapshot(&stats).get(Signal::Logs).state,
+            HealthState::Healthy
+        );
     }
 }

@@ -371,3 +371,50 @@ async fn hanging_collector_does_not_slow_the_router_and_shutdown_keeps_its_bound
         .unwrap_err();
     assert!(matches!(err, paytrace::Error::Timeout { .. }), "{err}");
 }
+
+/// A collector that accepts each request but rejects one item of it (OTLP partial success):
+/// the rejected items are counted apart from the exported ones, in the health view and in
+/// `paytrace_exporter_items_rejected_total`, over both transports (gRPC with a gzip response).
+async fn partial_success_is_counted(collector: paytrace::testing::TestCollector, http: bool) {
+    collector.set_fault(Fault::PartialSuccess(1));
+    let mut config = config(&collector)
+        .with_span_batch_size(4)
+        .with_span_schedule_delay(Duration::from_secs(3600));
+    if http {
+        config = config.with_protocol(paytrace::Protocol::HttpProtobuf);
+    }
+    let telemetry = Telemetry::start(config).unwrap();
+    spans(&telemetry, 12);
+    telemetry.force_flush().unwrap();
+    let health = telemetry.exporter_health();
+    let traces = health.get(Signal::Traces);
+    assert!(
+        traces.rejected >= 3,
+        "one per request of at most 4: {traces:?}"
+    );
+    assert_eq!(traces.exported + traces.rejected, 12, "{traces:?}");
+    assert_eq!(traces.failed, 0, "{traces:?}");
+    assert!(
+        telemetry.prometheus_text().contains(&format!(
+            r#"paytrace_exporter_items_rejected_total{{signal="traces"}} {}"#,
+            traces.rejected
+        )),
+        "the counter says the same"
+    );
+    assert_eq!(collector.spans().len(), 12, "every span was sent");
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_success_is_counted_as_rejected_over_grpc() {
+    let collector = paytrace::testing::TestCollector::start().await.unwrap();
+    partial_success_is_counted(collector, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_success_is_counted_as_rejected_over_http() {
+    let collector = paytrace::testing::TestCollector::start_http()
+        .await
+        .unwrap();
+    partial_success_is_counted(collector, true).await;
+}

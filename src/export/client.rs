@@ -17,7 +17,7 @@ use tonic::{Code, Status};
 use super::diagnosis::{Diagnosis, EndpointCheck};
 use super::frame::Framer;
 use super::http::HttpTransport;
-use super::outcome::{chain, refused, with_sources, Failed, Partial, REFUSED};
+use super::outcome::{chain, refused, with_sources, Failed, Partial, MAX_RESPONSE, REFUSED};
 use super::stats::SignalStats;
 use super::target::Target;
 use super::Signal;
@@ -146,12 +146,13 @@ fn grpc_transport(target: &Target, timeout: Duration) -> Result<Transport, Error
 }
 
 impl OtlpClient {
-    /// Send one framed request, retrying within the export timeout.
+    /// Send one framed request, retrying within the export timeout; on success, the items
+    /// the collector rejected nonetheless (OTLP partial success).
     ///
     /// Retried: UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED, CANCELLED, DEADLINE_EXCEEDED, DATA_LOSS
     /// (the OTLP specification's list) and UNKNOWN, which is how tonic reports a connection
     /// broken mid-request (a collector restart) — the stock exporter drops those batches.
-    pub(crate) async fn send(&self, body: Bytes) -> Result<(), String> {
+    pub(crate) async fn send(&self, body: Bytes) -> Result<u64, String> {
         let deadline = Instant::now() + self.timeout;
         let mut backoff = INITIAL_BACKOFF;
         loop {
@@ -160,7 +161,7 @@ impl OtlpClient {
             let failed = match attempt {
                 Ok(Ok(partial)) => {
                     self.check.succeeded(self.signal, partial.as_ref());
-                    return Ok(());
+                    return Ok(partial.map_or(0, |p| p.rejected));
                 }
                 Ok(Err(failed)) => failed,
                 Err(_) => return Err(format!("export timed out after {:?}", self.timeout)),
@@ -201,7 +202,6 @@ impl OtlpClient {
                 headers,
             } => grpc_attempt(channel, path, headers, body.clone(), timeout)
                 .await
-                .map(|()| None)
                 .map_err(Failed::from),
             Transport::Http(http) => http.attempt(body).await,
         }
@@ -226,7 +226,7 @@ async fn grpc_attempt(
     headers: &http::HeaderMap,
     body: Bytes,
     timeout: Duration,
-) -> Result<(), Status> {
+) -> Result<Option<Partial>, Status> {
     use tower_service::Service as _;
     let mut request = http::Request::new(tonic::body::Body::new(OneShot(Some(body))));
     *request.method_mut() = http::Method::POST;
@@ -250,8 +250,11 @@ async fn grpc_attempt(
 }
 
 /// Read the response to its end; the call's outcome is its `grpc-status` (headers for a
-/// trailers-only answer, else trailers).
-async fn grpc_outcome(response: http::Response<tonic::body::Body>) -> Result<(), Status> {
+/// trailers-only answer, else trailers), and a success's partial-success report is in its
+/// message.
+async fn grpc_outcome(
+    response: http::Response<tonic::body::Body>,
+) -> Result<Option<Partial>, Status> {
     use http_body::Body as _;
     let (parts, mut body) = response.into_parts();
     if parts.status != http::StatusCode::OK {
@@ -261,14 +264,23 @@ async fn grpc_outcome(response: http::Response<tonic::body::Body>) -> Result<(),
         )));
     }
     if let Some(outcome) = status_from(&parts.headers) {
-        return outcome;
+        return outcome.map(|()| None);
     }
+    let mut message = Vec::new();
     let mut body = std::pin::Pin::new(&mut body);
     while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
         let frame = frame.map_err(|e| Status::unavailable(format!("transport error: {e}")))?;
+        let frame = match frame.into_data() {
+            Ok(data) => {
+                let room = MAX_RESPONSE.saturating_sub(message.len());
+                message.extend_from_slice(&data[..data.len().min(room)]);
+                continue;
+            }
+            Err(frame) => frame,
+        };
         if let Ok(trailers) = frame.into_trailers() {
             if let Some(outcome) = status_from(&trailers) {
-                return outcome;
+                return outcome.map(|()| Partial::decode_grpc(&message));
             }
         }
     }

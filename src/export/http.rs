@@ -15,12 +15,9 @@ use prost::Message as _;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use super::outcome::{Failed, Partial};
+use super::outcome::{Failed, Partial, MAX_RESPONSE};
 use super::target::Target;
 use crate::error::Error;
-
-/// Largest response body read: a status message, never a payload.
-const MAX_RESPONSE: usize = 64 * 1024;
 
 /// One signal's OTLP/HTTP endpoint and its connection.
 pub(crate) struct HttpTransport {
@@ -186,14 +183,7 @@ fn outcome(
     body: &[u8],
 ) -> Result<Option<Partial>, Failed> {
     if status.is_success() {
-        return Ok(ExportResponse::decode(body)
-            .ok()
-            .and_then(|r| r.partial_success)
-            .filter(|p| p.rejected > 0 || !p.error_message.is_empty())
-            .map(|p| Partial {
-                rejected: u64::try_from(p.rejected).unwrap_or(0),
-                message: p.error_message,
-            }));
+        return Ok(Partial::decode(body));
     }
     let message = RpcStatus::decode(body)
         .ok()
@@ -226,22 +216,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(300)))
 }
 
-/// The partial-success part every OTLP export response shares (field 1 of each).
-#[derive(Clone, PartialEq, prost::Message)]
-struct ExportResponse {
-    #[prost(message, optional, tag = "1")]
-    partial_success: Option<PartialSuccess>,
-}
-
-/// `rejected_spans` / `rejected_data_points` / `rejected_log_records`, and the message.
-#[derive(Clone, PartialEq, prost::Message)]
-struct PartialSuccess {
-    #[prost(int64, tag = "1")]
-    rejected: i64,
-    #[prost(string, tag = "2")]
-    error_message: String,
-}
-
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
 #[derive(Clone, PartialEq, prost::Message)]
 struct RpcStatus {
@@ -254,6 +228,7 @@ struct RpcStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::outcome::{ExportResponse, PartialSuccess};
 
     #[test]
     fn retryable_statuses_and_retry_after() {

@@ -1,8 +1,10 @@
 //! The outcome of one export attempt, whatever the transport: what failed and how to retry,
 //! or what a collector rejected although it accepted the request.
 
+use std::io::Read as _;
 use std::time::Duration;
 
+use prost::Message as _;
 use tonic::Status;
 
 /// A failed attempt: its status (the retry policy reads the code), when the collector asked to
@@ -55,6 +57,58 @@ pub(crate) struct Partial {
     pub(crate) message: String,
 }
 
+/// The most of a success response read for its partial-success report: the report is a count
+/// and a message, and a collector must not make the export thread buffer more.
+pub(crate) const MAX_RESPONSE: usize = 64 * 1024;
+
+impl Partial {
+    /// The partial-success report of an OTLP export response (protobuf), when it reports
+    /// anything.
+    pub(crate) fn decode(response: &[u8]) -> Option<Partial> {
+        ExportResponse::decode(response)
+            .ok()?
+            .partial_success
+            .filter(|p| p.rejected > 0 || !p.error_message.is_empty())
+            .map(|p| Partial {
+                rejected: u64::try_from(p.rejected).unwrap_or(0),
+                message: p.error_message,
+            })
+    }
+
+    /// The report in a gRPC response body: one length-prefixed message, gzip-compressed when
+    /// its flag says so. Anything malformed or too large reports nothing.
+    pub(crate) fn decode_grpc(body: &[u8]) -> Option<Partial> {
+        let (&compressed, rest) = body.split_first()?;
+        let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let message = rest.get(4..4 + len)?;
+        if compressed == 0 {
+            return Partial::decode(message);
+        }
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(message)
+            .take(MAX_RESPONSE as u64)
+            .read_to_end(&mut out)
+            .ok()?;
+        Partial::decode(&out)
+    }
+}
+
+/// The partial-success part every OTLP export response shares (field 1 of each).
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct ExportResponse {
+    #[prost(message, optional, tag = "1")]
+    pub(crate) partial_success: Option<PartialSuccess>,
+}
+
+/// `rejected_spans` / `rejected_data_points` / `rejected_log_records`, and the message.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct PartialSuccess {
+    #[prost(int64, tag = "1")]
+    pub(crate) rejected: i64,
+    #[prost(string, tag = "2")]
+    pub(crate) error_message: String,
+}
+
 /// Whether `error` or one of its sources is a refused TCP connection.
 pub(crate) fn refused(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
@@ -89,4 +143,63 @@ pub(crate) fn with_sources(
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn report(rejected: i64) -> Vec<u8> {
+        ExportResponse {
+            partial_success: Some(PartialSuccess {
+                rejected,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec()
+    }
+
+    fn grpc_frame(compressed: bool, message: &[u8]) -> Vec<u8> {
+        let mut frame = vec![u8::from(compressed)];
+        frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(message);
+        frame
+    }
+
+    #[test]
+    fn a_partial_success_is_read_from_either_transport() {
+        let expected = Some(Partial {
+            rejected: 3,
+            message: "too old".into(),
+        });
+        assert_eq!(Partial::decode(&report(3)), expected);
+        assert_eq!(Partial::decode(b""), None, "an empty response accepts all");
+        assert_eq!(
+            Partial::decode_grpc(&grpc_frame(false, &report(3))),
+            expected
+        );
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&report(3)).unwrap();
+        let gzipped = gz.finish().unwrap();
+        assert_eq!(Partial::decode_grpc(&grpc_frame(true, &gzipped)), expected);
+    }
+
+    #[test]
+    fn a_malformed_report_says_nothing() {
+        let frame = grpc_frame(false, &report(3));
+        assert_eq!(
+            Partial::decode_grpc(&frame[..frame.len() - 1]),
+            None,
+            "cut short"
+        );
+        assert_eq!(Partial::decode_grpc(&grpc_frame(true, b"not gzip")), None);
+        assert_eq!(Partial::decode_grpc(&[]), None);
+        assert_eq!(
+            Partial::decode(&report(-5)).map(|p| p.rejected),
+            Some(0),
+            "a negative count is no count"
+        );
+    }
 }

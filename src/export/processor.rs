@@ -70,7 +70,7 @@ impl Sender {
         let mut result = Ok(());
         for request in requests {
             match self.client.send(request.body).await {
-                Ok(()) => self.stats.record_success(request.items),
+                Ok(rejected) => self.stats.record_success(request.items, rejected),
                 Err(e) => {
                     self.stats.record_failure(request.items, e.clone());
                     result = Err(e);
@@ -206,10 +206,10 @@ impl MetricSender {
             Err(e) => Err(format!("export task failed: {e}")),
         };
         match &outcome {
-            Ok(()) => self.stats.record_success(points),
+            Ok(rejected) => self.stats.record_success(points, *rejected),
             Err(e) => self.stats.record_failure(points, e.clone()),
         }
-        outcome
+        outcome.map(|_| ())
     }
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct ExportStats {
 pub(crate) struct SignalStats {
     pub(crate) signal: Signal,
     pub(crate) exported: IntCounter,
+    /// Items of accepted requests the collector rejected (OTLP partial success).
+    pub(crate) rejected: IntCounter,
     pub(crate) failed: IntCounter,
     /// Items dropped before export, by class (`ordinary`, `priority`).
     dropped_ordinary: IntCounter,
@@ -57,6 +59,11 @@ impl ExportStats {
             registry,
             "paytrace_exporter_items_exported_total",
             "Items (spans, metric points, log records) accepted by the collector.",
+        )?;
+        let rejected = counter(
+            registry,
+            "paytrace_exporter_items_rejected_total",
+            "Items the collector rejected in requests it accepted (OTLP partial success).",
         )?;
         let failed = counter(
             registry,
@@ -107,6 +114,7 @@ impl ExportStats {
             Arc::new(SignalStats {
                 signal,
                 exported: exported.with_label_values(&l),
+                rejected: rejected.with_label_values(&l),
                 failed: failed.with_label_values(&l),
                 dropped_ordinary: dropped.with_label_values(&[signal.as_str(), "ordinary"]),
                 dropped_priority: dropped.with_label_values(&[signal.as_str(), "priority"]),
@@ -135,9 +143,12 @@ impl ExportStats {
 pub(crate) const STATE_FAILING: i64 = 2;
 
 impl SignalStats {
-    pub(crate) fn record_success(&self, items: u64) {
+    /// An accepted request of `items`, of which the collector `rejected` some.
+    pub(crate) fn record_success(&self, items: u64, rejected: u64) {
+        let rejected = rejected.min(items);
         self.exports.inc();
-        self.exported.inc_by(items);
+        self.exported.inc_by(items - rejected);
+        self.rejected.inc_by(rejected);
         let now = unix_millis();
         let first = self.last_success_ms.swap(now, Ordering::Relaxed) == 0;
         self.last_success.set((now / 1000) as i64);
@@ -232,7 +243,7 @@ mod tests {
         let registry = Registry::new();
         let stats = ExportStats::new(&registry).unwrap();
         let traces = stats.get(Signal::Traces);
-        traces.record_success(5);
+        traces.record_success(5, 0);
         traces.record_failure(3, "unavailable".into());
         traces.record_dropped(7, 0);
         traces.record_dropped(0, 1);
@@ -245,6 +256,10 @@ mod tests {
         assert_eq!(traces.last_error().as_deref(), Some("unavailable"));
         assert!(traces.last_success_ms() > 0);
         assert_eq!(stats.get(Signal::Logs).exported.get(), 0);
+        // A partial success: the rejected items are not exported, and never more than sent.
+        traces.record_success(10, 4);
+        traces.record_success(2, 9);
+        assert_eq!((traces.exported.get(), traces.rejected.get()), (11, 6));
         let text = prometheus::TextEncoder::new()
             .encode_to_string(&registry.gather())
             .unwrap();

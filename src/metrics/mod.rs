@@ -49,6 +49,7 @@
 //! | `tokio_alive_tasks` | `tokio.alive_tasks` | `1` |
 //! | `tokio_global_queue_depth` | `tokio.global_queue_depth` | `1` |
 //! | `paytrace_exporter_items_exported_total` | `paytrace.exporter.items_exported` | `1` |
+//! | `paytrace_exporter_items_rejected_total` | `paytrace.exporter.items_rejected` | `1` |
 //! | `paytrace_exporter_items_failed_total` | `paytrace.exporter.items_failed` | `1` |
 //! | `paytrace_exporter_items_dropped_total` | `paytrace.exporter.items_dropped` | `1` |
 //! | `paytrace_exporter_queue_bytes` | `paytrace.exporter.queue_bytes` | `By` |

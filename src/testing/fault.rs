@@ -24,6 +24,7 @@ use super::TestCollector;
 ///     Fault::Delay(Duration::from_millis(500)),
 ///     Fault::Hang,
 ///     Fault::Reject(Code::InvalidArgument),
+///     Fault::PartialSuccess(2),
 /// ];
 /// assert_eq!(Fault::default(), Fault::None);
 /// # let _ = faults;
@@ -43,6 +44,9 @@ pub enum Fault {
     Hang,
     /// Answer every request with this status code.
     Reject(Code),
+    /// Accept every request but report this many of its items rejected (OTLP partial
+    /// success), with the message `TestCollector: Fault::PartialSuccess`.
+    PartialSuccess(u64),
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tonic::codegen::tokio_stream::StreamExt as _;
 
 use super::connections::Incoming;
 use super::record::{ExportRequest, Recording};
+use super::server::Response as _;
 use super::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Fault,
 };
@@ -91,9 +92,23 @@ async fn answer(shared: &Recording, req: Request<hyper::body::Incoming>) -> Resp
             };
             return status(http, "TestCollector: Fault::Reject");
         }
+        Fault::PartialSuccess(rejected) => {
+            // The three responses are the same on the wire: field 1 { rejected, message }.
+            let report =
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::partial(
+                    rejected,
+                )
+                .encode_to_vec();
+            return protobuf(Bytes::from(report));
+        }
     }
     // An empty export response: no partial success, everything accepted.
-    let mut res = Response::new(Full::new(Bytes::new()));
+    protobuf(Bytes::new())
+}
+
+/// A `200` with a protobuf export response.
+fn protobuf(body: Bytes) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(body));
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-protobuf"),

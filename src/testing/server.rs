@@ -7,15 +7,21 @@ use std::task::{Context, Poll};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     self, LogsService, LogsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     self, MetricsService, MetricsServiceServer,
 };
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
+};
 use tonic::codec::CompressionEncoding;
 use tonic::Status;
 
@@ -35,7 +41,7 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    async fn answer<T: ExportRequest, R: Default>(
+    async fn answer<T: ExportRequest, R: Response>(
         &self,
         request: tonic::Request<T>,
     ) -> Result<tonic::Response<R>, Status> {
@@ -45,9 +51,53 @@ impl Recorder {
             Fault::Delay(delay) => tokio::time::sleep(delay).await,
             Fault::Hang => std::future::pending::<()>().await,
             Fault::Reject(code) => return Err(Status::new(code, "TestCollector: Fault::Reject")),
+            Fault::PartialSuccess(rejected) => {
+                return Ok(tonic::Response::new(R::partial(rejected)));
+            }
         }
         // The default response has no `partial_success`: everything was accepted.
         Ok(tonic::Response::new(R::default()))
+    }
+}
+
+/// The message of a [`Fault::PartialSuccess`] report.
+pub(super) const PARTIAL_MESSAGE: &str = "TestCollector: Fault::PartialSuccess";
+
+/// An export response, empty or reporting a partial success.
+pub(super) trait Response: Default {
+    fn partial(rejected: u64) -> Self;
+}
+
+impl Response for ExportTraceServiceResponse {
+    fn partial(rejected: u64) -> Self {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: PARTIAL_MESSAGE.into(),
+            }),
+        }
+    }
+}
+
+impl Response for ExportMetricsServiceResponse {
+    fn partial(rejected: u64) -> Self {
+        ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: PARTIAL_MESSAGE.into(),
+            }),
+        }
+    }
+}
+
+impl Response for ExportLogsServiceResponse {
+    fn partial(rejected: u64) -> Self {
+        ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
+                error_message: PARTIAL_MESSAGE.into(),
+            }),
+        }
     }
 }
 
