@@ -52,9 +52,6 @@
 //! 1.85.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-/// The instrumentation scope of everything paytrace itself records.
-pub(crate) const SCOPE_NAME: &str = "paytrace";
-
 mod config;
 pub mod control;
 mod error;

@@ -1,6 +1,10 @@
-//! The three OpenTelemetry signals, by which export settings, statistics and errors are kept.
+//! The three OpenTelemetry signals, by which export settings, statistics and errors are kept,
+//! and the instrumentation scope of what paytrace itself records in them.
 
 use std::fmt;
+
+/// The instrumentation scope of everything paytrace itself records.
+pub(crate) const SCOPE_NAME: &str = "paytrace";
 
 /// One of the three OpenTelemetry signals.
 ///

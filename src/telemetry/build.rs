@@ -40,8 +40,8 @@ use crate::log::{LogSettings, Stdout};
 use crate::metrics::{Bridge, DroppedCollector};
 use crate::redact::Redactor;
 use crate::sampling::{ConsistentSampler, HeadControl, KeepStats, TailKeepQueue, TailKeeper};
+use crate::signal::SCOPE_NAME;
 use crate::watchdog::{self, Watchdog};
-use crate::SCOPE_NAME;
 
 impl Telemetry {
     /// Build telemetry without touching any global state: nothing is installed, so several

@@ -281,7 +281,7 @@ pub(crate) fn to_request(
             resource: Some(resource.clone()),
             scope_metrics: vec![ScopeMetrics {
                 scope: Some(InstrumentationScope {
-                    name: crate::SCOPE_NAME.to_owned(),
+                    name: crate::signal::SCOPE_NAME.to_owned(),
                     version: env!("CARGO_PKG_VERSION").to_owned(),
                     ..Default::default()
                 }),
