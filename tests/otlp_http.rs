@@ -107,12 +107,7 @@ async fn a_rejected_export_is_not_retried_and_says_why() {
     span.end();
     let _ = telemetry.force_flush();
     assert_eq!(collector.trace_requests().len(), 1, "400 is final");
-    let health = telemetry.exporter_health();
-    let traces = health
-        .signals()
-        .find(|s| s.signal == Signal::Traces)
-        .cloned()
-        .unwrap();
+    let traces = telemetry.exporter_health().get(Signal::Traces).clone();
     let error = traces.last_error.unwrap_or_default();
     assert!(
         error.contains("400") && error.contains("Fault::Reject"),

@@ -29,12 +29,7 @@ async fn diagnose(telemetry: Telemetry, endpoint: &str) -> (Vec<support::Capture
         span.end();
         let _ = telemetry.force_flush();
     }
-    let health = telemetry.exporter_health();
-    let traces = health
-        .signals()
-        .find(|s| s.signal == Signal::Traces)
-        .cloned()
-        .unwrap();
+    let traces = telemetry.exporter_health().get(Signal::Traces).clone();
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     let warnings = capture()
         .with_target("paytrace::config")

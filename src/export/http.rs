@@ -15,7 +15,7 @@ use prost::Message as _;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use super::outcome::{Failed, Partial, MAX_RESPONSE};
+use super::outcome::{Failed, Partial, RpcStatus, MAX_RESPONSE};
 use super::target::Target;
 use crate::error::Error;
 
@@ -214,15 +214,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     Some(Duration::from_secs(secs.min(300)))
-}
-
-/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 #[cfg(test)]

@@ -93,6 +93,15 @@ impl Partial {
     }
 }
 
+/// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[derive(Clone, PartialEq, prost::Message)]
+pub(crate) struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub(crate) code: i32,
+    #[prost(string, tag = "2")]
+    pub(crate) message: String,
+}
+
 /// The partial-success part every OTLP export response shares (field 1 of each).
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct ExportResponse {

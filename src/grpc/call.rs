@@ -21,6 +21,7 @@ use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
 use crate::redact::Redactor;
+use crate::sampling::ExemplarClaim;
 use crate::util::truncate;
 
 const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
@@ -271,19 +272,10 @@ impl Call {
             };
             span.set_status(Status::error(description));
         }
-        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow,
-        // recorded and its trace's local root, which tail keep keeps.
-        let kept = {
-            let sc = span.span_context();
-            let outcome = self.local_root && (failed || slow) && span.is_recording();
-            (sc.is_sampled() || outcome).then(|| (sc.is_sampled(), sc.trace_id(), sc.span_id()))
-        };
+        // Its duration is an exemplar when its trace is exported.
+        let claim = ExemplarClaim::before_end(&span, self.local_root && (failed || slow));
         span.end_with_timestamp(self.start_time + elapsed);
-        // Tail keep decided at the span's end, on this thread: an outcome keep that an error
-        // storm thinned away gets no exemplar either.
-        let kept = kept
-            .filter(|(sampled, trace, _)| *sampled || !crate::sampling::just_thinned(*trace))
-            .map(|(_, trace, span)| (trace.to_bytes(), span.to_bytes()));
+        let kept = claim.and_then(ExemplarClaim::after_end);
         if let Some(metrics) = &state.metrics {
             method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow, kept);
         }

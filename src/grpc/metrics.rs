@@ -30,8 +30,8 @@ const L_STATUS: &str = "rpc_response_status_code";
 /// - `rpc_server_call_duration_seconds`, `rpc_client_call_duration_seconds` (histograms, the
 ///   OpenTelemetry advisory buckets 5 ms … 10 s, until the end of the response stream), labels
 ///   `rpc_system_name` (`grpc`), `rpc_method` (registered or learned methods, or `_OTHER`) and
-///   `rpc_response_status_code` (`OK`, `CANCELLED`, …); built by a [`Telemetry`](crate::Telemetry),
-///   they carry exemplars naming kept traces only (see the crate's README);
+///   `rpc_response_status_code` (`OK`, `CANCELLED`, …); the telemetry's own instruments carry
+///   exemplars naming kept traces only (see the crate's README);
 /// - `rpc_server_slow_calls_total`, `rpc_client_slow_calls_total` (counters), labels
 ///   `rpc_system_name`, `rpc_method`.
 ///

@@ -61,12 +61,14 @@ fn span_id(s: &str) -> Option<SpanId> {
     SpanId::from_hex(s).ok().filter(|s| *s != SpanId::INVALID)
 }
 
-fn flags(sampled: bool) -> TraceFlags {
-    if sampled {
+/// The remote parent a B3 header names.
+fn remote(trace: TraceId, span: SpanId, sampled: bool) -> SpanContext {
+    let flags = if sampled {
         TraceFlags::SAMPLED
     } else {
         TraceFlags::default()
-    }
+    };
+    SpanContext::new(trace, span, flags, true, TraceState::NONE)
 }
 
 /// `{trace}-{span}[-{1|0|d}[-{parent}]]`.
@@ -86,13 +88,7 @@ fn parse_single(value: &str) -> Option<SpanContext> {
     if parts.next().is_some() {
         return None;
     }
-    Some(SpanContext::new(
-        trace,
-        span,
-        flags(sampled),
-        true,
-        TraceState::NONE,
-    ))
+    Some(remote(trace, span, sampled))
 }
 
 fn parse_multiple(extractor: &dyn Extractor) -> Option<SpanContext> {
@@ -100,13 +96,7 @@ fn parse_multiple(extractor: &dyn Extractor) -> Option<SpanContext> {
     let span = span_id(extractor.get(SPAN_ID)?)?;
     let debug = extractor.get(FLAGS) == Some("1");
     let sampled = debug || matches!(extractor.get(SAMPLED), Some("1" | "true"));
-    Some(SpanContext::new(
-        trace,
-        span,
-        flags(sampled),
-        true,
-        TraceState::NONE,
-    ))
+    Some(remote(trace, span, sampled))
 }
 
 impl TextMapPropagator for B3Propagator {

@@ -18,6 +18,7 @@
 //! assert!(config.validate().is_ok());
 //! ```
 
+mod exemplar;
 mod head;
 pub(crate) mod keep;
 mod outcome;
@@ -27,8 +28,9 @@ pub(crate) mod stats;
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::KeyValue;
 
+pub(crate) use exemplar::ExemplarClaim;
 pub(crate) use head::{ConsistentSampler, HeadControl};
-pub(crate) use keep::{just_thinned, KeepSettings, TailKeeper};
+pub(crate) use keep::{KeepSettings, TailKeeper};
 pub(crate) use processor::TailKeepQueue;
 pub(crate) use stats::KeepStats;
 pub use stats::TailKeepHealth;

@@ -136,14 +136,7 @@ fn record<T: ExportRequest + Message + Default>(
 
 /// An OTLP/HTTP error: `google.rpc.Status` in the body.
 fn status(code: StatusCode, message: &str) -> Response<Full<Bytes>> {
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
-    }
-    let body = RpcStatus {
+    let body = crate::export::RpcStatus {
         code: 14,
         message: message.to_owned(),
     }

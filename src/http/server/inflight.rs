@@ -19,6 +19,7 @@ use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
 use crate::http::semconv::*;
 use crate::propagation::{extract_context, valid_request_id};
+use crate::sampling::ExemplarClaim;
 use crate::util::hex_into;
 
 /// How a request ended.
@@ -211,21 +212,11 @@ impl Inflight {
         if failed {
             span.set_status(Status::error(description));
         }
-        // Its duration is an exemplar when its trace is exported: sampled, or failed or slow
-        // and recorded, which tail keep keeps (without tail keep an unsampled span is not
-        // recorded, and its trace is not exported).
-        let (sampled, kept) = {
-            let sc = span.span_context();
-            let sampled = sc.is_sampled();
-            let kept = sampled || ((failed || slow) && span.is_recording());
-            (sampled, kept.then(|| (sc.trace_id(), sc.span_id())))
-        };
+        // Its duration is an exemplar when its trace is exported (the server span is its
+        // trace's local root).
+        let claim = ExemplarClaim::before_end(&span, failed || slow);
         span.end_with_timestamp(self.start_time + elapsed);
-        // Tail keep decided at the span's end, on this thread: an outcome keep that an error
-        // storm thinned away gets no exemplar either.
-        let kept = kept
-            .filter(|(trace, _)| sampled || !crate::sampling::just_thinned(*trace))
-            .map(|(trace, span)| (trace.to_bytes(), span.to_bytes()));
+        let kept = claim.and_then(ExemplarClaim::after_end);
 
         if let Some(m) = self.state.routes.metrics() {
             if let Some(g) = m.active(self.method) {
