@@ -122,6 +122,8 @@ pub(crate) struct HeadControl {
     threshold: AtomicU64,
     forced_any: AtomicBool,
     forced: RwLock<Vec<String>>,
+    /// The `tracestate` of a kept trace that came without one (most do), built once per ratio.
+    kept_state: RwLock<(Threshold, TraceState)>,
 }
 
 impl HeadControl {
@@ -130,6 +132,7 @@ impl HeadControl {
             threshold: AtomicU64::new(u64::MAX),
             forced_any: AtomicBool::new(false),
             forced: RwLock::new(Vec::new()),
+            kept_state: RwLock::new((Threshold(u64::MAX), TraceState::NONE)),
         };
         control.set_ratio(ratio);
         control
@@ -138,7 +141,28 @@ impl HeadControl {
     /// Keep this share of traces by their randomness from now on.
     pub(crate) fn set_ratio(&self, ratio: f64) {
         let t = Threshold::of(ratio).map_or(u64::MAX, |t| t.0);
+        if t != u64::MAX {
+            let state = with_threshold(&TraceState::NONE, Threshold(t));
+            *self
+                .kept_state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = (Threshold(t), state);
+        }
         self.threshold.store(t, Ordering::Relaxed);
+    }
+
+    /// `state` with the `th` of `t`: the prebuilt one when `state` is empty.
+    fn kept_state(&self, state: &TraceState, t: Threshold) -> TraceState {
+        if *state == TraceState::NONE {
+            let kept = self
+                .kept_state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if kept.0 == t {
+                return kept.1.clone();
+            }
+        }
+        with_threshold(state, t)
     }
 
     fn threshold(&self) -> Option<Threshold> {
@@ -217,17 +241,19 @@ impl ShouldSample for ConsistentSampler {
         attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let parent = parent_context
+        // The parent's decision and its `tracestate`, cloned once (it goes into the result).
+        let (parent_sampled, state) = parent_context
             .filter(|cx| cx.has_active_span())
-            .map(|cx| cx.span().span_context().clone())
-            .filter(|sc| sc.is_valid());
-        let state = parent
-            .as_ref()
-            .map(|sc| sc.trace_state().clone())
+            .and_then(|cx| {
+                let span = cx.span();
+                let sc = span.span_context();
+                sc.is_valid()
+                    .then(|| (Some(sc.is_sampled()), sc.trace_state().clone()))
+            })
             .unwrap_or_default();
         if self.parent_based {
-            if let Some(parent) = &parent {
-                return if parent.is_sampled() {
+            if let Some(sampled) = parent_sampled {
+                return if sampled {
                     SamplingResult {
                         decision: SamplingDecision::RecordAndSample,
                         attributes: Vec::new(),
@@ -250,7 +276,7 @@ impl ShouldSample for ConsistentSampler {
             Some(t) if t.keeps(randomness(trace_id, &state)) => SamplingResult {
                 decision: SamplingDecision::RecordAndSample,
                 attributes: Vec::new(),
-                trace_state: with_threshold(&state, t),
+                trace_state: self.control.kept_state(&state, t),
             },
             _ => self.not_kept(state),
         }
@@ -381,5 +407,11 @@ mod tests {
         control.set_forced_routes(Vec::new());
         control.set_ratio(1.0);
         assert_eq!(decide_with(&route).trace_state.get("ot"), Some("th:0"));
+        // Trace 7's randomness is 7: only a threshold of 0 keeps it; the prebuilt state follows.
+        control.set_ratio(0.5);
+        assert_eq!(decide_with(&[]).decision, SamplingDecision::RecordOnly);
+        let high = TraceId::from(u128::from(u64::MAX));
+        let kept = sampler.should_sample(None, high, "x", &SpanKind::Server, &[], &[]);
+        assert_eq!(kept.trace_state.get("ot"), Some("th:8"));
     }
 }

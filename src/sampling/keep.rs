@@ -124,6 +124,38 @@ thread_local! {
     static THINNED: std::cell::Cell<Option<TraceId>> = const { std::cell::Cell::new(None) };
 }
 
+thread_local! {
+    /// Emptied buffers of dropped traces, reused on this thread: at a low ratio most traces
+    /// are dropped, and the next one then buffers without an allocation.
+    static SPARE: std::cell::RefCell<Vec<Vec<SpanData>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers kept per thread, and the largest capacity worth keeping (bounds the pool's memory).
+const SPARE_BUFFERS: usize = 32;
+const SPARE_CAPACITY: usize = 16;
+
+fn spare_buffer() -> Vec<SpanData> {
+    SPARE
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Frees the spans of a dropped trace and keeps its buffer for the next trace.
+fn recycle(mut spans: Vec<SpanData>) {
+    spans.clear();
+    if spans.capacity() == 0 || spans.capacity() > SPARE_CAPACITY {
+        return;
+    }
+    let _ = SPARE.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARE_BUFFERS {
+            s.push(spans);
+        }
+    });
+}
+
 /// Whether `trace_id` was just thinned away on this thread (see [`THINNED`]).
 pub(crate) fn just_thinned(trace_id: TraceId) -> bool {
     THINNED
@@ -180,7 +212,7 @@ impl TailKeeper {
             self.buffer(&mut state, span, root, reason, out, &mut dropped);
             self.stats.buffered(state.bytes);
         }
-        drop(dropped);
+        recycle(dropped);
     }
 
     fn buffer(
@@ -224,6 +256,9 @@ impl TailKeeper {
                 let weight = span.weigh().bytes;
                 p.reason = p.reason.or(reason);
                 p.bytes += weight;
+                if p.spans.capacity() == 0 {
+                    p.spans = spare_buffer();
+                }
                 p.spans.push(span);
                 weight
             }
@@ -501,6 +536,22 @@ mod tests {
             .iter()
             .find(|kv| kv.key.as_str() == REASON)
             .map(|kv| kv.value.to_string())
+    }
+
+    #[test]
+    fn the_buffer_pool_is_bounded_and_holds_only_empty_small_buffers() {
+        for _ in 0..SPARE_BUFFERS + 8 {
+            recycle(vec![span(9, 1, 0, Status::Unset, vec![])]);
+        }
+        recycle(Vec::with_capacity(SPARE_CAPACITY + 1));
+        SPARE.with(|s| {
+            let s = s.borrow();
+            assert_eq!(s.len(), SPARE_BUFFERS);
+            assert!(s
+                .iter()
+                .all(|v| v.is_empty() && v.capacity() <= SPARE_CAPACITY));
+        });
+        assert!(spare_buffer().capacity() > 0, "reused, not allocated");
     }
 
     #[test]
