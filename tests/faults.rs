@@ -375,7 +375,7 @@ async fn hanging_collector_does_not_slow_the_router_and_shutdown_keeps_its_bound
 
 /// A collector that accepts each request but rejects one item of it (OTLP partial success):
 /// the rejected items are counted apart from the exported ones, in the health view and in
-/// `paytrace_exporter_items_rejected_total`, over both transports (gRPC with a gzip response).
+/// `paytrace_exporter_items_rejected_total`, over both transports (each answering in gzip).
 async fn partial_success_is_counted(collector: paytrace::testing::TestCollector, http: bool) {
     collector.set_fault(Fault::PartialSuccess(1));
     let mut config = config(&collector)

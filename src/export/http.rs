@@ -15,7 +15,7 @@ use prost::Message as _;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
-use super::outcome::{Failed, Partial, RpcStatus, MAX_RESPONSE};
+use super::outcome::{gunzip, Failed, Partial, RpcStatus, MAX_RESPONSE};
 use super::target::Target;
 use crate::error::Error;
 
@@ -125,6 +125,7 @@ impl HttpTransport {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
+        let body = decoded(&parts.headers, body);
         outcome(parts.status, &parts.headers, &body)
     }
 
@@ -204,6 +205,19 @@ fn outcome(
     })
 }
 
+/// The response body, gunzipped when the collector compressed it (paytrace asks for no
+/// encoding, but a collector may compress anyway); empty when that is not valid gzip.
+fn decoded(headers: &HeaderMap, body: Bytes) -> Bytes {
+    let gzip = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return body;
+    }
+    gunzip(&body).map(Bytes::from).unwrap_or_default()
+}
+
 /// `Retry-After` in seconds (the HTTP-date form is rare from collectors and read as absent).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs: u64 = headers
@@ -239,6 +253,22 @@ mod tests {
         assert_ne!(f.status.code(), tonic::Code::Unavailable);
         assert!(f.status.message().contains("bad spans"));
         assert_eq!(f.retry_after, None);
+    }
+
+    #[test]
+    fn a_gzip_response_is_unzipped_and_bad_gzip_reads_as_empty() {
+        use std::io::Write as _;
+        let mut gzip = HeaderMap::new();
+        gzip.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_static("gzip"),
+        );
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(b"report").unwrap();
+        let zipped = Bytes::from(encoder.finish().unwrap());
+        assert_eq!(&decoded(&gzip, zipped.clone())[..], b"report");
+        assert_eq!(&decoded(&HeaderMap::new(), zipped.clone())[..], &zipped[..]);
+        assert!(decoded(&gzip, Bytes::from_static(b"not gzip")).is_empty());
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod tls;
 mod weigh;
 
 pub(crate) use batch::BatchSettings;
+#[cfg(feature = "testing")]
 pub(crate) use outcome::RpcStatus;
 pub(crate) use target::Target;
 

@@ -84,13 +84,19 @@ impl Partial {
         if compressed == 0 {
             return Partial::decode(message);
         }
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(message)
-            .take(MAX_RESPONSE as u64)
-            .read_to_end(&mut out)
-            .ok()?;
-        Partial::decode(&out)
+        Partial::decode(&gunzip(message)?)
     }
+}
+
+/// A gzip-compressed response body, at most [`MAX_RESPONSE`] bytes of it; `None` when it is
+/// not valid gzip.
+pub(crate) fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .take(MAX_RESPONSE as u64)
+        .read_to_end(&mut out)
+        .ok()?;
+    Some(out)
 }
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.

@@ -41,6 +41,21 @@ pub(super) async fn serve(mut incoming: Incoming, shared: Arc<Recording>) {
 }
 
 async fn answer(shared: &Recording, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let gzip = req
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let response = respond(shared, req, gzip).await;
+    // Answered in the request's encoding, as some collectors do unasked.
+    let response = if gzip { compressed(response) } else { response };
+    response.map(Full::new)
+}
+
+async fn respond(
+    shared: &Recording,
+    req: Request<hyper::body::Incoming>,
+    gzip: bool,
+) -> Response<Bytes> {
     let (parts, body) = req.into_parts();
     let Ok(body) = Limited::new(body, MAX_BODY)
         .collect()
@@ -49,10 +64,6 @@ async fn answer(shared: &Recording, req: Request<hyper::body::Incoming>) -> Resp
     else {
         return status(StatusCode::PAYLOAD_TOO_LARGE, "body too large");
     };
-    let gzip = parts
-        .headers
-        .get(http::header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
     let body = if gzip {
         let mut out = Vec::new();
         if flate2::read::GzDecoder::new(&body[..])
@@ -106,9 +117,28 @@ async fn answer(shared: &Recording, req: Request<hyper::body::Incoming>) -> Resp
     protobuf(Bytes::new())
 }
 
+/// `response` with a gzip-compressed body (an empty body stays empty).
+fn compressed(response: Response<Bytes>) -> Response<Bytes> {
+    use std::io::Write as _;
+    let (mut parts, body) = response.into_parts();
+    if body.is_empty() {
+        return Response::from_parts(parts, body);
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let zipped = encoder
+        .write_all(&body)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default();
+    parts.headers.insert(
+        http::header::CONTENT_ENCODING,
+        HeaderValue::from_static("gzip"),
+    );
+    Response::from_parts(parts, Bytes::from(zipped))
+}
+
 /// A `200` with a protobuf export response.
-fn protobuf(body: Bytes) -> Response<Full<Bytes>> {
-    let mut res = Response::new(Full::new(body));
+fn protobuf(body: Bytes) -> Response<Bytes> {
+    let mut res = Response::new(body);
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-protobuf"),
@@ -135,13 +165,13 @@ fn record<T: ExportRequest + Message + Default>(
 }
 
 /// An OTLP/HTTP error: `google.rpc.Status` in the body.
-fn status(code: StatusCode, message: &str) -> Response<Full<Bytes>> {
+fn status(code: StatusCode, message: &str) -> Response<Bytes> {
     let body = crate::export::RpcStatus {
         code: 14,
         message: message.to_owned(),
     }
     .encode_to_vec();
-    let mut res = Response::new(Full::new(Bytes::from(body)));
+    let mut res = Response::new(Bytes::from(body));
     *res.status_mut() = code;
     res.headers_mut().insert(
         http::header::CONTENT_TYPE,
