@@ -13,11 +13,13 @@
 //!   `opentelemetry-otlp` gRPC exporter with gzip behind the stock batch span processor.
 //!
 //! Sampling is 100 % in every instrumented mode unless `--ratio R` sets a parent-based ratio
-//! (paytrace modes; tail keep on). `--children N` makes the handler start and end N child spans
-//! of the request's span. On SIGTERM or Ctrl-C the server stops accepting, shuts telemetry down
-//! (final flush) and prints one line to stderr:
+//! (paytrace modes; tail keep on, unless `--no-tail-keep`: then nothing of a request the ratio
+//! did not keep is recorded, the floor such a request can cost). `--children N` makes the handler
+//! start and end N child spans of the request's span. On SIGTERM or Ctrl-C the server stops
+//! accepting, shuts telemetry down (final flush) and prints one line to stderr:
 //! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N spans=N not_kept=N`
-//! (spans per request; spans of traces neither the ratio nor their outcome kept), so the script
+//! (spans per request; spans of traces neither the ratio nor their outcome kept, or never
+//! recorded), so the script
 //! can check that no span was silently lost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,7 @@ struct Args {
     endpoint: String,
     ratio: f64,
     children: u32,
+    tail_keep: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +59,7 @@ fn parse_args() -> Result<Args, String> {
         endpoint: "http://127.0.0.1:4317".to_owned(),
         ratio: 1.0,
         children: 0,
+        tail_keep: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -76,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
             "--children" => {
                 args.children = value()?.parse().map_err(|e| format!("--children: {e}"))?
             }
+            "--no-tail-keep" => args.tail_keep = false,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -84,6 +89,11 @@ fn parse_args() -> Result<Args, String> {
 
 /// Requests answered, counted in the handler (all modes alike).
 static SERVED: AtomicU64 = AtomicU64::new(0);
+/// Requests whose spans were never recorded (`--no-tail-keep` below 100 %), counted in the
+/// handler: the load script then accounts for their spans.
+static UNRECORDED: AtomicU64 = AtomicU64::new(0);
+/// Count [`UNRECORDED`] (`--no-tail-keep`).
+static COUNT_UNRECORDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Child spans per request (`--children`).
 static CHILDREN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
@@ -98,6 +108,12 @@ async fn order_with_log(Path(id): Path<u64>) -> &'static str {
 }
 
 fn order_logged(id: u64, log: bool) -> &'static str {
+    if COUNT_UNRECORDED.load(Ordering::Relaxed) {
+        use opentelemetry::trace::TraceContextExt as _;
+        if !opentelemetry::Context::current().span().is_recording() {
+            UNRECORDED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let children = CHILDREN.load(Ordering::Relaxed);
     if children > 0 {
         use opentelemetry::trace::{Span as _, Tracer as _};
@@ -187,6 +203,7 @@ async fn main() {
         }
     };
     CHILDREN.store(args.children, Ordering::Relaxed);
+    COUNT_UNRECORDED.store(!args.tail_keep, Ordering::Relaxed);
     let mut telemetry = None;
     let mut stock = None;
     let (exported, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -201,6 +218,7 @@ async fn main() {
                 } else {
                     paytrace::Sampler::ParentBasedAlwaysOn
                 })
+                .with_tail_keep(args.tail_keep)
                 .with_service_name("bench_server")
                 .with_endpoint(args.endpoint.clone())
                 .with_gzip(true)
@@ -280,6 +298,7 @@ async fn main() {
         if let Some(keep) = health.tail_keep() {
             not_kept = keep.dropped * spans + keep.late_dropped;
         }
+        not_kept += UNRECORDED.load(Ordering::Relaxed) * spans;
         let traces = health.get(paytrace::Signal::Traces);
         (traces.exported, traces.dropped, traces.failed)
     } else if let Some(provider) = stock {
