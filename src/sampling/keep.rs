@@ -130,9 +130,11 @@ thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<SpanData>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Buffers kept per thread, and the largest capacity worth keeping (bounds the pool's memory).
-const SPARE_BUFFERS: usize = 32;
-const SPARE_CAPACITY: usize = 16;
+/// Buffers kept per thread, and the largest capacity worth keeping: room for 64 spans (about
+/// 22 KiB) per thread at most, however many threads end spans; a thread mostly takes one buffer
+/// and gives one back.
+const SPARE_BUFFERS: usize = 8;
+const SPARE_CAPACITY: usize = 8;
 
 fn spare_buffer() -> Vec<SpanData> {
     SPARE
