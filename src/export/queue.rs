@@ -132,18 +132,18 @@ impl<T: Weigh> Queue<T> {
     /// Up to `max` items, priority first.
     pub(crate) fn take(&self, max: usize) -> Taken<T> {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let lanes = &mut *lanes;
         let mut items = Vec::with_capacity(max.min(lanes.len()));
-        while items.len() < max {
-            let Some((item, w)) = lanes
-                .priority
-                .pop_front()
-                .or_else(|| lanes.ordinary.pop_front())
-            else {
-                break;
-            };
-            lanes.bytes -= w;
-            items.push(item);
+        let mut taken = 0;
+        // Drained in bulk: each item moves once, from its lane into the batch.
+        for lane in [&mut lanes.priority, &mut lanes.ordinary] {
+            let n = (max - items.len()).min(lane.len());
+            items.extend(lane.drain(..n).map(|(item, w)| {
+                taken += w;
+                item
+            }));
         }
+        lanes.bytes -= taken;
         Taken {
             items,
             bytes: lanes.bytes,
