@@ -196,78 +196,36 @@ fn grpc(c: &mut Criterion) {
     };
 
     let mut group = c.benchmark_group("layers");
-    group.bench_function("http/bare", |b| {
-        ran.set(true);
-        b.to_async(&rt).iter_batched(
-            support::request,
-            |req| http_call(http_bare.clone(), req),
-            BatchSize::SmallInput,
-        )
-    });
-    mark("http/bare");
-    group.bench_function("http/paytrace", |b| {
-        ran.set(true);
-        b.to_async(&rt).iter_batched(
-            support::request,
-            |req| http_call(http_paytrace.clone(), req),
-            BatchSize::SmallInput,
-        )
-    });
-    mark("http/paytrace");
-    group.bench_function("grpc/tonic_bare", |b| {
-        ran.set(true);
-        b.to_async(&rt).iter_batched(
-            request,
-            |req| call(bare.clone(), req),
-            BatchSize::SmallInput,
-        )
-    });
-    mark("grpc/tonic_bare");
-    group.bench_function("grpc/paytrace", |b| {
-        ran.set(true);
-        b.to_async(&rt).iter_batched(
-            request,
-            |req| call(paytrace.clone(), req),
-            BatchSize::SmallInput,
-        )
-    });
-    mark("grpc/paytrace");
+    // One row: `svc` called with a request from `make`, then its exported spans counted.
+    macro_rules! row {
+        ($name:literal, $make:expr, $call:ident, $svc:expr) => {{
+            group.bench_function($name, |b| {
+                ran.set(true);
+                b.to_async(&rt).iter_batched(
+                    $make,
+                    |req| $call($svc.clone(), req),
+                    BatchSize::SmallInput,
+                )
+            });
+            mark($name);
+        }};
+    }
+    row!("http/bare", support::request, http_call, http_bare);
+    row!("http/paytrace", support::request, http_call, http_paytrace);
+    row!("grpc/tonic_bare", request, call, bare);
+    row!("grpc/paytrace", request, call, paytrace);
     {
         let _default = tracing::subscriber::set_default(subscriber(tonic_otel_targets));
-        group.bench_function("grpc/tonic_tracing_otel", |b| {
-            ran.set(true);
-            b.to_async(&rt).iter_batched(
-                request,
-                |req| call(tonic_otel.clone(), req),
-                BatchSize::SmallInput,
-            )
-        });
+        row!("grpc/tonic_tracing_otel", request, call, tonic_otel);
     }
-    mark("grpc/tonic_tracing_otel");
     {
         let _default = tracing::subscriber::set_default(subscriber(tower_otel_targets));
-        group.bench_function("grpc/tower_otel", |b| {
-            ran.set(true);
-            b.to_async(&rt).iter_batched(
-                request,
-                |req| call(tower_otel.clone(), req),
-                BatchSize::SmallInput,
-            )
-        });
+        row!("grpc/tower_otel", request, call, tower_otel);
     }
-    mark("grpc/tower_otel");
     {
         let _default = tracing::subscriber::set_default(subscriber(tower_http_targets));
-        group.bench_function("grpc/tower_http_grpc", |b| {
-            ran.set(true);
-            b.to_async(&rt).iter_batched(
-                request,
-                |req| call(tower_http.clone(), req),
-                BatchSize::SmallInput,
-            )
-        });
+        row!("grpc/tower_http_grpc", request, call, tower_http);
     }
-    mark("grpc/tower_http_grpc");
     group.finish();
     let _ = provider.shutdown();
 

@@ -52,6 +52,14 @@ fn app(layer: paytrace::http::TraceLayer) -> Router {
         .layer(layer)
 }
 
+/// `GET /orders/1` sent under an upstream `traceparent`.
+fn under_parent(traceparent: &str) -> Request<Body> {
+    Request::get("/orders/1")
+        .header("traceparent", traceparent)
+        .body(Body::empty())
+        .unwrap()
+}
+
 async fn send(app: &Router, req: Request<Body>) -> (http::response::Parts, bytes::Bytes) {
     let res = app.clone().oneshot(req).await.unwrap();
     let (parts, body) = res.into_parts();
@@ -568,13 +576,7 @@ async fn trace_id_header_is_opt_in() {
 async fn upstream_traceparent_becomes_the_parent() {
     let spans = Spans::new();
     let app = app(spans.layer().0);
-    let req = Request::get("/orders/1")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .body(Body::empty())
-        .unwrap();
+    let req = under_parent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     send(&app, req).await;
     let span = spans.only();
     assert_eq!(
@@ -774,13 +776,7 @@ async fn traceresponse_is_opt_in_and_names_the_server_span() {
     // On: `00-{trace_id}-{span_id}-01` of the exported server span, under an upstream parent.
     let spans = Spans::new();
     let app = app(spans.layer().0.with_traceresponse(true));
-    let req = Request::get("/orders/1")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .body(Body::empty())
-        .unwrap();
+    let req = under_parent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     let (parts, _) = send(&app, req).await;
     let value = parts.headers["traceresponse"].to_str().unwrap().to_owned();
     let fields: Vec<&str> = value.split('-').collect();
@@ -802,13 +798,7 @@ async fn traceresponse_is_opt_in_and_names_the_server_span() {
     // A trace the caller did not sample: the same trace, flags 00, nothing exported.
     let spans = Spans::new();
     let app = self::app(spans.layer().0.with_traceresponse(true));
-    let req = Request::get("/orders/1")
-        .header(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
-        )
-        .body(Body::empty())
-        .unwrap();
+    let req = under_parent("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00");
     let (parts, _) = send(&app, req).await;
     let value = parts.headers["traceresponse"].to_str().unwrap();
     assert!(

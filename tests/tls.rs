@@ -75,6 +75,17 @@ impl LogsService for Sink {
     }
 }
 
+/// End one span, then shut down off the runtime (the final flush blocks).
+async fn one_span_then_shutdown(
+    telemetry: paytrace::Telemetry,
+    name: &'static str,
+) -> Result<(), paytrace::Error> {
+    telemetry.tracer().start(name).end();
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .unwrap()
+}
+
 /// A CA, and a `localhost` server certificate and a client certificate it signed:
 /// (ca_pem, (server cert, key), (client cert, key)).
 #[allow(clippy::type_complexity)]
@@ -223,19 +234,13 @@ async fn grpc_mutual_tls_needs_the_client_certificate() {
     };
 
     let telemetry = start(true);
-    telemetry.tracer().start("mtls").end();
-    tokio::task::spawn_blocking(move || telemetry.shutdown())
-        .await
-        .unwrap()
-        .unwrap();
+    one_span_then_shutdown(telemetry, "mtls").await.unwrap();
     assert_eq!(counter.0.load(Ordering::SeqCst), 1);
 
     // Without the client certificate the collector refuses, and the error says what to set.
     let telemetry = start(false);
-    telemetry.tracer().start("no-client-cert").end();
-    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+    let err = one_span_then_shutdown(telemetry, "no-client-cert")
         .await
-        .unwrap()
         .unwrap_err()
         .to_string();
     assert!(
@@ -326,18 +331,14 @@ async fn http_protobuf_mutual_tls_needs_the_client_certificate() {
         Telemetry::start(config).unwrap()
     };
     let telemetry = start(true);
-    telemetry.tracer().start("mtls-http").end();
-    tokio::task::spawn_blocking(move || telemetry.shutdown())
+    one_span_then_shutdown(telemetry, "mtls-http")
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(posts.load(Ordering::SeqCst), 1);
 
     let telemetry = start(false);
-    telemetry.tracer().start("no-client-cert").end();
-    let err = tokio::task::spawn_blocking(move || telemetry.shutdown())
+    let err = one_span_then_shutdown(telemetry, "no-client-cert")
         .await
-        .unwrap()
         .unwrap_err()
         .to_string();
     assert!(

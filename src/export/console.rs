@@ -18,22 +18,23 @@ use crate::redact::Redactor;
 /// Where console lines go: one call per line, newline included.
 pub(crate) type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
-/// The console span processor: sampled spans, one line each when they end.
+/// The console processor, for spans and for log records: one line each, sampled spans when
+/// they end.
 #[derive(Clone)]
-pub(crate) struct ConsoleSpans {
+pub(crate) struct Console {
     sink: LineSink,
     redactor: Redactor,
 }
 
-impl std::fmt::Debug for ConsoleSpans {
+impl std::fmt::Debug for Console {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleSpans").finish_non_exhaustive()
+        f.debug_struct("Console").finish_non_exhaustive()
     }
 }
 
-impl ConsoleSpans {
+impl Console {
     pub(crate) fn new(sink: LineSink, redactor: Redactor) -> Self {
-        ConsoleSpans { sink, redactor }
+        Console { sink, redactor }
     }
 }
 
@@ -81,7 +82,7 @@ pub(crate) fn span_line(span: &SpanData, redactor: &Redactor) -> String {
     line
 }
 
-impl SpanProcessor for ConsoleSpans {
+impl SpanProcessor for Console {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
@@ -96,25 +97,6 @@ impl SpanProcessor for ConsoleSpans {
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
         Ok(())
-    }
-}
-
-/// The console log processor: one line per record.
-#[derive(Clone)]
-pub(crate) struct ConsoleLogs {
-    sink: LineSink,
-    redactor: Redactor,
-}
-
-impl std::fmt::Debug for ConsoleLogs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConsoleLogs").finish_non_exhaustive()
-    }
-}
-
-impl ConsoleLogs {
-    pub(crate) fn new(sink: LineSink, redactor: Redactor) -> Self {
-        ConsoleLogs { sink, redactor }
     }
 }
 
@@ -157,7 +139,7 @@ pub(crate) fn log_line(record: &SdkLogRecord, redactor: &Redactor) -> String {
     line
 }
 
-impl LogProcessor for ConsoleLogs {
+impl LogProcessor for Console {
     fn emit(&self, record: &mut SdkLogRecord, _scope: &InstrumentationScope) {
         if record.target().is_some_and(|t| is_internal_target(t)) {
             return;
@@ -186,7 +168,7 @@ mod tests {
         let out = lines.clone();
         let sink: LineSink = Arc::new(move |l| out.lock().unwrap().push(l.to_owned()));
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-            .with_span_processor(ConsoleSpans::new(sink, Redactor::default()))
+            .with_span_processor(Console::new(sink, Redactor::default()))
             .build();
         let mut span = provider.tracer("t").start("charge");
         span.set_attribute(opentelemetry::KeyValue::new(

@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::exemplars::ExemplarStore;
 use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
-use crate::export::console::{ConsoleLogs, ConsoleSpans, LineSink};
+use crate::export::console::{Console, LineSink};
 use crate::export::diagnosis::Diagnosis;
 use crate::export::otlp::{Encoder, Sanitizer};
 use crate::export::processor::{LogQueue, MetricSender, Sender, SpanQueue};
@@ -108,9 +108,9 @@ impl Telemetry {
                         (Exporter::Otlp, None) => {
                             Some(SpansTo::Queue(SpanQueue(queues.spans.clone())))
                         }
-                        (Exporter::Console, _) => console.clone().map(|sink| {
-                            SpansTo::Console(ConsoleSpans::new(sink, redactor.clone()))
-                        }),
+                        (Exporter::Console, _) => console
+                            .clone()
+                            .map(|sink| SpansTo::Console(Console::new(sink, redactor.clone()))),
                         _ => None,
                     },
                     head.as_ref(),
@@ -123,7 +123,7 @@ impl Telemetry {
                         }
                         Exporter::Console => console
                             .clone()
-                            .map(|sink| LogsTo::Console(ConsoleLogs::new(sink, redactor.clone()))),
+                            .map(|sink| LogsTo::Console(Console::new(sink, redactor.clone()))),
                         _ => None,
                     },
                 ),
@@ -339,14 +339,14 @@ fn start_pipeline(
 enum SpansTo {
     Queue(SpanQueue),
     Keeper(TailKeepQueue),
-    Console(ConsoleSpans),
+    Console(Console),
 }
 
 /// Where log records go besides stdout JSON: the export queue or the console.
 enum LogsTo {
     // Boxed: the queue's blank record is large, and the enum only lives during the build.
     Queue(Box<LogQueue>),
-    Console(ConsoleLogs),
+    Console(Console),
 }
 
 /// The lossy stdout the console exporters write to, when one of them is on.
