@@ -58,6 +58,8 @@ mod error;
 mod exemplars;
 pub(crate) mod export;
 mod exporter;
+#[cfg(test)]
+mod fixtures;
 pub mod grpc;
 pub mod http;
 pub mod log;

@@ -97,19 +97,11 @@ mod tests {
 
     fn span(attributes: Vec<KeyValue>, status: Status) -> SpanData {
         SpanData {
-            span_context: opentelemetry::trace::SpanContext::empty_context(),
-            parent_span_id: opentelemetry::trace::SpanId::INVALID,
-            parent_span_is_remote: false,
             span_kind: opentelemetry::trace::SpanKind::Server,
             name: "GET /orders/{id}".into(),
-            start_time: std::time::SystemTime::UNIX_EPOCH,
-            end_time: std::time::SystemTime::UNIX_EPOCH,
             attributes,
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
             status,
-            instrumentation_scope: InstrumentationScope::builder("paytrace").build(),
+            ..crate::fixtures::span(0, 0, 0, Default::default())
         }
     }
 

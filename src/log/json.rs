@@ -389,27 +389,13 @@ mod tests {
         assert_eq!(out, "2000-02-29T00:00:00.000000Z");
     }
 
-    /// Lines written by a [`JsonLayer`] into memory.
-    #[derive(Clone, Default)]
-    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn each_key_once_and_own_ids_unmasked() {
         use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
         use opentelemetry::trace::{SpanId, TraceId};
         use tracing_subscriber::layer::SubscriberExt as _;
 
-        let lines = Lines::default();
+        let lines = crate::fixtures::Lines::default();
         let make = lines.clone();
         let subscriber = tracing_subscriber::registry()
             .with(JsonLayer::new(move || make.clone()).with_service_name("svc"));
@@ -434,7 +420,7 @@ mod tests {
                 "slow"
             );
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let text = lines.text();
         for key in [
             "\"trace_id\":",
             "\"span_id\":",

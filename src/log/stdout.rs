@@ -174,6 +174,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for StdoutWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::Lines;
 
     /// A stdout that never drains.
     struct Stuck(std::sync::mpsc::Receiver<()>);
@@ -182,19 +183,6 @@ mod tests {
         fn write(&mut self, _buf: &[u8]) -> std::io::Result<usize> {
             let _ = self.0.recv(); // blocks until the test ends
             Err(std::io::Error::other("closed"))
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
@@ -227,14 +215,14 @@ mod tests {
 
     #[test]
     fn every_line_arrives_whole_and_in_order_by_close() {
-        let out = Capture::default();
+        let out = Lines::default();
         let stdout = Stdout::new(out.clone(), 100_000);
         let mut writer = stdout.writer();
         for i in 0..10_000 {
             writer.write_all(format!("line {i}\n").as_bytes()).unwrap();
         }
         stdout.close();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let expected: String = (0..10_000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(text, expected);
         assert_eq!(stdout.dropped(), 0);
@@ -245,14 +233,14 @@ mod tests {
 
     #[test]
     fn a_line_is_written_within_a_few_ticks_without_close() {
-        let out = Capture::default();
+        let out = Lines::default();
         let stdout = Stdout::new(out.clone(), 16);
         stdout.writer().write_all(b"hello\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while out.0.lock().unwrap().is_empty() && Instant::now() < deadline {
+        while out.text().is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));
         }
-        assert_eq!(*out.0.lock().unwrap(), b"hello\n");
+        assert_eq!(out.text(), "hello\n");
         stdout.close();
     }
 }

@@ -491,9 +491,6 @@ fn mark_kept(mut span: SpanData, reason: Reason, probability: f64) -> SpanData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry::trace::{SpanKind, TraceState};
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-    use std::time::SystemTime;
 
     fn keeper(settings: KeepSettings) -> TailKeeper {
         TailKeeper::new(
@@ -505,25 +502,9 @@ mod tests {
     /// A span of trace `trace`: a local root when `parent` is 0.
     fn span(trace: u128, id: u64, parent: u64, status: Status, attrs: Vec<KeyValue>) -> SpanData {
         SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(trace),
-                SpanId::from(id),
-                TraceFlags::default(),
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::from(parent),
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Internal,
-            name: "op".into(),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
-            attributes: attrs,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
             status,
-            instrumentation_scope: Default::default(),
+            attributes: attrs,
+            ..crate::fixtures::span(trace, id, parent, TraceFlags::default())
         }
     }
 

@@ -406,7 +406,6 @@ mod tests {
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     use opentelemetry_sdk::logs::{LogProcessor, SdkLoggerProvider};
-    use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
@@ -419,25 +418,11 @@ mod tests {
             TraceFlags::default()
         };
         SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(u128::from(i) + 1),
-                SpanId::from(i + 1),
-                flags,
-                false,
-                TraceState::default(),
-            ),
             parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
             span_kind: SpanKind::Server,
             name: format!("GET /orders/{{id}} {i}").into(),
-            start_time: SystemTime::now(),
-            end_time: SystemTime::now(),
             attributes: attrs,
-            dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
-            status: Status::Unset,
-            instrumentation_scope: InstrumentationScope::builder("paytrace").build(),
+            ..crate::fixtures::span(u128::from(i) + 1, i + 1, 0, flags)
         }
     }
 
