@@ -80,7 +80,7 @@ impl Partial {
     pub(crate) fn decode_grpc(body: &[u8]) -> Option<Partial> {
         let (&compressed, rest) = body.split_first()?;
         let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        let message = rest.get(4..4 + len)?;
+        let message = rest.get(4..)?.get(..len)?;
         if compressed == 0 {
             return Partial::decode(message);
         }

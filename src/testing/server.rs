@@ -68,37 +68,26 @@ pub(super) trait Response: Default {
     fn partial(rejected: u64) -> Self;
 }
 
-impl Response for ExportTraceServiceResponse {
-    fn partial(rejected: u64) -> Self {
-        ExportTraceServiceResponse {
-            partial_success: Some(ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: PARTIAL_MESSAGE.into(),
-            }),
+/// `Response` for each signal's response type, given its partial-success type and count field.
+macro_rules! partial_response {
+    ($($response:ident, $partial:ident, $count:ident;)*) => {$(
+        impl Response for $response {
+            fn partial(rejected: u64) -> Self {
+                $response {
+                    partial_success: Some($partial {
+                        $count: i64::try_from(rejected).unwrap_or(i64::MAX),
+                        error_message: PARTIAL_MESSAGE.into(),
+                    }),
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl Response for ExportMetricsServiceResponse {
-    fn partial(rejected: u64) -> Self {
-        ExportMetricsServiceResponse {
-            partial_success: Some(ExportMetricsPartialSuccess {
-                rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: PARTIAL_MESSAGE.into(),
-            }),
-        }
-    }
-}
-
-impl Response for ExportLogsServiceResponse {
-    fn partial(rejected: u64) -> Self {
-        ExportLogsServiceResponse {
-            partial_success: Some(ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: PARTIAL_MESSAGE.into(),
-            }),
-        }
-    }
+partial_response! {
+    ExportTraceServiceResponse, ExportTracePartialSuccess, rejected_spans;
+    ExportMetricsServiceResponse, ExportMetricsPartialSuccess, rejected_data_points;
+    ExportLogsServiceResponse, ExportLogsPartialSuccess, rejected_log_records;
 }
 
 #[tonic::async_trait]
