@@ -240,7 +240,7 @@ impl TailKeeper {
             }
             return;
         }
-        let weight = match state.pending.get_mut(&trace_id) {
+        let (weight, decide_now, over_cap) = match state.pending.get_mut(&trace_id) {
             // The common case at a low ratio: a plain root ends with nothing buffered and no
             // other root open. Dropped without buffering or weighing it.
             Some(p)
@@ -262,7 +262,14 @@ impl TailKeeper {
                     p.spans = spare_buffer();
                 }
                 p.spans.push(span);
-                weight
+                if root {
+                    p.open_roots = p.open_roots.saturating_sub(1);
+                }
+                // A keep is final at once (its spans leave now); a drop waits for every root.
+                let decide_now =
+                    (root && p.open_roots == 0) || (p.reason.is_some() && p.open_roots > 0);
+                let over_cap = p.spans.len() >= self.settings.max_spans_per_trace;
+                (weight, decide_now, over_cap)
             }
             // No open root here and no decision: its trace was decided and forgotten, or it
             // outlived the TTL. Never passed through undecided.
@@ -272,19 +279,7 @@ impl TailKeeper {
             }
         };
         state.bytes += weight;
-        let Some(pending) = state.pending.get_mut(&trace_id) else {
-            return;
-        };
-        if root {
-            pending.open_roots = pending.open_roots.saturating_sub(1);
-        }
-        let (done, over_cap, keep_now) = (
-            root && pending.open_roots == 0,
-            pending.spans.len() >= self.settings.max_spans_per_trace,
-            pending.reason.is_some() && pending.open_roots > 0,
-        );
-        if done || keep_now {
-            // A keep is final at once (its spans leave now); a drop waits for every root.
+        if decide_now {
             *dropped = self.decide(state, trace_id, None, out);
         } else if over_cap {
             self.stats.evicted(Eviction::SpanCap);
@@ -296,7 +291,7 @@ impl TailKeeper {
             };
             if state.pending.contains_key(&oldest) {
                 self.stats.evicted(Eviction::Budget);
-                self.decide(state, oldest, None, out);
+                dropped.append(&mut self.decide(state, oldest, None, out));
             }
         }
     }
