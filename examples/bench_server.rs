@@ -22,7 +22,7 @@
 //! recorded), so the script
 //! can check that no span was silently lost.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,9 +93,9 @@ static SERVED: AtomicU64 = AtomicU64::new(0);
 /// handler: the load script then accounts for their spans.
 static UNRECORDED: AtomicU64 = AtomicU64::new(0);
 /// Count [`UNRECORDED`] (`--no-tail-keep`).
-static COUNT_UNRECORDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static COUNT_UNRECORDED: AtomicBool = AtomicBool::new(false);
 /// Child spans per request (`--children`).
-static CHILDREN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static CHILDREN: AtomicU32 = AtomicU32::new(0);
 
 async fn order(Path(id): Path<u64>) -> &'static str {
     SERVED.fetch_add(1, Ordering::Relaxed);

@@ -170,9 +170,8 @@ async fn every_failed_and_slow_trace_arrives_whole_and_nothing_of_a_dropped_one(
     let rest: Vec<u32> = (0..REQUESTS)
         .filter(|&n| !fails(n) && !is_slow(n))
         .collect();
-    let ratio_kept =
-        rest.iter().filter(|n| ratio_kept.contains(n)).count() as f64 / rest.len() as f64;
-    assert!((ratio_kept / 0.1 - 1.0).abs() < 0.1, "{ratio_kept}");
+    let share = rest.iter().filter(|n| ratio_kept.contains(n)).count() as f64 / rest.len() as f64;
+    assert!((share / 0.1 - 1.0).abs() < 0.1, "{share}");
 }
 
 #[tokio::test]
