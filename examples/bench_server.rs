@@ -10,7 +10,19 @@
 //! - `common`: tower-http `TraceLayer::new_for_http()` + `tracing-opentelemetry` +
 //!   `tracing-subscriber` JSON to stdout under the usual `info,tower_http=debug` filter (so
 //!   tower-http's DEBUG span is traced and its two DEBUG events per request are written) + the stock
-//!   `opentelemetry-otlp` gRPC exporter with gzip behind the stock batch span processor.
+//!   `opentelemetry-otlp` gRPC exporter with gzip behind the stock batch span processor;
+//! - `fastrace`: fastrace-axum's `FastraceLayer` + fastrace's collector + `fastrace-opentelemetry`
+//!   reporting to the stock `opentelemetry-otlp` gRPC exporter with gzip.
+//!
+//! `--handler` picks what the handler does inside the request:
+//!
+//! - `plain` (default): nothing but the answer (and `--children`);
+//! - `app`: its work in three nested async functions, each a child span made the way that
+//!   stack's users make one (`#[tracing::instrument]`; `#[fastrace::trace]` under `fastrace`),
+//!   and one INFO event with 3 fields in the innermost (`tracing::info!`; a span event under
+//!   `fastrace`). In paytrace modes the event is a JSON line on stdout and an OTLP log record;
+//! - `app-otel`: the same three spans made with the OpenTelemetry API
+//!   (`FutureExt::with_context`) and the same `info!`.
 //!
 //! Sampling is 100 % in every instrumented mode unless `--ratio R` sets a parent-based ratio
 //! (paytrace modes; tail keep on, unless `--no-tail-keep`: then nothing of a request the ratio
@@ -41,10 +53,29 @@ enum Mode {
     Paytrace,
     PaytraceLog,
     Common,
+    Fastrace,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Handler {
+    Plain,
+    App,
+    AppOtel,
+}
+
+impl Handler {
+    /// Spans the handler makes below the request span.
+    fn spans(self) -> u64 {
+        match self {
+            Handler::Plain => 0,
+            Handler::App | Handler::AppOtel => 3,
+        }
+    }
 }
 
 struct Args {
     mode: Mode,
+    handler: Handler,
     port: u16,
     endpoint: String,
     ratio: f64,
@@ -55,6 +86,7 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         mode: Mode::Bare,
+        handler: Handler::Plain,
         port: 8080,
         endpoint: "http://127.0.0.1:4317".to_owned(),
         ratio: 1.0,
@@ -71,7 +103,16 @@ fn parse_args() -> Result<Args, String> {
                     "paytrace" => Mode::Paytrace,
                     "paytrace-log" => Mode::PaytraceLog,
                     "common" => Mode::Common,
+                    "fastrace" => Mode::Fastrace,
                     other => return Err(format!("unknown mode {other}")),
+                }
+            }
+            "--handler" => {
+                args.handler = match value()?.as_str() {
+                    "plain" => Handler::Plain,
+                    "app" => Handler::App,
+                    "app-otel" => Handler::AppOtel,
+                    other => return Err(format!("unknown handler {other}")),
                 }
             }
             "--port" => args.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
@@ -129,6 +170,111 @@ fn order_logged(id: u64, log: bool) -> &'static str {
     "{\"status\":\"paid\"}"
 }
 
+/// `--handler app`: the service's own work in `#[instrument]` functions, one log line inside.
+async fn app_order(Path(id): Path<u64>) -> &'static str {
+    SERVED.fetch_add(1, Ordering::Relaxed);
+    if FASTRACE.load(Ordering::Relaxed) {
+        return fastrace_app::authorize(id).await;
+    }
+    app::authorize(id).await
+}
+
+/// `--handler app-otel`: the same work in OpenTelemetry-API spans.
+async fn app_otel_order(Path(id): Path<u64>) -> &'static str {
+    SERVED.fetch_add(1, Ordering::Relaxed);
+    app_otel::authorize(id).await
+}
+
+/// Set under `--mode fastrace`: the app handler uses fastrace's own spans and events.
+static FASTRACE: AtomicBool = AtomicBool::new(false);
+
+const ANSWER: &str = "{\"status\":\"paid\"}";
+
+mod app {
+    #[tracing::instrument]
+    pub(crate) async fn authorize(id: u64) -> &'static str {
+        risk(id).await
+    }
+
+    #[tracing::instrument]
+    async fn risk(id: u64) -> &'static str {
+        ledger(id).await
+    }
+
+    #[tracing::instrument]
+    async fn ledger(id: u64) -> &'static str {
+        tracing::info!(
+            order_id = id,
+            amount_cents = 1999_u64,
+            currency = "EUR",
+            "ledger entry written"
+        );
+        super::ANSWER
+    }
+}
+
+mod app_otel {
+    use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, Tracer as _};
+    use opentelemetry::{Context, KeyValue};
+
+    /// A child span of the current context, as the OpenTelemetry API's users make one.
+    fn child(name: &'static str, id: u64) -> Context {
+        let tracer = opentelemetry::global::tracer("bench_server");
+        let span = tracer
+            .span_builder(name)
+            .with_attributes([KeyValue::new("id", id as i64)])
+            .start(&tracer);
+        Context::current_with_span(span)
+    }
+
+    pub(crate) async fn authorize(id: u64) -> &'static str {
+        risk(id).with_context(child("authorize", id)).await
+    }
+
+    async fn risk(id: u64) -> &'static str {
+        ledger(id).with_context(child("risk", id)).await
+    }
+
+    async fn ledger(id: u64) -> &'static str {
+        let cx = child("ledger", id);
+        let _attached = cx.clone().attach();
+        tracing::info!(
+            order_id = id,
+            amount_cents = 1999_u64,
+            currency = "EUR",
+            "ledger entry written"
+        );
+        super::ANSWER
+    }
+}
+
+mod fastrace_app {
+    use fastrace::local::LocalSpan;
+    use fastrace::Event;
+
+    #[fastrace::trace(properties = { "id": "{id}" })]
+    pub(crate) async fn authorize(id: u64) -> &'static str {
+        risk(id).await
+    }
+
+    #[fastrace::trace(properties = { "id": "{id}" })]
+    async fn risk(id: u64) -> &'static str {
+        ledger(id).await
+    }
+
+    #[fastrace::trace(properties = { "id": "{id}" })]
+    async fn ledger(id: u64) -> &'static str {
+        LocalSpan::add_event(Event::new("ledger entry written").with_properties(|| {
+            [
+                ("order_id", id.to_string()),
+                ("amount_cents", "1999".to_owned()),
+                ("currency", "EUR".to_owned()),
+            ]
+        }));
+        super::ANSWER
+    }
+}
+
 /// Counts what the stock exporter really delivered (the stock batch processor reports drops
 /// only in its own log at shutdown).
 #[derive(Debug)]
@@ -160,6 +306,27 @@ impl SpanExporter for Counting {
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
         self.inner.set_resource(resource);
     }
+}
+
+/// The stock OTLP/gRPC span exporter with gzip, counted.
+fn counting(endpoint: &str, exported: &Arc<AtomicU64>, failed: &Arc<AtomicU64>) -> Counting {
+    let inner = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.to_owned())
+        .with_compression(opentelemetry_otlp::Compression::Gzip)
+        .build()
+        .expect("otlp exporter");
+    Counting {
+        inner,
+        exported: exported.clone(),
+        failed: failed.clone(),
+    }
+}
+
+fn resource() -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name("bench_server")
+        .build()
 }
 
 /// user + system CPU seconds of this process so far (Linux; 0 elsewhere).
@@ -206,10 +373,16 @@ async fn main() {
     COUNT_UNRECORDED.store(!args.tail_keep, Ordering::Relaxed);
     let mut telemetry = None;
     let mut stock = None;
+    let mut fastrace_stack = false;
     let (exported, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
 
+    let route = |plain: axum::routing::MethodRouter| match args.handler {
+        Handler::Plain => plain,
+        Handler::App => get(app_order),
+        Handler::AppOtel => get(app_otel_order),
+    };
     let app = match args.mode {
-        Mode::Bare => Router::new().route("/orders/{id}", get(order)),
+        Mode::Bare => Router::new().route("/orders/{id}", route(get(order))),
         Mode::Paytrace | Mode::PaytraceLog => {
             let log = args.mode == Mode::PaytraceLog;
             let config = paytrace::Config::new()
@@ -222,7 +395,7 @@ async fn main() {
                 .with_service_name("bench_server")
                 .with_endpoint(args.endpoint.clone())
                 .with_gzip(true)
-                .with_log_format(if log {
+                .with_log_format(if log || args.handler != Handler::Plain {
                     paytrace::LogFormat::Json
                 } else {
                     paytrace::LogFormat::Off
@@ -230,27 +403,15 @@ async fn main() {
             let t = paytrace::init_tracer(config).expect("paytrace init");
             let layer = paytrace::http::TraceLayer::new(&t);
             telemetry = Some(t);
-            let route = if log { get(order_with_log) } else { get(order) };
-            Router::new().route("/orders/{id}", route).layer(layer)
+            let plain = if log { get(order_with_log) } else { get(order) };
+            Router::new()
+                .route("/orders/{id}", route(plain))
+                .layer(layer)
         }
         Mode::Common => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(args.endpoint.clone())
-                .with_compression(opentelemetry_otlp::Compression::Gzip)
-                .build()
-                .expect("otlp exporter");
             let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(Counting {
-                    inner: exporter,
-                    exported: exported.clone(),
-                    failed: failed.clone(),
-                })
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name("bench_server")
-                        .build(),
-                )
+                .with_batch_exporter(counting(&args.endpoint, &exported, &failed))
+                .with_resource(resource())
                 .build();
             let tracer = provider.tracer("bench_server");
             // The usual axum setup: `info,tower_http=debug`. Without a filter the exporter's own
@@ -262,8 +423,23 @@ async fn main() {
             tracing::subscriber::set_global_default(subscriber).expect("subscriber");
             stock = Some(provider);
             Router::new()
-                .route("/orders/{id}", get(order))
+                .route("/orders/{id}", route(get(order)))
                 .layer(tower_http::trace::TraceLayer::new_for_http())
+        }
+        Mode::Fastrace => {
+            FASTRACE.store(true, Ordering::Relaxed);
+            let handle = tokio::runtime::Handle::current();
+            let reporter = fastrace_opentelemetry::OpenTelemetryReporter::new(
+                counting(&args.endpoint, &exported, &failed),
+                std::borrow::Cow::Owned(resource()),
+                opentelemetry::InstrumentationScope::builder("bench_server").build(),
+            )
+            .with_block_on(move |export| handle.block_on(export));
+            fastrace::set_reporter(reporter, fastrace::collector::Config::default());
+            fastrace_stack = true;
+            Router::new()
+                .route("/orders/{id}", route(get(order)))
+                .layer(fastrace_axum::FastraceLayer::default())
         }
     };
 
@@ -281,7 +457,7 @@ async fn main() {
         .expect("serve");
 
     let requests = SERVED.load(Ordering::Relaxed);
-    let spans = 1 + u64::from(args.children);
+    let spans = 1 + u64::from(args.children) + args.handler.spans();
     let mut not_kept = 0;
     let (exported, dropped, failed) = if let Some(t) = telemetry {
         // Shut down off the runtime's worker: the final flush blocks.
@@ -301,14 +477,21 @@ async fn main() {
         not_kept += UNRECORDED.load(Ordering::Relaxed) * spans;
         let traces = health.get(paytrace::Signal::Traces);
         (traces.exported, traces.dropped, traces.failed)
-    } else if let Some(provider) = stock {
-        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    } else if stock.is_some() || fastrace_stack {
+        let _ = tokio::task::spawn_blocking(move || match stock {
+            Some(provider) => provider.shutdown(),
+            None => {
+                fastrace::flush();
+                Ok(())
+            }
+        })
+        .await;
         let (e, f) = (
             exported.load(Ordering::Relaxed),
             failed.load(Ordering::Relaxed),
         );
         // The stock processor does not tell; whatever neither succeeded nor failed was dropped.
-        (e, requests.saturating_sub(e + f), f)
+        (e, (requests * spans).saturating_sub(e + f), f)
     } else {
         (0, 0, 0)
     };
