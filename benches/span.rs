@@ -2,6 +2,10 @@
 //! - `paytrace`: `telemetry.tracer()` into paytrace's bounded queue (export disabled by a
 //!   schedule delay of an hour and a queue that drops when full, so only the request-path cost
 //!   is measured);
+//! - `paytrace otel api, in_span`: the same tracer's span made current while a closure runs
+//!   (`Tracer::in_span`), as a handler's OpenTelemetry-API span is;
+//! - `paytrace #[instrument]`: an `#[instrument]` function through `telemetry.subscriber()`
+//!   (paytrace's span layer, the log filter, stdout off) into the same queue;
 //! - `otel api + stock batch`: the OpenTelemetry API on the stock SDK batch processor;
 //! - `tracing + tracing-otel`: `tracing::info_span!` through tracing-opentelemetry into the
 //!   stock batch processor;
@@ -48,6 +52,14 @@ fn spans(c: &mut Criterion) {
     group.bench_function("paytrace", |b| {
         b.iter(|| telemetry.tracer().start("op").end())
     });
+    // The span a handler makes: current while its work runs, then ended.
+    group.bench_function("paytrace otel api, in_span", |b| {
+        b.iter(|| telemetry.tracer().in_span("op", |_cx| {}))
+    });
+    {
+        let _default = tracing::subscriber::set_default(telemetry.subscriber());
+        group.bench_function("paytrace #[instrument]", |b| b.iter(instrumented));
+    }
     group.bench_function("paytrace tail keep, trace of 1", |b| {
         b.iter(|| kept_by_outcome_only.tracer().start("op").end())
     });
@@ -76,6 +88,9 @@ fn spans(c: &mut Criterion) {
     let _ = kept_by_outcome_only.shutdown();
     let _ = stock.shutdown();
 }
+
+#[tracing::instrument]
+fn instrumented() {}
 
 criterion_group!(benches, spans);
 criterion_main!(benches);

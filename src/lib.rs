@@ -68,6 +68,7 @@ pub mod propagation;
 pub mod redact;
 pub mod sampling;
 mod signal;
+pub mod spans;
 pub(crate) mod telemetry;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -96,6 +97,7 @@ pub use exporter::{Exporter, Protocol};
 pub use log::LogFormat;
 pub use sampling::keep_current_trace;
 pub use signal::Signal;
+pub use spans::{SpanError, SpanExt};
 pub use telemetry::global::init_tracer;
 pub use telemetry::Telemetry;
 pub use watchdog::{ExporterHealth, HealthState, SignalHealth};

@@ -119,6 +119,7 @@ pub struct Config {
     failure_threshold: Option<u64>,
     stale_windows: Option<u32>,
     log_sampling: Option<LogSampling>,
+    span_events: Option<bool>,
     tail_keep: Option<bool>,
     keep_budget: Option<usize>,
     keep_rate_limit: Option<u32>,
@@ -534,6 +535,19 @@ impl Config {
     /// [`Telemetry::layers`](crate::telemetry::Telemetry::layers).
     pub fn with_install_subscriber(mut self, install: bool) -> Self {
         self.install_subscriber = Some(install);
+        self
+    }
+
+    /// Also copy each `tracing` event inside a span onto that span as a span event. Defaults to
+    /// `false`: the event is already a log record carrying the span's trace and span ids, and
+    /// the copy costs about as much again; turn it on for backends that show only span events.
+    ///
+    /// ```
+    /// let config = paytrace::Config::new().with_span_events(true);
+    /// # let _ = config;
+    /// ```
+    pub fn with_span_events(mut self, copy: bool) -> Self {
+        self.span_events = Some(copy);
         self
     }
 

@@ -319,6 +319,7 @@ impl Config {
             diagnostics,
             stdout_buffer: self.stdout_buffer.unwrap_or(DEFAULT_STDOUT_BUFFER).max(1),
             sampling: self.log_sampling.clone(),
+            span_events: self.span_events.unwrap_or(false),
         })
     }
 

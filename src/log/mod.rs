@@ -69,6 +69,8 @@ pub(crate) struct LogSettings {
     /// Lines the stdout buffer holds before it drops.
     pub(crate) stdout_buffer: usize,
     pub(crate) sampling: Option<LogSampling>,
+    /// Copy events inside a `tracing` span onto its OpenTelemetry span as span events.
+    pub(crate) span_events: bool,
 }
 
 /// A cheap handle for logging with an explicit trace context. Get one from
@@ -104,7 +106,7 @@ impl Logger {
     /// paytrace::log::logger().with_span(&span).info("settled");
     /// ```
     pub fn with_span(&self, span: &tracing::Span) -> ContextLogger {
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        use crate::spans::SpanExt as _;
         ContextLogger { cx: span.context() }
     }
 

@@ -34,7 +34,6 @@ use tracing_subscriber::Layer;
 use crate::config::Propagator;
 use crate::error::Error;
 use crate::export::batch::Batcher;
-use crate::export::processor::is_internal_target;
 use crate::export::runtime::ExportRuntime;
 use crate::export::stats::ExportStats;
 use crate::log::LogSettings;
@@ -171,16 +170,12 @@ impl Telemetry {
         // Checked in Config::resolve.
         // The filter in force, shared by every stack built here: runtime control changes it.
         let filter = crate::control::DynamicFilter(self.inner.filter.clone());
-        // Transport crates and paytrace's export diagnostics must not re-enter the pipeline.
-        let not_internal =
-            tracing_subscriber::filter::filter_fn(|m| !is_internal_target(m.target()));
-        let otel_spans = tracing_opentelemetry::layer()
-            .with_tracer(self.inner.tracer.clone())
-            .with_filter(not_internal.clone());
+        let otel_spans = crate::spans::SpanLayer::new(self.inner.tracer.clone(), log.span_events);
+        // Both log processors skip internal targets: no per-layer filter, whose bookkeeping
+        // every span and event would pay.
         let otel_logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
             &self.inner.logger_provider,
-        )
-        .with_filter(not_internal);
+        );
         let stdout = crate::log::stdout_layer(
             self.inner.stdout.as_deref(),
             log.format,
