@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -26,6 +26,9 @@ pub(crate) struct FilterSlot {
     diagnostics: Option<&'static str>,
     /// The filter's most verbose level ([`level_code`]); events above it are disabled.
     max_level: AtomicU8,
+    /// The directives name spans or fields (`target[span{field}]=level`): only then does the
+    /// filter track spans, and only then are span callbacks passed on to it.
+    tracks_spans: AtomicBool,
 }
 
 /// A level filter as a number: 0 off … 5 trace; 6 when the filter gives no hint.
@@ -60,6 +63,7 @@ impl FilterSlot {
         FilterSlot {
             diagnostics,
             max_level: AtomicU8::new(level_code(filter.max_level_hint())),
+            tracks_spans: AtomicBool::new(directives.contains('[')),
             filter: ArcSwap::from_pointee(filter),
         }
     }
@@ -71,10 +75,17 @@ impl FilterSlot {
             .map_err(|e| e.to_string())?;
         self.max_level
             .store(level_code(filter.max_level_hint()), Ordering::Relaxed);
+        // Stored before the filter: a span callback may reach the new filter, never skip it.
+        self.tracks_spans
+            .store(directives.contains('['), Ordering::Relaxed);
         self.filter.store(Arc::new(filter));
         // Callsites cached as never (or always) interesting are asked again.
         tracing_core::callsite::rebuild_interest_cache();
         Ok(())
+    }
+
+    fn tracks_spans(&self) -> bool {
+        self.tracks_spans.load(Ordering::Relaxed)
     }
 
     fn current(&self) -> arc_swap::Guard<Arc<EnvFilter>> {
@@ -128,23 +139,33 @@ impl<S: Subscriber> Layer<S> for DynamicFilter {
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_new_span(&**self.0.current(), attrs, id, ctx)
+        if self.0.tracks_spans() {
+            Layer::<S>::on_new_span(&**self.0.current(), attrs, id, ctx)
+        }
     }
 
     fn on_record(&self, id: &span::Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
-        Layer::<S>::on_record(&**self.0.current(), id, values, ctx)
+        if self.0.tracks_spans() {
+            Layer::<S>::on_record(&**self.0.current(), id, values, ctx)
+        }
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_enter(&**self.0.current(), id, ctx)
+        if self.0.tracks_spans() {
+            Layer::<S>::on_enter(&**self.0.current(), id, ctx)
+        }
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_exit(&**self.0.current(), id, ctx)
+        if self.0.tracks_spans() {
+            Layer::<S>::on_exit(&**self.0.current(), id, ctx)
+        }
     }
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
-        Layer::<S>::on_close(&**self.0.current(), id, ctx)
+        if self.0.tracks_spans() {
+            Layer::<S>::on_close(&**self.0.current(), id, ctx)
+        }
     }
 }
 
@@ -181,5 +202,47 @@ mod tests {
         );
         let quiet = FilterSlot::new("info", Some("off"));
         assert!(format!("{}", quiet.current()).contains("paytrace=off"));
+    }
+
+    /// Counts the events that reach the layer below the filter.
+    #[derive(Clone, Default)]
+    struct Count(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl<S: Subscriber> Layer<S> for Count {
+        fn on_event(&self, _event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn debug_events_inside_charge(slot: &Arc<FilterSlot>) -> usize {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let count = Count::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(DynamicFilter(slot.clone()).and_then(count.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("charge").in_scope(|| tracing::debug!("inside"));
+            tracing::debug!("outside");
+        });
+        count.0.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn span_directives_still_see_spans() {
+        let slot = Arc::new(FilterSlot::new("info,[charge]=debug", None));
+        assert!(slot.tracks_spans());
+        assert_eq!(
+            debug_events_inside_charge(&slot),
+            1,
+            "only the one in the span"
+        );
+        slot.set("info").unwrap();
+        assert!(!slot.tracks_spans());
+        assert_eq!(debug_events_inside_charge(&slot), 0);
+        slot.set("info,[charge]=debug").unwrap();
+        assert_eq!(
+            debug_events_inside_charge(&slot),
+            1,
+            "tracked again after a change"
+        );
     }
 }
