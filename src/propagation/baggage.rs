@@ -202,4 +202,99 @@ mod tests {
         assert_eq!(list.len(), MAX_BAGGAGE_BYTES);
         assert_eq!(combined(&[&list]).as_deref(), Some(list.as_str()));
     }
+
+    /// An independent model of the W3C Baggage grammar, character sets spelled out: the list
+    /// the fields form joined with commas, OWS trimmed, members that do not follow
+    /// `key OWS "=" OWS value *( OWS ";" OWS property )` dropped, at most 64 members.
+    mod model {
+        const TOKEN: &str =
+            "!#$%&'*+-.^_`|~abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+        fn ows(s: &str) -> &str {
+            s.trim_matches(|c| c == ' ' || c == '\t')
+        }
+
+        fn key(k: &str) -> bool {
+            let k = ows(k);
+            !k.is_empty() && k.chars().all(|c| TOKEN.contains(c))
+        }
+
+        fn value(v: &str) -> bool {
+            let octet = |c: char| ('!'..='~').contains(&c) && !"\",;\\".contains(c);
+            ows(v).chars().all(octet)
+        }
+
+        fn member(m: &str) -> bool {
+            let mut parts = m.split(';');
+            let first = parts.next().unwrap_or_default();
+            let pair = |p: &str| p.split_once('=').is_some_and(|(k, v)| key(k) && value(v));
+            pair(first) && parts.all(|p| pair(p) || (!p.contains('=') && key(p)))
+        }
+
+        pub(super) fn members(fields: &[String]) -> Vec<String> {
+            let joined = fields.join(",");
+            joined
+                .split(',')
+                .map(ows)
+                .filter(|m| !m.is_empty() && member(m))
+                .take(64)
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    use proptest::prelude::*;
+
+    fn member() -> impl Strategy<Value = String> {
+        let valid = (
+            "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,5}",
+            "[ \\t]?",
+            "[\\x21\\x23-\\x2b\\x2d-\\x3a\\x3c-\\x5b\\x5d-\\x7e]{0,6}",
+            proptest::collection::vec("[a-z]{1,3}(=[a-z%=]{0,3})?", 0..3),
+        )
+            .prop_map(|(k, s, v, props)| {
+                let props: String = props.iter().map(|p| format!(";{p}")).collect();
+                format!("{k}{s}={s}{v}{props}")
+            });
+        let any = "[a-zA-Z0-9=;\" \\\\]{0,8}";
+        let member = prop_oneof![4 => valid, 1 => any];
+        ("[ \\t]{0,2}", member, "[ \\t]{0,2}").prop_map(|(a, m, b)| format!("{a}{m}{b}"))
+    }
+
+    fn fields() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(proptest::collection::vec(member(), 0..30), 0..4)
+            .prop_map(|fs| fs.into_iter().map(|f| f.join(",")).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn members_agree_with_the_model(fields in fields()) {
+            let ours: Vec<String> = members(fields.iter().map(|f| f.as_bytes()))
+                .map(|m| String::from_utf8_lossy(m).into_owned())
+                .collect();
+            prop_assert_eq!(ours, model::members(&fields), "{:?}", fields);
+        }
+
+        #[test]
+        fn the_combined_list_holds_the_model_members(fields in fields()) {
+            let expected = model::members(&fields);
+            let got = combined(&fields.iter().map(String::as_str).collect::<Vec<_>>());
+            let got: Vec<String> = got
+                .map(|g| g.split(',').map(|m| model_ows(m).to_owned()).collect())
+                .unwrap_or_default();
+            let expected: Vec<String> = expected.iter().map(|m| encode_value_eq(m)).collect();
+            prop_assert_eq!(got, expected, "{:?}", fields);
+        }
+    }
+
+    fn model_ows(s: &str) -> &str {
+        s.trim_matches(|c| c == ' ' || c == '\t')
+    }
+
+    /// `=` in a member's value as `%3D`, as the list handed to the SDK carries it.
+    fn encode_value_eq(member: &str) -> String {
+        let (pair, props) = member.split_at(member.find(';').unwrap_or(member.len()));
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        format!("{key}={}{props}", value.replace('=', "%3D"))
+    }
 }

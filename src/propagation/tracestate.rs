@@ -380,4 +380,72 @@ mod tests {
         // Lists the SDK holds whole need nothing beside it.
         assert!(to_sdk(id, &[("foo@", "1"), ("a", "b")]).1.is_none());
     }
+
+    /// An independent model of the Level 2 grammar, written from the specification's ABNF
+    /// with character sets spelled out: the list the fields form joined with commas, OWS
+    /// trimmed, empty members skipped, at most 32 members, duplicates reduced to the first.
+    mod model {
+        const START: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+        const KEY_REST: &str = "abcdefghijklmnopqrstuvwxyz0123456789_-*/@";
+
+        fn key(k: &str) -> bool {
+            let mut chars = k.chars();
+            chars.next().is_some_and(|c| START.contains(c))
+                && chars.all(|c| KEY_REST.contains(c))
+                && k.chars().count() <= 256
+        }
+
+        fn value(v: &str) -> bool {
+            let chr = |c: char| (' '..='~').contains(&c) && c != ',' && c != '=';
+            !v.is_empty() && v.len() <= 256 && v.chars().all(chr) && !v.ends_with(' ')
+        }
+
+        pub(super) fn list(fields: &[String]) -> Option<Vec<(String, String)>> {
+            let joined = fields.join(",");
+            let mut out: Vec<(String, String)> = Vec::new();
+            let mut count = 0;
+            for piece in joined.split(',') {
+                let piece = piece.trim_matches(|c| c == ' ' || c == '\t');
+                if piece.is_empty() {
+                    continue;
+                }
+                count += 1;
+                let (k, v) = piece.split_once('=')?;
+                if count > 32 || !key(k) || !value(v) {
+                    return None;
+                }
+                if !out.iter().any(|(seen, _)| seen == k) {
+                    out.push((k.to_owned(), v.to_owned()));
+                }
+            }
+            Some(out)
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// Members that follow the grammar and members that may not, OWS around some.
+    fn member() -> impl Strategy<Value = String> {
+        let valid = (
+            "[a-z0-9][a-z0-9_*/@-]{0,6}",
+            "[\\x20-\\x2b\\x2d-\\x3c\\x3e-\\x7e]{0,6}[\\x21-\\x2b\\x2d-\\x3c\\x3e-\\x7e]",
+        )
+            .prop_map(|(k, v)| format!("{k}={v}"));
+        let any = "[a-zA-Z0-9@=_ .*/-]{0,8}";
+        let member = prop_oneof![30 => valid, 1 => any];
+        ("[ \\t]{0,2}", member, "[ \\t]{0,2}").prop_map(|(a, m, b)| format!("{a}{m}{b}"))
+    }
+
+    fn fields() -> impl Strategy<Value = Vec<String>> {
+        proptest::collection::vec(proptest::collection::vec(member(), 0..10), 0..5)
+            .prop_map(|fs| fs.into_iter().map(|f| f.join(",")).collect())
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_agrees_with_the_model(fields in fields()) {
+            let parsed = list(&fields.iter().map(String::as_str).collect::<Vec<_>>());
+            prop_assert_eq!(parsed, model::list(&fields), "{:?}", fields);
+        }
+    }
 }
