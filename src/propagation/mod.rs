@@ -293,18 +293,15 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
 /// flags 0, and its tracer has no hook for them), or a span the sampler dropped under a random
 /// parent (the SDK resets a dropped span's flags). Injection then sends the random flag.
 pub(crate) fn mark_random(parent: &Context, cx: Context) -> Context {
-    let parent_span = parent.span();
-    let psc = parent_span.span_context();
-    let span = cx.span();
-    let sc = span.span_context();
-    let lost =
-        psc.trace_flags().to_u8() & w3c::RANDOM != 0 && sc.trace_flags().to_u8() & w3c::RANDOM == 0;
-    if sc.is_valid() && (!psc.is_valid() || lost) {
-        let id = sc.trace_id();
-        drop(span);
+    let random = |c: &Context| c.span().span_context().trace_flags().to_u8() & w3c::RANDOM != 0;
+    let (parent_valid, sc_valid) = (
+        parent.span().span_context().is_valid(),
+        cx.span().span_context().is_valid(),
+    );
+    if sc_valid && (!parent_valid || (random(parent) && !random(&cx))) {
+        let id = cx.span().span_context().trace_id();
         return cx.with_value(w3c::RandomTraceId(id));
     }
-    drop(span);
     cx
 }
 
@@ -372,6 +369,27 @@ mod tests {
         assert!(valid_traceparent(
             format!("01{}-what-ever", &GOOD[2..]).as_bytes()
         ));
+    }
+
+    #[test]
+    fn random_marks_new_roots_and_dropped_children_only() {
+        // The second context stands for the one holding the span just started.
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let remote = |flags: u8| {
+            Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes([1; 8]),
+                TraceFlags::new(flags),
+                true,
+                TraceState::NONE,
+            ))
+        };
+        let marked = |cx: &Context| cx.get::<w3c::RandomTraceId>().is_some();
+        assert!(marked(&mark_random(&Context::new(), remote(1))));
+        assert!(marked(&mark_random(&remote(3), remote(0))));
+        assert!(!marked(&mark_random(&remote(3), remote(3))));
+        assert!(!marked(&mark_random(&remote(1), remote(1))));
+        assert!(!marked(&mark_random(&Context::new(), Context::new())));
     }
 
     #[test]

@@ -82,6 +82,8 @@ fn install_propagators(propagators: &[Propagator]) {
             .map(
                 |p| -> Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync> {
                     match p {
+                        // paytrace's own: the SDK's zeroes the random flag, reads one
+                        // tracestate field and refuses valid keys.
                         Propagator::TraceContext => {
                             Box::new(crate::propagation::TraceContextPropagator::new())
                         }
