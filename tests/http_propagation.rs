@@ -203,3 +203,171 @@ async fn inject_context_for_non_tower_clients() {
     let sc = cx.span().span_context().clone();
     assert_eq!(tp, format!("00-{}-{}-01", sc.trace_id(), sc.span_id()));
 }
+
+/// A service whose handler calls `{b}/echo` through the ClientLayer and answers with the
+/// `traceparent` and `tracestate` that call carried (B echoes them).
+async fn relay(spans: &Spans) -> SocketAddr {
+    let b = Router::new().route(
+        "/echo",
+        get(|headers: http::HeaderMap| async move {
+            let get = |name: &str| {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            format!("{}\n{}", get("traceparent"), get("tracestate"))
+        }),
+    );
+    let b_addr = serve(b).await;
+    let client = ClientLayer::from_tracer(spans.tracer())
+        .layer(Client::builder(TokioExecutor::new()).build_http::<String>());
+    let a = Router::new()
+        .route(
+            "/relay",
+            get(move || {
+                let client = client.clone();
+                async move {
+                    let req = http::Request::get(format!("http://{b_addr}/echo"))
+                        .body(String::new())
+                        .unwrap();
+                    let res = client.oneshot(req).await.unwrap();
+                    let body = res.into_body().collect().await.unwrap().to_bytes();
+                    String::from_utf8(body.to_vec()).unwrap()
+                }
+            }),
+        )
+        .layer(spans.layer().0);
+    serve(a).await
+}
+
+/// Sends `headers` (several fields of one name allowed) to A; returns what reached B.
+async fn through(a: SocketAddr, headers: &[(&str, &str)]) -> (String, String) {
+    let mut req = http::Request::get(format!("http://{a}/relay"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let caller = Client::builder(TokioExecutor::new()).build_http::<String>();
+    let res = caller
+        .request(req.body(String::new()).unwrap())
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let (tp, ts) = body.split_once('\n').unwrap();
+    (tp.to_owned(), ts.to_owned())
+}
+
+const PARENT: &str = "00-12345678901234567890123456789012-1234567890123456";
+
+#[tokio::test]
+async fn several_tracestate_fields_leave_as_one_list_and_the_random_flag_round_trips() {
+    let spans = Spans::new();
+    let a = relay(&spans).await;
+
+    let tp = format!("{PARENT}-03");
+    let (out_tp, out_ts) = through(
+        a,
+        &[
+            ("traceparent", &tp),
+            ("tracestate", "foo=1,bar=2"),
+            ("tracestate", "rojo=1,congo=2,foo@@v=3"),
+            ("tracestate", ""),
+            ("tracestate", "baz=3,t@vvvvvvvvvvvvvv=4"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out_ts, "foo=1,bar=2,rojo=1,congo=2,foo@@v=3,baz=3,t@vvvvvvvvvvvvvv=4",
+        "one field, in order, keys the SDK refuses included"
+    );
+    assert!(
+        out_tp.starts_with("00-12345678901234567890123456789012-"),
+        "{out_tp}"
+    );
+    assert!(
+        !out_tp.contains("1234567890123456-"),
+        "a new parent id: {out_tp}"
+    );
+    assert!(out_tp.ends_with("-03"), "sampled and random: {out_tp}");
+
+    // Random without sampled: the SDK's sampler follows the parent and drops the span, the
+    // random flag still goes on.
+    let (out_tp, out_ts) = through(a, &[("traceparent", &format!("{PARENT}-02"))]).await;
+    assert!(out_tp.ends_with("-02"), "{out_tp}");
+    assert_eq!(out_ts, "", "no empty tracestate is sent");
+
+    // Not random upstream: not random here either.
+    let (out_tp, _) = through(a, &[("traceparent", &format!("{PARENT}-01"))]).await;
+    assert!(out_tp.ends_with("-01"), "{out_tp}");
+
+    // A new root: its trace id is random, and says so.
+    let (out_tp, _) = through(a, &[]).await;
+    assert!(out_tp.ends_with("-03"), "{out_tp}");
+    assert!(!out_tp.contains("12345678901234567890123456789012"));
+}
+
+#[tokio::test]
+async fn invalid_or_oversized_tracestate_lists_are_dropped_never_the_request() {
+    let spans = Spans::new();
+    let a = relay(&spans).await;
+    let tp = format!("{PARENT}-01");
+    let members: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+    let (f1, f2) = (members[..32].join(","), members[32..].join(","));
+    for fields in [
+        vec![f1.as_str(), f2.as_str()],
+        vec!["foo=1", "@foo=1,bar=2"],
+        vec!["foo=1", "foo=,bar=3"],
+    ] {
+        let mut headers = vec![("traceparent", tp.as_str())];
+        headers.extend(fields.iter().map(|f| ("tracestate", *f)));
+        let (out_tp, out_ts) = through(a, &headers).await;
+        assert!(out_tp.starts_with("00-12345678901234567890123456789012-"));
+        assert_eq!(out_ts, "", "{fields:?}");
+    }
+    // 32 over two fields pass; duplicate keys keep the first.
+    let (_, out_ts) = through(a, &[("traceparent", &tp), ("tracestate", &f1)]).await;
+    assert_eq!(out_ts, f1);
+    let (_, out_ts) = through(
+        a,
+        &[
+            ("traceparent", &tp),
+            ("tracestate", "foo=1"),
+            ("tracestate", "foo=2"),
+        ],
+    )
+    .await;
+    assert_eq!(out_ts, "foo=1");
+}
+
+#[tokio::test]
+async fn several_baggage_fields_reach_the_handler_without_their_invalid_members() {
+    let spans = Spans::new();
+    let app = Router::new()
+        .route(
+            "/bag",
+            get(|| async {
+                let cx = opentelemetry::Context::current();
+                let mut all: Vec<String> = cx
+                    .baggage()
+                    .iter()
+                    .map(|(k, (v, _))| format!("{k}={v}"))
+                    .collect();
+                all.sort();
+                all.join(",")
+            }),
+        )
+        .layer(spans.layer().0);
+    let addr = serve(app).await;
+    let req = http::Request::get(format!("http://{addr}/bag"))
+        .header("baggage", "userId=alice, bad member")
+        .header("baggage", "serverNode=DF%2028,token=a==")
+        .body(String::new())
+        .unwrap();
+    let caller = Client::builder(TokioExecutor::new()).build_http::<String>();
+    let res = caller.request(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "serverNode=DF 28,token=a==,userId=alice");
+}

@@ -149,7 +149,7 @@ impl Call {
         let local_root = !parent.has_active_span() || parent.span().span_context().is_remote();
         let span = state.tracer.build_with_context(builder, parent);
         Call {
-            cx: parent.with_span(span),
+            cx: crate::propagation::mark_random(parent, parent.with_span(span)),
             state: state.clone(),
             lookup,
             start,

@@ -215,7 +215,7 @@ where
         builder.attributes = Some(attrs);
         let parent = Context::current();
         let span = shared.tracer.build_with_context(builder, &parent);
-        let cx = parent.with_span(span);
+        let cx = crate::propagation::mark_random(&parent, parent.with_span(span));
         inject_context(&cx, req.headers_mut());
         let guard = cx.clone().attach();
         let inner = self.inner.call(req);

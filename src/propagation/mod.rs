@@ -3,8 +3,11 @@
 //!
 //! The OpenTelemetry SDK's trace-context parser accepts ids shorter than 32/16 hex digits and
 //! other non-conforming values. paytrace checks `traceparent`, `tracestate` and `baggage`
-//! against the W3C rules (with size caps) before the global propagator sees them; anything
-//! invalid is ignored and the request starts a new trace. Nothing here can panic.
+//! against the W3C rules (with size caps) before the global propagator sees them; an invalid
+//! `traceparent` is ignored and the request starts a new trace, an invalid `tracestate` list
+//! is dropped whole, an invalid `baggage` member alone. Several `tracestate` or `baggage`
+//! fields are read as one list. paytrace's own [`TraceContextPropagator`] (Trace Context
+//! Level 2) replaces the SDK's. Nothing here can panic.
 //!
 //! ```
 //! let mut headers = http::HeaderMap::new();
@@ -15,18 +18,27 @@
 //! ```
 
 mod b3;
+mod baggage;
 mod foreign;
 mod jaeger;
+mod tracestate;
+mod w3c;
 
 pub use b3::B3Propagator;
 pub(crate) use foreign::enable as enable_foreign;
 pub use jaeger::JaegerPropagator;
+pub(crate) use w3c::flags as w3c_flags;
+pub use w3c::TraceContextPropagator;
+
+use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::Context;
 
-/// Longest `tracestate` accepted (W3C: propagate at least 512 bytes; larger ones are dropped).
+/// Longest `tracestate` propagated (W3C: at least 512 bytes); a longer valid list loses whole
+/// entries, those over 128 characters first, then from the end.
 #[doc(hidden)]
 pub const MAX_TRACESTATE_BYTES: usize = 8192;
 /// Most `tracestate` list members (W3C).
@@ -37,7 +49,7 @@ pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 /// Most `baggage` list members (W3C Baggage limit).
 #[doc(hidden)]
-pub const MAX_BAGGAGE_MEMBERS: usize = 180;
+pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 /// Longest `x-request-id` honoured.
 #[doc(hidden)]
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
@@ -85,73 +97,24 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
     }
 }
 
-/// Whether a `tracestate` value follows W3C Trace Context: at most 32 `key=value` members,
-/// keys `[a-z0-9_\-*/]` (optionally `tenant@system`), values printable ASCII without `,` and
-/// `=`, no trailing space; at most [`MAX_TRACESTATE_BYTES`].
+/// Whether a `tracestate` value follows W3C Trace Context Level 2: at most 32 `key=value`
+/// members (empty ones allowed), keys `[a-z0-9][a-z0-9_\-*/@]{0,255}`, values 1 to 256
+/// printable ASCII characters without `,` and `=`, not ending in a space.
 ///
 /// ```
 /// use paytrace::propagation::valid_tracestate;
-/// assert!(valid_tracestate(b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"));
+/// assert!(valid_tracestate(b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,foo@@bar=1"));
 /// assert!(!valid_tracestate(b"Rojo=1"));
 /// ```
 #[doc(hidden)]
 pub fn valid_tracestate(value: &[u8]) -> bool {
-    if value.len() > MAX_TRACESTATE_BYTES {
-        return false;
-    }
-    let mut members = 0;
-    for member in value.split(|&b| b == b',') {
-        let member = trim_ows(member);
-        if member.is_empty() {
-            continue; // empty list members are allowed
-        }
-        members += 1;
-        if members > MAX_TRACESTATE_MEMBERS {
-            return false;
-        }
-        let Some(eq) = member.iter().position(|&b| b == b'=') else {
-            return false;
-        };
-        let (key, val) = (&member[..eq], &member[eq + 1..]);
-        if !valid_tracestate_key(key) || !valid_tracestate_value(val) {
-            return false;
-        }
-    }
-    true
+    tracestate::for_each([value], |_| {})
 }
 
-fn valid_tracestate_key(key: &[u8]) -> bool {
-    let ok = |c: &u8| {
-        c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'*' | b'/')
-    };
-    let starts_well = |k: &[u8]| {
-        k.first()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    };
-    match key.iter().position(|&b| b == b'@') {
-        None => key.len() <= 256 && starts_well(key) && key.iter().all(ok),
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            tenant.len() <= 241
-                && system.len() <= 14
-                && starts_well(tenant)
-                && system.first().is_some_and(u8::is_ascii_lowercase)
-                && tenant.iter().all(ok)
-                && system.iter().all(ok)
-        }
-    }
-}
-
-fn valid_tracestate_value(v: &[u8]) -> bool {
-    (1..=256).contains(&v.len())
-        && v.iter()
-            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
-        && v.last() != Some(&b' ')
-}
-
-/// Whether a `baggage` value respects the W3C Baggage limits: at most [`MAX_BAGGAGE_BYTES`] and
-/// [`MAX_BAGGAGE_MEMBERS`] members, each `key=value` (properties after `;` allowed), keys
-/// tokens, no control characters. An invalid header is dropped whole.
+/// Whether a `baggage` value is a W3C Baggage list within its limits: at most
+/// [`MAX_BAGGAGE_BYTES`] and [`MAX_BAGGAGE_MEMBERS`] members, each `key=value` (properties
+/// after `;` allowed), keys tokens, values without spaces, `"`, `,`, `;` and `\`. Extraction
+/// keeps the valid members of an invalid list.
 ///
 /// ```
 /// use paytrace::propagation::valid_baggage;
@@ -160,43 +123,16 @@ fn valid_tracestate_value(v: &[u8]) -> bool {
 /// ```
 #[doc(hidden)]
 pub fn valid_baggage(value: &[u8]) -> bool {
-    if value.len() > MAX_BAGGAGE_BYTES || value.iter().any(|&c| c < 0x20 || c == 0x7f) {
-        return false;
-    }
-    let mut members = 0;
-    for member in value.split(|&b| b == b',') {
-        let member = trim_ows(member);
-        if member.is_empty() {
-            continue;
-        }
-        members += 1;
-        if members > MAX_BAGGAGE_MEMBERS {
-            return false;
-        }
-        let pair = member.split(|&b| b == b';').next().unwrap_or_default();
-        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-            return false;
-        };
-        let key = trim_ows(&pair[..eq]);
-        if key.is_empty() || !key.iter().all(is_token_char) {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_token_char(c: &u8) -> bool {
-    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c)
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
+    let mut count = 0;
+    value.len() <= MAX_BAGGAGE_BYTES
+        && value
+            .split(|&b| b == b',')
+            .map(baggage::trim_ows)
+            .filter(|m| !m.is_empty())
+            .all(|m| {
+                count += 1;
+                count <= MAX_BAGGAGE_MEMBERS && baggage::valid_member(m)
+            })
 }
 
 /// Whether an incoming `x-request-id` is honoured: 1 to 128 bytes of `[A-Za-z0-9._:-]`.
@@ -213,11 +149,12 @@ pub fn valid_request_id(value: &[u8]) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
 
-/// Exposes only the validated propagation headers to the propagator.
+/// Exposes only the validated propagation headers to the propagator; several `tracestate` or
+/// `baggage` fields are one value here, borrowed when there is one field.
 struct Validated<'a> {
     traceparent: Option<&'a str>,
-    tracestate: Option<&'a str>,
-    baggage: Option<&'a str>,
+    tracestate: Option<Cow<'a, str>>,
+    baggage: Option<Cow<'a, str>>,
     /// B3 and Jaeger headers, read only when such a propagator is installed.
     foreign: Option<foreign::Foreign<'a>>,
 }
@@ -226,8 +163,8 @@ impl Extractor for Validated<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         match key {
             "traceparent" => self.traceparent,
-            "tracestate" => self.tracestate,
-            "baggage" => self.baggage,
+            "tracestate" => self.tracestate.as_deref(),
+            "baggage" => self.baggage.as_deref(),
             _ => self.foreign.as_ref().and_then(|f| f.get(key)),
         }
     }
@@ -250,13 +187,13 @@ impl Extractor for Validated<'_> {
     }
 }
 
-/// The one value of a header that must appear at most once; `None` if absent, repeated or not
-/// ASCII.
 // `HeaderName` constants: a lookup by `&str` parses the name on every request.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 
+/// The one value of a header that must appear at most once; `None` if absent, repeated or not
+/// ASCII.
 fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
@@ -264,6 +201,26 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
         return None;
     }
     first.to_str().ok()
+}
+
+/// The `tracestate` fields as one valid list: the field itself when there is one, joined with
+/// commas when there are several; `None` when absent or invalid.
+fn combined_tracestate(headers: &HeaderMap) -> Option<Cow<'_, str>> {
+    let all = headers.get_all(&TRACESTATE);
+    if !tracestate::for_each(all.iter().map(HeaderValue::as_bytes), |_| {}) {
+        return None;
+    }
+    let mut fields = all.iter().filter_map(|v| v.to_str().ok());
+    let first = fields.next()?;
+    let Some(second) = fields.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut joined = [first, second].join(",");
+    for field in fields {
+        joined.push(',');
+        joined.push_str(field);
+    }
+    Some(Cow::Owned(joined))
 }
 
 /// The upstream context of a request: `traceparent`, `tracestate` and `baggage`, validated
@@ -280,21 +237,12 @@ fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
 /// ```
 pub fn extract_context(headers: &HeaderMap) -> Context {
     let traceparent = single(headers, &TRACEPARENT).filter(|v| valid_traceparent(v.as_bytes()));
-    let baggage = {
-        let mut all = headers.get_all(&BAGGAGE).iter();
-        match (all.next(), all.next()) {
-            // Several baggage headers are legal but rare; keep it simple and safe: use the first.
-            (Some(v), _) => v.to_str().ok().filter(|v| valid_baggage(v.as_bytes())),
-            _ => None,
-        }
-    };
+    let baggage = baggage::combine(|| headers.get_all(&BAGGAGE).iter().map(HeaderValue::as_bytes));
     let foreign = foreign::Foreign::read(headers);
     if traceparent.is_none() && baggage.is_none() && foreign.is_none() {
         return Context::new();
     }
-    let tracestate = traceparent
-        .and(single(headers, &TRACESTATE))
-        .filter(|v| valid_tracestate(v.as_bytes()));
+    let tracestate = traceparent.and_then(|_| combined_tracestate(headers));
     let view = Validated {
         traceparent,
         tracestate,
@@ -310,6 +258,14 @@ struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // An empty value (a `tracestate` with no members) clears the header rather than send it
+        // empty, which W3C asks senders to avoid.
+        if value.is_empty() {
+            if let Ok(name) = HeaderName::from_bytes(key.as_bytes()) {
+                self.0.remove(name);
+            }
+            return;
+        }
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(key.as_bytes()),
             HeaderValue::from_str(&value),
@@ -332,13 +288,29 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
     });
 }
 
+/// `cx`, holding the span just started under `parent`, marked when its trace id is random
+/// but the span's flags cannot say so: a new root (the SDK's trace ids are random, its root
+/// flags 0, and its tracer has no hook for them), or a span the sampler dropped under a random
+/// parent (the SDK resets a dropped span's flags). Injection then sends the random flag.
+pub(crate) fn mark_random(parent: &Context, cx: Context) -> Context {
+    let random = |c: &Context| c.span().span_context().trace_flags().to_u8() & w3c::RANDOM != 0;
+    let (parent_valid, sc_valid) = (
+        parent.span().span_context().is_valid(),
+        cx.span().span_context().is_valid(),
+    );
+    if sc_valid && (!parent_valid || (random(parent) && !random(&cx))) {
+        let id = cx.span().span_context().trace_id();
+        return cx.with_value(w3c::RandomTraceId(id));
+    }
+    cx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use opentelemetry::baggage::BaggageExt as _;
     use opentelemetry::propagation::TextMapCompositePropagator;
-    use opentelemetry::trace::TraceContextExt as _;
-    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    use opentelemetry_sdk::propagation::BaggagePropagator;
     use proptest::prelude::*;
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -397,6 +369,27 @@ mod tests {
         assert!(valid_traceparent(
             format!("01{}-what-ever", &GOOD[2..]).as_bytes()
         ));
+    }
+
+    #[test]
+    fn random_marks_new_roots_and_dropped_children_only() {
+        // The second context stands for the one holding the span just started.
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let remote = |flags: u8| {
+            Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes([1; 16]),
+                SpanId::from_bytes([1; 8]),
+                TraceFlags::new(flags),
+                true,
+                TraceState::NONE,
+            ))
+        };
+        let marked = |cx: &Context| cx.get::<w3c::RandomTraceId>().is_some();
+        assert!(marked(&mark_random(&Context::new(), remote(1))));
+        assert!(marked(&mark_random(&remote(3), remote(0))));
+        assert!(!marked(&mark_random(&remote(3), remote(3))));
+        assert!(!marked(&mark_random(&remote(1), remote(1))));
+        assert!(!marked(&mark_random(&Context::new(), Context::new())));
     }
 
     #[test]

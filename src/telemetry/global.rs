@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::TextMapCompositePropagator;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use super::Telemetry;
 use crate::config::{Config, Propagator};
@@ -82,7 +82,11 @@ fn install_propagators(propagators: &[Propagator]) {
             .map(
                 |p| -> Box<dyn opentelemetry::propagation::TextMapPropagator + Send + Sync> {
                     match p {
-                        Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                        // paytrace's own: the SDK's zeroes the random flag, reads one
+                        // tracestate field and refuses valid keys.
+                        Propagator::TraceContext => {
+                            Box::new(crate::propagation::TraceContextPropagator::new())
+                        }
                         Propagator::Baggage => Box::new(BaggagePropagator::new()),
                         Propagator::B3 => Box::new(crate::propagation::B3Propagator::single()),
                         Propagator::B3Multi => {

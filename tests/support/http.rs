@@ -12,7 +12,7 @@ use http_body::{Body, Frame};
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{Key, Value};
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use paytrace::http::{HttpMetrics, TraceLayer};
 
@@ -22,7 +22,7 @@ pub fn install_propagator() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
+            Box::new(paytrace::propagation::TraceContextPropagator::new()),
             Box::new(BaggagePropagator::new()),
         ]));
     });

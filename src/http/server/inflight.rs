@@ -94,7 +94,7 @@ impl Inflight {
         // Set directly (not `with_attributes`) so the reserved capacity reaches the span.
         builder.attributes = Some(attrs);
         let span = opts.tracer.build_with_context(builder, &parent);
-        let mut cx = parent.with_span(span);
+        let mut cx = crate::propagation::mark_random(&parent, parent.with_span(span));
         if !opts.critical_routes.is_empty()
             && opts.critical_routes.iter().any(|r| *r == *resolved.route)
         {
@@ -151,7 +151,7 @@ impl Inflight {
             }
         }
         if self.state.opts.traceresponse {
-            if let Some(v) = traceresponse(self.cx.span().span_context()) {
+            if let Some(v) = traceresponse(&self.cx) {
                 parts.headers.insert(TRACERESPONSE_HEADER, v);
             }
         }
@@ -276,9 +276,11 @@ impl Drop for Inflight {
     }
 }
 
-/// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of a valid
-/// span context; flags `01` when sampled, `00` otherwise.
-fn traceresponse(sc: &opentelemetry::trace::SpanContext) -> Option<HeaderValue> {
+/// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of the span
+/// of `cx` when valid; flags sampled (`01`) and random (`02`) as in an outgoing `traceparent`.
+fn traceresponse(cx: &Context) -> Option<HeaderValue> {
+    let span = cx.span();
+    let sc = span.span_context();
     if !sc.is_valid() {
         return None;
     }
@@ -286,9 +288,7 @@ fn traceresponse(sc: &opentelemetry::trace::SpanContext) -> Option<HeaderValue> 
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
     hex_into(&sc.trace_id().to_bytes(), &mut buf[3..35]);
     hex_into(&sc.span_id().to_bytes(), &mut buf[36..52]);
-    if sc.is_sampled() {
-        buf[54] = b'1';
-    }
+    hex_into(&[crate::propagation::w3c_flags(cx, sc)], &mut buf[53..55]);
     HeaderValue::from_bytes(&buf).ok()
 }
 
