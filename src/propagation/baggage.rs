@@ -97,10 +97,10 @@ where
     I: Iterator<Item = &'a [u8]>,
 {
     let mut probe = fields();
-    if let (Some(only), None) = (probe.next(), probe.next()) {
-        if clean(only) {
-            return std::str::from_utf8(only).ok().map(Cow::Borrowed);
-        }
+    // No field, the common case: nothing to build.
+    let first = probe.next()?;
+    if probe.next().is_none() && clean(first) {
+        return std::str::from_utf8(first).ok().map(Cow::Borrowed);
     }
     let mut out = String::new();
     for m in members(fields()) {

@@ -96,7 +96,7 @@ impl SpanLayer {
         if pending.status != Status::Unset {
             opentelemetry::trace::Span::set_status(&mut span, pending.status);
         }
-        pending.parent.with_span(span)
+        crate::propagation::mark_random(&pending.parent, pending.parent.with_span(span))
     }
 
     /// The parent a new span gets: its explicit parent's context, none for an explicit root,
