@@ -349,6 +349,36 @@ async fn spawned_tasks_stay_in_the_trace() {
         .all(|n| n.trace_id_hex() == pay.trace_id_hex()));
 }
 
+#[tokio::test]
+async fn a_task_spawned_at_the_handlers_top_level_carries_the_request_context() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(support::config(&collector)).unwrap();
+    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    #[tracing::instrument]
+    async fn notify() {}
+    let handler_dispatch = dispatch.clone();
+    let app = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move || {
+                // No `tracing` span is current here: the request span is an OpenTelemetry one.
+                let task = async { notify().await }
+                    .with_current_context()
+                    .with_subscriber_of(&handler_dispatch);
+                async move { tokio::spawn(task).await.unwrap() }
+            }),
+        )
+        .layer(telemetry.http_layer());
+    get_order(&app).with_subscriber_of(&dispatch).await;
+    let spans = collector.wait_for_spans(2, WAIT).await;
+    shutdown(telemetry).await;
+
+    assert!(parent_of(
+        by_name(&spans, "notify"),
+        by_name(&spans, "GET /orders/{id}")
+    ));
+}
+
 /// Scopes a spawned future to the test's subscriber (tests never install a global one).
 trait WithSubscriberOf: Sized {
     fn with_subscriber_of(

@@ -239,8 +239,21 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
     let traceparent = single(headers, &TRACEPARENT).filter(|v| valid_traceparent(v.as_bytes()));
     let baggage = baggage::combine(|| headers.get_all(&BAGGAGE).iter().map(HeaderValue::as_bytes));
     let foreign = foreign::Foreign::read(headers);
+    // A new trace, or one sent random, continues in the shared random-marked context.
+    let base = match traceparent {
+        None => w3c::random_base(),
+        Some(tp)
+            if tp
+                .as_bytes()
+                .get(54)
+                .is_some_and(|f| hex_value(*f) & w3c::RANDOM != 0) =>
+        {
+            w3c::random_base()
+        }
+        Some(_) => Context::new(),
+    };
     if traceparent.is_none() && baggage.is_none() && foreign.is_none() {
-        return Context::new();
+        return base;
     }
     let tracestate = traceparent.and_then(|_| combined_tracestate(headers));
     let view = Validated {
@@ -249,9 +262,16 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
         baggage,
         foreign,
     };
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.extract_with_context(&Context::new(), &view)
-    })
+    opentelemetry::global::get_text_map_propagator(|p| p.extract_with_context(&base, &view))
+}
+
+/// The value of an ASCII hex digit (validated before).
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => 0,
+    }
 }
 
 struct HeaderInjector<'a>(&'a mut HeaderMap);
@@ -293,14 +313,17 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
 /// flags 0, and its tracer has no hook for them), or a span the sampler dropped under a random
 /// parent (the SDK resets a dropped span's flags). Injection then sends the random flag.
 pub(crate) fn mark_random(parent: &Context, cx: Context) -> Context {
+    // Requests start from a context marked already: the common case allocates nothing.
+    if w3c::marked(&cx) {
+        return cx;
+    }
     let random = |c: &Context| c.span().span_context().trace_flags().to_u8() & w3c::RANDOM != 0;
     let (parent_valid, sc_valid) = (
         parent.span().span_context().is_valid(),
         cx.span().span_context().is_valid(),
     );
     if sc_valid && (!parent_valid || (random(parent) && !random(&cx))) {
-        let id = cx.span().span_context().trace_id();
-        return cx.with_value(w3c::RandomTraceId(id));
+        return cx.with_value(w3c::RandomTrace(true));
     }
     cx
 }
@@ -384,12 +407,26 @@ mod tests {
                 TraceState::NONE,
             ))
         };
-        let marked = |cx: &Context| cx.get::<w3c::RandomTraceId>().is_some();
+        let marked = w3c::marked;
         assert!(marked(&mark_random(&Context::new(), remote(1))));
         assert!(marked(&mark_random(&remote(3), remote(0))));
         assert!(!marked(&mark_random(&remote(3), remote(3))));
         assert!(!marked(&mark_random(&remote(1), remote(1))));
         assert!(!marked(&mark_random(&Context::new(), Context::new())));
+    }
+
+    #[test]
+    fn requests_start_marked_when_their_trace_is_new_or_sent_random() {
+        install();
+        let tp =
+            |flags: &str| format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+        assert!(w3c::marked(&extract_context(&HeaderMap::new())));
+        for (flags, random) in [("03", true), ("02", true), ("01", false), ("00", false)] {
+            let cx = extract_context(&headers(&[("traceparent", tp(flags).as_bytes())]));
+            assert_eq!(w3c::marked(&cx), random, "{flags}");
+        }
+        let baggage_only = extract_context(&headers(&[("baggage", b"a=1")]));
+        assert!(w3c::marked(&baggage_only), "a new trace with baggage");
     }
 
     #[test]

@@ -21,11 +21,25 @@ pub(crate) const RANDOM: u8 = 0x02;
 /// The flags this version knows; the others are set to 0 on the way out (W3C).
 const KNOWN: u8 = 0x01 | RANDOM;
 
-/// Marks a context whose trace id is random although its span's flags do not say so: a root
-/// paytrace started (the SDK's ids are random but its root flags are 0), or a span the sampler
-/// dropped under a random parent (the SDK resets a dropped span's flags).
+/// Says whether the traces started or continued in a context have random ids although their
+/// spans' flags may not say so: a root paytrace started (the SDK's ids are random but its root
+/// flags are 0), or a span the sampler dropped under a random parent (the SDK resets a dropped
+/// span's flags). A context extracted into a marked one without the flag is marked `false`.
 #[derive(Debug)]
-pub(crate) struct RandomTraceId(pub(crate) TraceId);
+pub(crate) struct RandomTrace(pub(crate) bool);
+
+/// An empty context marked random, shared: a request that starts a trace, or continues a
+/// random one, takes it as its base instead of allocating a mark.
+pub(crate) fn random_base() -> Context {
+    static BASE: OnceLock<Context> = OnceLock::new();
+    BASE.get_or_init(|| Context::new().with_value(RandomTrace(true)))
+        .clone()
+}
+
+/// Whether `cx` is marked random.
+pub(crate) fn marked(cx: &Context) -> bool {
+    cx.get::<RandomTrace>().is_some_and(|r| r.0)
+}
 
 /// W3C Trace Context Level 2 (`traceparent`, `tracestate`): the random flag carried through
 /// and set on the roots paytrace starts, several `tracestate` fields combined, the current
@@ -80,10 +94,7 @@ fn extract(extractor: &dyn Extractor) -> Option<(SpanContext, Option<Received>)>
 /// The flags to send for `sc` in `cx`: sampled as the span says, random when its trace id is.
 pub(crate) fn flags(cx: &Context, sc: &SpanContext) -> u8 {
     let own = sc.trace_flags().to_u8() & KNOWN;
-    let marked = cx
-        .get::<RandomTraceId>()
-        .is_some_and(|r| r.0 == sc.trace_id());
-    own | if marked { RANDOM } else { 0 }
+    own | if marked(cx) { RANDOM } else { 0 }
 }
 
 /// `00-{trace id}-{span id}-{flags}`.
@@ -103,10 +114,18 @@ impl TextMapPropagator for TraceContextPropagator {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        match extract(extractor) {
-            Some((sc, None)) => cx.with_remote_span_context(sc),
-            Some((sc, Some(received))) => cx.with_remote_span_context(sc).with_value(received),
-            None => cx.clone(),
+        let Some((sc, received)) = extract(extractor) else {
+            return cx.clone();
+        };
+        // A trace without the flag, extracted into a marked context, is not random.
+        let unmarked = sc.trace_flags().to_u8() & RANDOM == 0 && marked(cx);
+        let mut out = cx.with_remote_span_context(sc);
+        if unmarked {
+            out = out.with_value(RandomTrace(false));
+        }
+        match received {
+            Some(received) => out.with_value(received),
+            None => out,
         }
     }
 
@@ -170,11 +189,14 @@ mod tests {
     fn a_marked_trace_sends_the_random_flag() {
         let p = TraceContextPropagator::new();
         let cx = p.extract(&carrier("01", None));
-        let id = cx.span().span_context().trace_id();
-        let marked = cx.with_value(RandomTraceId(id));
+        let marked = cx.with_value(RandomTrace(true));
         assert!(round_trip(&marked)[TRACEPARENT].ends_with("-03"));
-        let other = cx.with_value(RandomTraceId(TraceId::from_bytes([9; 16])));
-        assert!(round_trip(&other)[TRACEPARENT].ends_with("-01"));
+        assert!(round_trip(&cx)[TRACEPARENT].ends_with("-01"));
+        // A trace without the flag extracted into a marked context stays without it.
+        let foreign = p.extract_with_context(&random_base(), &carrier("01", None));
+        assert!(round_trip(&foreign)[TRACEPARENT].ends_with("-01"));
+        let random = p.extract_with_context(&random_base(), &carrier("03", None));
+        assert!(round_trip(&random)[TRACEPARENT].ends_with("-03"));
     }
 
     #[test]
