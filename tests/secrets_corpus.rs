@@ -58,7 +58,7 @@ fn case(rng: &mut Rng, i: usize) -> Case {
         3 => grouped(&in_path, "+"),
         _ => percent_all(&in_path),
     };
-    let query_form = if i % 2 == 0 {
+    let query_form = if i.is_multiple_of(2) {
         format!("card%20{}%20now", grouped(&in_query, "%20"))
     } else {
         format!("card+{}+now", grouped(&in_query, "+"))

@@ -53,7 +53,7 @@ fn trace_state(span: &ReceivedSpan) -> &str {
 /// child span that ends after the response (late).
 const REQUESTS: u32 = 100_000;
 fn fails(n: u32) -> bool {
-    n % 100 == 0
+    n.is_multiple_of(100)
 }
 fn is_slow(n: u32) -> bool {
     n % 200 == 7
