@@ -7,7 +7,8 @@
 #      resume and health returns;
 #   4. tail keep at a 10 % ratio; 5. exemplars scraped by a real Prometheus;
 #   6. the demo exports over OTLP/HTTP (http/protobuf, gzip) to rotel's HTTP receiver;
-#   7. gRPC aimed at rotel's HTTP port: one WARN naming OTEL_EXPORTER_OTLP_PROTOCOL.
+#   7. gRPC aimed at rotel's HTTP port: one WARN naming OTEL_EXPORTER_OTLP_PROTOCOL;
+#   8. examples/minimal.rs: its `#[instrument]` span arrives under the request span.
 # Fails loudly if a component cannot be installed or started. Not hermetic: CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +40,8 @@ echo "=== installing rotel $ROTEL_VERSION and promtool"
 install_rotel >/dev/null
 install_promtool
 
-echo "=== building the demo"
-cargo build --example payment_service
+echo "=== building the demo and the minimal example"
+cargo build --example payment_service --example minimal
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 DEMO="$TARGET_DIR/debug/examples/payment_service"
 
@@ -179,6 +180,28 @@ grep 'wrong OTLP protocol' "$WORK/demo6.out" | head -n 1 || true
 check "exactly one WARN names OTEL_EXPORTER_OTLP_PROTOCOL" bash -c \
   "test \"\$(grep 'wrong OTLP protocol' '$WORK/demo6.out' | grep -c 'OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf')\" -eq 1"
 check "the health view says so" bash -c "grep 'exporter traces' '$WORK/demo6.out' | grep -q 'wrong protocol?'"
+
+echo "=== 8. the minimal example -> rotel: the service's own span under the request span"
+start_rotel "$WORK/rotel7"
+OTEL_EXPORTER_OTLP_ENDPOINT="$ROTEL_ENDPOINT" "$TARGET_DIR/debug/examples/minimal" >"$WORK/minimal.out" 2>&1 &
+MIN_PID=$!
+for _ in $(seq 1 100); do grep -q listening "$WORK/minimal.out" && break; sleep 0.1; done
+MIN_ADDR=$(grep -o 'http://[0-9.:]*' "$WORK/minimal.out" || true)
+check "the minimal example answers an order" bash -c "[ \"\$(curl -sf '$MIN_ADDR/orders/7')\" = paid ]"
+check "the minimal example serves /metrics" bash -c "curl -sf '$MIN_ADDR/metrics' | grep -q http_server_request_duration_seconds"
+kill -INT "$MIN_PID"
+check "the minimal example stops on Ctrl-C and flushes cleanly" wait "$MIN_PID"
+sleep 1
+stop_rotel
+check "its #[instrument] span arrived as a child of the request span" python3 - "$WORK/rotel7/rotel.out" <<'PY'
+import re, sys
+spans = [dict(re.findall(r"^[ \t]*(Parent ID|ID|Name)[ \t]*:[ \t]*(.*?)[ \t]*$", block, re.M))
+         for block in open(sys.argv[1]).read().split("Span #")[1:]]
+request = [s.get("ID") for s in spans if s.get("Name") == "GET /orders/{id}"]
+charge = [s.get("Parent ID") for s in spans if s.get("Name") == "charge"]
+print(f"request spans {request}, charge's parents {charge}")
+sys.exit(0 if request and charge and charge[0] == request[0] else 1)
+PY
 
 echo
 echo "e2e: $PASSED passed, $FAILED failed"
