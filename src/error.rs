@@ -28,10 +28,12 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
-    /// The CA certificate file for TLS could not be read.
-    #[error("cannot read CA certificate {path}: {source}")]
+    /// A certificate or key file for TLS could not be read.
+    #[error("cannot read {what} {path}: {source}")]
     Certificate {
-        /// The certificate path as configured.
+        /// Which file: `CA certificate`, `client certificate` or `client key`.
+        what: &'static str,
+        /// The path as configured.
         path: String,
         /// The I/O error.
         #[source]

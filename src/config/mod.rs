@@ -10,6 +10,7 @@ pub(crate) mod env;
 mod parse;
 mod resolve;
 mod settings;
+mod target;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,6 @@
 //! From [`Config`] to [`Settings`]: one small resolver per setting, each in the same order —
 //! set in code, then the signal's variable, then the general variable, then the default.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -11,15 +10,12 @@ use super::parse::*;
 use super::settings::{ExportSettings, Limits, ResourceSettings, Settings};
 use super::{BatchOverrides, Config, Propagator, Sampler};
 use crate::error::Error;
-use crate::export::{BatchSettings, Signal, Target};
-use crate::exporter::{Exporter, Protocol};
+use crate::export::{BatchSettings, Signal};
 use crate::log::{LogSampling, LogSettings};
 use crate::sampling::KeepSettings;
 use crate::watchdog::WatchdogSettings;
 
-const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
-const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
-pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) use super::target::DEFAULT_TIMEOUT;
 // A server span of the HTTP layer is estimated at about 540 bytes (it encodes to about 490):
 // 16 MiB holds a burst of 20,000 requests with room to spare while the export thread waits.
 const DEFAULT_SPAN_QUEUE_BYTES: usize = 16 * 1024 * 1024;
@@ -49,6 +45,7 @@ impl Config {
     /// Every setting resolved and checked.
     pub(crate) fn resolve(&self) -> Result<Settings, Error> {
         let env = Env(&self.env);
+        let sampler = self.resolve_sampler(&env)?;
         let propagators = match &self.propagators {
             Some(p) => (p.clone(), Vec::new()),
             None => env
@@ -66,8 +63,8 @@ impl Config {
                 None => env.parse(OTEL_SDK_DISABLED, parse_bool)?.unwrap_or(false),
             },
             resource: self.resolve_resource(&env)?,
-            sampler: self.resolve_sampler(&env)?,
-            tail_keep: self.resolve_tail_keep(self.resolve_sampler(&env)?)?,
+            sampler,
+            tail_keep: self.resolve_tail_keep(sampler)?,
             propagators: propagators.0,
             warnings: propagators
                 .1
@@ -322,182 +319,6 @@ impl Config {
             span_events: self.span_events.unwrap_or(false),
         })
     }
-
-    fn resolve_target(&self, env: &Env<'_>, signal: Signal) -> Result<Target, Error> {
-        let upper = signal.env_name();
-        // Per-signal variables win over the general ones, code wins over both.
-        let var = |suffix: &'static str| -> (&'static str, Option<&str>) {
-            let specific = signal_var(upper, suffix);
-            match env.get(specific) {
-                Some(v) => (specific, Some(v)),
-                None => {
-                    let general = general_var(suffix);
-                    (general, env.get(general))
-                }
-            }
-        };
-        let protocol = match self.protocol {
-            Some(p) => p,
-            None => match var("PROTOCOL") {
-                (name, Some(v)) => Protocol::parse(v).map_err(|r| Error::invalid(name, v, r))?,
-                _ => Protocol::Grpc,
-            },
-        };
-        let exporter = match self.exporters.get(&signal) {
-            Some(e) => *e,
-            None => {
-                let name = exporter_var(upper);
-                match env.get(name) {
-                    Some(v) => Exporter::parse(v).map_err(|r| Error::invalid(name, v, r))?,
-                    None => Exporter::Otlp,
-                }
-            }
-        };
-        // A per-signal endpoint is the full URL; a general one is the base OTLP/HTTP appends
-        // `/v1/{signal}` to.
-        let (endpoint_name, endpoint, general) = match self.signal_endpoints.get(&signal) {
-            Some(e) => ("with_signal_endpoint", e.clone(), false),
-            None => match &self.endpoint {
-                Some(e) => ("with_endpoint", e.clone(), true),
-                None => match var("ENDPOINT") {
-                    (name, Some(v)) => (name, v.to_owned(), name == general_var("ENDPOINT")),
-                    (name, None) => (
-                        name,
-                        match protocol {
-                            Protocol::Grpc => DEFAULT_ENDPOINT,
-                            Protocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,
-                        }
-                        .to_owned(),
-                        true,
-                    ),
-                },
-            },
-        };
-        let endpoint = match var("INSECURE") {
-            // The specification: a scheme-less endpoint is secure unless INSECURE says not.
-            (name, Some(v)) if !endpoint.contains("://") => {
-                let insecure = parse_bool(v).map_err(|r| Error::invalid(name, v, r))?;
-                format!("{}://{endpoint}", if insecure { "http" } else { "https" })
-            }
-            (name, Some(v)) => {
-                parse_bool(v).map_err(|r| Error::invalid(name, v, r))?;
-                endpoint
-            }
-            _ if !endpoint.contains("://") => format!("https://{endpoint}"),
-            _ => endpoint,
-        };
-        let mut endpoint = parse_endpoint(&endpoint)
-            .map_err(|reason| Error::invalid(endpoint_name, endpoint.clone(), reason))?;
-        if protocol == Protocol::HttpProtobuf && general {
-            endpoint = append_signal_path(&endpoint, signal)
-                .map_err(|reason| Error::invalid(endpoint_name, endpoint.to_string(), reason))?;
-        }
-
-        let mut headers = match var("HEADERS") {
-            (name, Some(v)) => {
-                parse_key_values(v).map_err(|reason| Error::invalid(name, v, reason))?
-            }
-            _ => Vec::new(),
-        };
-        for (k, v) in &self.headers {
-            headers.retain(|(name, _)| !name.eq_ignore_ascii_case(k));
-            headers.push((k.clone(), v.clone()));
-        }
-        for (k, v) in &headers {
-            let valid_name =
-                tonic::metadata::MetadataKey::<tonic::metadata::Ascii>::from_bytes(k.as_bytes())
-                    .is_ok();
-            if !valid_name || tonic::metadata::MetadataValue::try_from(v.as_str()).is_err() {
-                // Never echo a header value: it is usually a credential.
-                return Err(Error::invalid(
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    k.clone(),
-                    "not a valid gRPC metadata name/value",
-                ));
-            }
-        }
-        let gzip = match self.compression {
-            Some(g) => g,
-            None => match var("COMPRESSION") {
-                (name, Some(v)) => match v.trim().to_ascii_lowercase().as_str() {
-                    "gzip" => true,
-                    "none" | "" => false,
-                    _ => return Err(Error::invalid(name, v, "expected `gzip` or `none`")),
-                },
-                _ => true,
-            },
-        };
-        let timeout = match self.timeout {
-            Some(t) => t,
-            None => match var("TIMEOUT") {
-                (name, Some(v)) => parse_millis(v).map_err(|r| Error::invalid(name, v, r))?,
-                _ => DEFAULT_TIMEOUT,
-            },
-        };
-        if timeout.is_zero() {
-            return Err(Error::invalid(
-                "OTEL_EXPORTER_OTLP_TIMEOUT",
-                "0",
-                "must be > 0",
-            ));
-        }
-        let certificate = match &self.certificate {
-            Some(p) => Some(p.clone()),
-            None => var("CERTIFICATE").1.map(PathBuf::from),
-        };
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|source| Error::Certificate {
-                path: path.display().to_string(),
-                source,
-            })
-        };
-        let ca_pem = certificate.as_deref().map(read).transpose()?;
-        let client_identity = match &self.client_identity {
-            Some((cert, key)) => Some((cert.clone(), key.clone())),
-            None => match (var("CLIENT_CERTIFICATE"), var("CLIENT_KEY")) {
-                ((_, Some(cert)), (_, Some(key))) => {
-                    Some((PathBuf::from(cert), PathBuf::from(key)))
-                }
-                ((_, None), (_, None)) => None,
-                ((cert_name, cert), (key_name, _)) => {
-                    let (set, missing) = if cert.is_some() {
-                        (cert_name, key_name)
-                    } else {
-                        (key_name, cert_name)
-                    };
-                    return Err(Error::invalid(
-                        missing,
-                        "",
-                        format!("must be set together with {set} (mutual TLS needs both)"),
-                    ));
-                }
-            },
-        };
-        let client_identity = match client_identity {
-            Some((cert, key)) => Some((read(&cert)?, read(&key)?)),
-            None => None,
-        };
-        Ok(Target {
-            signal,
-            endpoint,
-            headers,
-            gzip,
-            timeout,
-            ca_pem,
-            client_identity,
-            protocol,
-            exporter,
-        })
-    }
-}
-
-/// `base` with `/v1/traces` (…) appended to its path, as OTLP/HTTP asks of a general endpoint.
-fn append_signal_path(base: &http::Uri, signal: Signal) -> Result<http::Uri, String> {
-    let path = base.path().trim_end_matches('/');
-    let full = format!("{path}/v1/{}", signal.as_str());
-    let mut parts = base.clone().into_parts();
-    parts.path_and_query = Some(full.parse().map_err(|e| format!("{e}"))?);
-    http::Uri::from_parts(parts).map_err(|e| format!("{e}"))
 }
 
 fn check_log_sampling(sampling: &LogSampling) -> Result<(), Error> {
