@@ -11,7 +11,8 @@ async fn charge(order_id: u64) -> &'static str {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let telemetry = paytrace::init_tracer(paytrace::Config::from_env().with_service_name("minimal"))?;
+    let telemetry =
+        paytrace::init_tracer(paytrace::Config::from_env().with_service_name("minimal"))?;
     let app = Router::new()
         .route("/orders/{id}", get(|Path(id): Path<u64>| charge(id)))
         .layer(telemetry.http_layer())
