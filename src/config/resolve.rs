@@ -69,6 +69,8 @@ impl Config {
             sampler: self.resolve_sampler(&env)?,
             tail_keep: self.resolve_tail_keep(self.resolve_sampler(&env)?)?,
             propagators: propagators.0,
+            trust: self.trust.clone(),
+            propagate_to: self.propagate_to.clone(),
             warnings: propagators
                 .1
                 .iter()
