@@ -147,7 +147,8 @@ fn peer_ip(parts: &Parts) -> Option<IpAddr> {
 /// Where a server span starts: under the caller's context, or as a new root linked to it.
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    /// The span's parent: the caller's context when trusted, else an empty one (a root).
+    /// The span's parent: the caller's context when trusted, else one without a span (a
+    /// root).
     pub(crate) parent: Context,
     /// The untrusted caller's span context, when it sent a valid one.
     pub(crate) link: Option<Link>,
@@ -165,7 +166,8 @@ pub(crate) fn upstream(trust: &Trust, parts: &Parts) -> Upstream {
     }
     let link = super::extract_span_context(&parts.headers).map(Link::with_context);
     Upstream {
-        parent: Context::new(),
+        // A new trace: the shared random-marked base, as for a request that sent nothing.
+        parent: super::w3c::random_base(),
         link,
     }
 }
@@ -238,6 +240,10 @@ mod tests {
 
         let up = upstream(&Trust::None, &parts);
         assert!(!has_parent(&up.parent));
+        assert!(
+            super::super::w3c::marked(&up.parent),
+            "a new random trace, no mark allocated"
+        );
         assert!(opentelemetry::baggage::BaggageExt::baggage(&up.parent).is_empty());
         let link = up.link.expect("a link to the caller");
         let sc = &link.span_context;
