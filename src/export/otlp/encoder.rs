@@ -861,7 +861,12 @@ mod tests {
                 // span(i) is named "... {i}"; even ones were given the scope "other".
                 for span in &group.spans {
                     let i: u64 = span.name.rsplit(' ').next().unwrap().parse().unwrap();
-                    assert_eq!(scope == "other", i.is_multiple_of(2), "{} in {scope}", span.name);
+                    assert_eq!(
+                        scope == "other",
+                        i.is_multiple_of(2),
+                        "{} in {scope}",
+                        span.name
+                    );
                 }
                 scopes.push(scope);
             }
