@@ -9,6 +9,10 @@
 //! fields are read as one list. paytrace's own [`TraceContextPropagator`] (Trace Context
 //! Level 2) replaces the SDK's. Nothing here can panic.
 //!
+//! Trust boundaries: [`Trust`] says whose incoming context a server layer continues (the others
+//! start new traces, linked to what they sent), [`PropagateTo`] which hosts a client layer sends
+//! the context to (the others get no context header at all).
+//!
 //! ```
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
