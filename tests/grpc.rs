@@ -10,6 +10,7 @@ use std::time::Duration;
 use opentelemetry::trace::{
     FutureExt as _, Span as _, TraceContextExt as _, Tracer as _, TracerProvider as _,
 };
+use paytrace::propagation::{PropagateTo, Trust};
 use paytrace::testing::{ReceivedSpan, TestCollector};
 use paytrace::Telemetry;
 use support::ledger::{
@@ -60,6 +61,14 @@ async fn rig_with(
 
 impl Rig {
     async fn client(&self) -> Client {
+        self.client_with(|layer| layer).await
+    }
+
+    /// A client whose layer (the telemetry's, with this rig's authority) `configure` adjusts.
+    async fn client_with(
+        &self,
+        configure: impl FnOnce(paytrace::grpc::ClientLayer) -> paytrace::grpc::ClientLayer,
+    ) -> Client {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
             .unwrap()
             .connect()
@@ -67,7 +76,9 @@ impl Rig {
             .expect("connect");
         let authority = http::uri::Authority::try_from(self.addr.to_string()).unwrap();
         let channel = tower::ServiceBuilder::new()
-            .layer(self.telemetry.grpc_client_layer().with_authority(authority))
+            .layer(configure(
+                self.telemetry.grpc_client_layer().with_authority(authority),
+            ))
             .service(channel);
         LedgerClient::new(channel)
     }
@@ -549,4 +560,99 @@ async fn a_card_number_in_the_authority_is_masked() {
         .await
         .unwrap()
         .unwrap();
+}
+
+const FORGED_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+const FORGED_SPAN: &str = "b7ad6b7169203331";
+
+/// A call without the client layer, its metadata forged: a sampled parent and baggage.
+async fn forged_call(rig: &Rig) -> ReceivedSpan {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", rig.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = LedgerClient::new(channel);
+    let mut req = post("");
+    let forged = format!("00-{FORGED_TRACE}-{FORGED_SPAN}-01");
+    req.metadata_mut()
+        .insert("traceparent", forged.parse().unwrap());
+    req.metadata_mut()
+        .insert("baggage", "tenant=evil".parse().unwrap());
+    client.post(req).await.unwrap();
+    rig.collector
+        .wait_for_span("ledger.v1.Ledger/Post", WAIT)
+        .await
+        .expect("a server span")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_grpc_caller_gets_a_new_root_linked_to_its_context() {
+    // Config::with_trust reaches the layer Telemetry::grpc_server_layer builds.
+    let rig = rig_with(|c| c.with_trust(Trust::None), |t| t.grpc_server_layer()).await;
+    let span = forged_call(&rig).await;
+    assert_ne!(span.trace_id_hex(), FORGED_TRACE);
+    assert!(span.span.parent_span_id.is_empty(), "a root");
+    assert_eq!(span.span.links.len(), 1);
+    let link = &span.span.links[0];
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(hex(&link.trace_id), FORGED_TRACE);
+    assert_eq!(hex(&link.span_id), FORGED_SPAN);
+    assert_eq!(link.flags & 0x01, 0x01, "the sampled flag, recorded");
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_peer_in_the_trusted_networks_is_continued() {
+    let rig = rig(|t| {
+        let loopback = Trust::peers_in(["127.0.0.0/8", "::1"]).unwrap();
+        t.grpc_server_layer().with_trust(loopback)
+    })
+    .await;
+    let span = forged_call(&rig).await;
+    assert_eq!(span.trace_id_hex(), FORGED_TRACE);
+    assert_eq!(span.parent_span_id_hex(), FORGED_SPAN);
+    assert!(span.span.links.is_empty());
+    rig.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_client_sends_the_context_to_allowed_hosts_only() {
+    let rig = rig(|t| t.grpc_server_layer()).await;
+    let tracer = rig.telemetry.tracer_provider().tracer("test");
+    for (allowed, hosts) in [(false, "ledger.internal"), (true, "127.0.0.1")] {
+        rig.collector.clear();
+        let mut client = rig
+            .client_with(|layer| layer.with_propagation(PropagateTo::hosts([hosts])))
+            .await;
+        let root = tracer.start("caller");
+        let trace_id = root.span_context().trace_id().to_string();
+        let cx = opentelemetry::Context::current_with_span(root);
+        client
+            .post(post(""))
+            .with_context(cx.clone())
+            .await
+            .unwrap();
+        cx.span().end();
+        let spans = rig.collector.wait_for_spans(3, WAIT).await;
+        let kind = |k: i32| spans.iter().find(|s| s.span.kind == k).expect("a span");
+        let (client_span, server_span) = (kind(3), kind(2));
+        assert_eq!(
+            client_span.trace_id_hex(),
+            trace_id,
+            "the client span is recorded"
+        );
+        if allowed {
+            assert_eq!(server_span.trace_id_hex(), trace_id, "{hosts}: continued");
+            assert_eq!(server_span.parent_span_id_hex(), client_span.span_id_hex());
+        } else {
+            assert_ne!(
+                server_span.trace_id_hex(),
+                trace_id,
+                "{hosts}: nothing sent"
+            );
+            assert!(server_span.span.parent_span_id.is_empty());
+        }
+    }
+    rig.shutdown().await;
 }

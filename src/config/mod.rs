@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::export::Signal;
 use crate::exporter::{Exporter, Protocol};
 use crate::log::{LogFormat, LogSampling};
+use crate::propagation::{PropagateTo, Trust};
 #[allow(unused_imports)] // the variable names the doc links below name
 use env::*;
 pub(crate) use settings::{ResourceSettings, Settings};
@@ -104,6 +105,8 @@ pub struct Config {
     retry: Option<bool>,
     sampler: Option<Sampler>,
     propagators: Option<Vec<Propagator>>,
+    trust: Trust,
+    propagate_to: PropagateTo,
     span_queue: BatchOverrides,
     log_queue: BatchOverrides,
     metric_interval: Option<Duration>,
@@ -149,6 +152,8 @@ impl fmt::Debug for Config {
             .field("exporters", &self.exporters)
             .field("header_names", &header_names)
             .field("sampler", &self.sampler)
+            .field("trust", &self.trust)
+            .field("propagate_to", &self.propagate_to)
             .field("disabled", &self.disabled)
             .field("env_vars_read", &self.env.len())
             .finish_non_exhaustive()
@@ -412,6 +417,40 @@ impl Config {
     /// [`OTEL_PROPAGATORS`].
     pub fn with_propagators(mut self, propagators: impl IntoIterator<Item = Propagator>) -> Self {
         self.propagators = Some(propagators.into_iter().collect());
+        self
+    }
+
+    /// Whose incoming trace context the server layers the telemetry builds
+    /// (`Telemetry::http_layer`, `Telemetry::grpc_server_layer`) continue. Defaults to
+    /// [`Trust::All`]; [`Trust::None`] makes every request a new root linked to the context it
+    /// sent (a public endpoint); [`Trust::peers_in`] trusts the internal mesh's addresses only.
+    /// A layer's own `with_trust` wins. See [`Trust`].
+    ///
+    /// ```
+    /// use paytrace::propagation::Trust;
+    /// let config = paytrace::Config::new().with_trust(Trust::peers_in(["10.0.0.0/8", "fd00::/8"])?);
+    /// assert!(config.validate().is_ok());
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// Which hosts the client layers the telemetry builds (`Telemetry::http_client_layer`,
+    /// `Telemetry::grpc_client_layer`) send the trace context to. Defaults to
+    /// [`PropagateTo::All`]; with [`PropagateTo::hosts`] a call to any other host (a card
+    /// network, a payment processor) leaves with no context header at all. A layer's own
+    /// `with_propagation` wins. See [`PropagateTo`].
+    ///
+    /// ```
+    /// use paytrace::propagation::PropagateTo;
+    /// let config = paytrace::Config::new()
+    ///     .with_propagate_to(PropagateTo::hosts([".svc.cluster.local", ".internal"]));
+    /// assert!(config.validate().is_ok());
+    /// ```
+    pub fn with_propagate_to(mut self, propagate_to: PropagateTo) -> Self {
+        self.propagate_to = propagate_to;
         self
     }
 

@@ -66,6 +66,8 @@ impl Config {
             sampler,
             tail_keep: self.resolve_tail_keep(sampler)?,
             propagators: propagators.0,
+            trust: self.trust.clone(),
+            propagate_to: self.propagate_to.clone(),
             warnings: propagators
                 .1
                 .iter()

@@ -7,6 +7,7 @@ use opentelemetry::KeyValue;
 use super::{Propagator, Sampler};
 use crate::export::{BatchSettings, Target};
 use crate::log::LogSettings;
+use crate::propagation::{PropagateTo, Trust};
 use crate::sampling::KeepSettings;
 use crate::watchdog::WatchdogSettings;
 
@@ -19,6 +20,10 @@ pub(crate) struct Settings {
     /// Tail keep's bounds, when it is on (a ratio below 1 and not turned off).
     pub(crate) tail_keep: Option<KeepSettings>,
     pub(crate) propagators: Vec<Propagator>,
+    /// Whose incoming context the server layers continue.
+    pub(crate) trust: Trust,
+    /// Which hosts the client layers send the context to.
+    pub(crate) propagate_to: PropagateTo,
     /// Settings skipped rather than refused (unknown propagators), said once telemetry runs.
     pub(crate) warnings: Vec<String>,
     pub(crate) export: ExportSettings,

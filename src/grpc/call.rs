@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, StatusCode};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, Key, KeyValue, StringValue};
 use opentelemetry_sdk::trace::Tracer;
 use opentelemetry_semantic_conventions::attribute as sc;
@@ -20,6 +20,7 @@ use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
 use crate::sampling::ExemplarClaim;
 use crate::util::truncate;
@@ -54,6 +55,10 @@ pub(crate) struct CallState {
     pub(crate) metadata: Vec<(HeaderName, Key)>,
     /// `server.address`/`server.port` of a client whose requests carry no authority.
     pub(crate) authority: Option<http::uri::Authority>,
+    /// Server side: whose incoming context is continued.
+    pub(crate) trust: Trust,
+    /// Client side: which hosts get the context.
+    pub(crate) propagate_to: PropagateTo,
 }
 
 /// How a call's response stream ended.
@@ -94,11 +99,12 @@ impl std::fmt::Debug for Call {
 }
 
 impl Call {
-    /// Start the span of a call whose request is `parts`, under `parent`.
+    /// Start the span of a call whose request is `parts`, under `parent`, linked to `link`.
     pub(crate) fn start(
         state: &Arc<CallState>,
         parts: &http::request::Parts,
         parent: &Context,
+        link: Option<Link>,
     ) -> Call {
         let authority = parts.uri.authority().or(state.authority.as_ref());
         let start = Instant::now();
@@ -146,6 +152,7 @@ impl Call {
             .with_kind(kind)
             .with_start_time(start_time);
         builder.attributes = Some(attrs);
+        builder.links = link.map(|link| vec![link]);
         let local_root = !parent.has_active_span() || parent.span().span_context().is_remote();
         let span = state.tracer.build_with_context(builder, parent);
         Call {

@@ -18,6 +18,7 @@ use super::metrics::GrpcMetrics;
 use super::service::Traced;
 use super::side::{side, ClientSide, Kind, ServerSide};
 use crate::http::DEFAULT_SLOW_THRESHOLD;
+use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
 
 /// The tower layer for tonic servers (`Server::builder().layer(...)`): one server span and one
@@ -55,6 +56,8 @@ struct Options {
     max_methods: usize,
     metadata: Vec<HeaderName>,
     authority: Option<Authority>,
+    trust: Trust,
+    propagate_to: PropagateTo,
 }
 
 impl<K> Clone for GrpcLayer<K> {
@@ -87,6 +90,8 @@ impl<K: Kind> GrpcLayer<K> {
             max_methods: DEFAULT_MAX_METHODS,
             metadata: Vec::new(),
             authority: None,
+            trust: Trust::All,
+            propagate_to: PropagateTo::All,
         })
     }
 
@@ -110,6 +115,8 @@ impl<K: Kind> GrpcLayer<K> {
             slow_threshold: opts.slow_threshold,
             metadata,
             authority: opts.authority.clone(),
+            trust: opts.trust.clone(),
+            propagate_to: opts.propagate_to.clone(),
         });
         GrpcLayer {
             opts,
@@ -221,6 +228,34 @@ impl<K: Kind> GrpcLayer<K> {
         let keys = keys.into_iter().collect();
         self.with(|o| o.metadata = keys)
     }
+
+    /// Both trust boundaries from the telemetry's settings: the server side reads `trust`,
+    /// the client side `propagate_to`.
+    pub(crate) fn with_boundaries(self, trust: Trust, propagate_to: PropagateTo) -> Self {
+        self.with(|o| {
+            o.trust = trust;
+            o.propagate_to = propagate_to;
+        })
+    }
+}
+
+impl GrpcLayer<ServerSide> {
+    /// Whose incoming trace context the server continues: [`Trust::All`] (the default with
+    /// [`from_tracer`](Self::from_tracer); with `Telemetry::grpc_server_layer`, the
+    /// telemetry's [`Config::with_trust`](crate::Config::with_trust), itself `All` by
+    /// default), [`Trust::None`] (every call a new root, linked to the context it sent),
+    /// [`Trust::peers_in`] (tonic's `TcpConnectInfo` peer) or [`Trust::when`]. See [`Trust`].
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// use paytrace::propagation::Trust;
+    /// let layer = telemetry.grpc_server_layer().with_trust(Trust::peers_in(["10.0.0.0/8"])?);
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_trust(self, trust: Trust) -> Self {
+        self.with(|o| o.trust = trust)
+    }
 }
 
 impl GrpcLayer<ClientSide> {
@@ -239,6 +274,28 @@ impl GrpcLayer<ClientSide> {
     pub fn with_authority(self, authority: Authority) -> Self {
         self.with(|o| o.authority = Some(authority))
     }
+
+    /// Which hosts get the trace context: [`PropagateTo::All`] (the default with
+    /// [`from_tracer`](Self::from_tracer); with `Telemetry::grpc_client_layer`, the
+    /// telemetry's [`Config::with_propagate_to`](crate::Config::with_propagate_to), itself
+    /// `All` by default), [`PropagateTo::None`], [`PropagateTo::hosts`] (matched against the
+    /// request's authority, else [`with_authority`](Self::with_authority)'s) or
+    /// [`PropagateTo::when`]. A call to any other host carries no context metadata at all;
+    /// its span is still recorded. See [`PropagateTo`].
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// use paytrace::propagation::PropagateTo;
+    /// let layer = telemetry
+    ///     .grpc_client_layer()
+    ///     .with_authority(http::uri::Authority::from_static("risk.vendor.example:443"))
+    ///     .with_propagation(PropagateTo::hosts([".internal"]));
+    /// # let _ = layer;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_propagation(self, propagate_to: PropagateTo) -> Self {
+        self.with(|o| o.propagate_to = propagate_to)
+    }
 }
 
 impl<K: Kind> fmt::Debug for GrpcLayer<K> {
@@ -252,6 +309,8 @@ impl<K: Kind> fmt::Debug for GrpcLayer<K> {
             .field("max_methods", &o.max_methods)
             .field("metadata", &o.metadata)
             .field("authority", &o.authority)
+            .field("trust", &o.trust)
+            .field("propagate_to", &o.propagate_to)
             .finish()
     }
 }

@@ -37,7 +37,8 @@
 //!
 //! The W3C context (`traceparent`, `tracestate`, `baggage`) is read from the request metadata
 //! on the server with the HTTP layer's rules for hostile values, and written into it on the
-//! client. No metadata is recorded unless allow-listed
+//! client — only for trusted callers ([`GrpcLayer::with_trust`]) and to allowed hosts
+//! ([`GrpcLayer::with_propagation`]). No metadata is recorded unless allow-listed
 //! ([`GrpcLayer::with_request_metadata`]), and then redacted; sensitive keys never are, and
 //! messages never are.
 //!

@@ -13,7 +13,7 @@ use super::body::GrpcBody;
 use super::call::{Call, CallState};
 use super::future::GrpcFuture;
 use super::side::{ClientSide, ServerSide, Side};
-use crate::propagation::{extract_context, inject_context};
+use crate::propagation::{inject_context, strip_context_headers, upstream, Upstream};
 
 /// The service of a [`ServerLayer`](super::ServerLayer) (`Traced<S, ServerSide>`) or a
 /// [`ClientLayer`](super::ClientLayer) (`Traced<S, ClientSide>`). Requests that are not gRPC
@@ -108,16 +108,27 @@ where
         }
         let (mut parts, body) = req.into_parts();
         let server = self.state.side == Side::Server;
-        // The server continues the caller's trace; the client continues the current one and
-        // passes it on.
-        let parent = if server {
-            extract_context(&parts.headers)
+        // The server continues the caller's trace when trusted; the client continues the
+        // current one and passes it on to the hosts allowed.
+        let Upstream { parent, link } = if server {
+            upstream(&self.state.trust, &parts)
         } else {
-            opentelemetry::Context::current()
+            Upstream {
+                parent: opentelemetry::Context::current(),
+                link: None,
+            }
         };
-        let call = Call::start(&self.state, &parts, &parent);
+        let call = Call::start(&self.state, &parts, &parent, link);
         if !server {
-            inject_context(&call.cx, &mut parts.headers);
+            let state = &*self.state;
+            if state
+                .propagate_to
+                .allows_at(&parts, state.authority.as_ref())
+            {
+                inject_context(&call.cx, &mut parts.headers);
+            } else {
+                strip_context_headers(&mut parts.headers);
+            }
         }
         // Attached during the server's `call` too: services may do work (and log) before
         // returning a future.

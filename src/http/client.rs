@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::semconv::*;
-use crate::propagation::inject_context;
+use crate::propagation::{inject_context, strip_context_headers, PropagateTo};
 use crate::redact::{Redactor, REDACTED};
 use crate::util::truncate;
 
@@ -62,6 +62,8 @@ pub struct ClientLayer {
 struct ClientState {
     tracer: Tracer,
     redactor: Redactor,
+    /// The hosts that get the trace context.
+    propagate_to: PropagateTo,
 }
 
 impl ClientLayer {
@@ -78,6 +80,7 @@ impl ClientLayer {
             shared: Arc::new(ClientState {
                 tracer,
                 redactor: Redactor::default(),
+                propagate_to: PropagateTo::All,
             }),
         }
     }
@@ -92,8 +95,31 @@ impl ClientLayer {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn with_redactor(self, redactor: Redactor) -> Self {
+        self.with(|s| s.redactor = redactor)
+    }
+
+    /// Which hosts get the trace context: [`PropagateTo::All`] (the default with
+    /// [`ClientLayer::from_tracer`]; with [`ClientLayer::new`], the telemetry's
+    /// [`Config::with_propagate_to`](crate::Config::with_propagate_to), itself `All` by
+    /// default), [`PropagateTo::None`], [`PropagateTo::hosts`] or [`PropagateTo::when`]. A
+    /// request to any other host leaves with no context header at all (those already on it
+    /// are removed), and its client span is still recorded. See [`PropagateTo`].
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// use paytrace::propagation::PropagateTo;
+    /// let internal = telemetry.http_client_layer().with_propagation(PropagateTo::hosts([".internal"]));
+    /// let processor = telemetry.http_client_layer().with_propagation(PropagateTo::None);
+    /// # let _ = (internal, processor);
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_propagation(self, propagate_to: PropagateTo) -> Self {
+        self.with(|s| s.propagate_to = propagate_to)
+    }
+
+    fn with(self, f: impl FnOnce(&mut ClientState)) -> Self {
         let mut shared = (*self.shared).clone();
-        shared.redactor = redactor;
+        f(&mut shared);
         ClientLayer {
             shared: Arc::new(shared),
         }
@@ -102,7 +128,9 @@ impl ClientLayer {
 
 impl fmt::Debug for ClientLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ClientLayer").finish_non_exhaustive()
+        f.debug_struct("ClientLayer")
+            .field("propagate_to", &self.shared.propagate_to)
+            .finish_non_exhaustive()
     }
 }
 
@@ -172,10 +200,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
-        let method = method_index(req.method());
-        let template = req.extensions().get::<UrlTemplate>().copied();
+        let (mut parts, body) = req.into_parts();
+        let method = method_index(&parts.method);
+        let template = parts.extensions.get::<UrlTemplate>().copied();
         let name = match template {
             Some(t) => format!("{} {}", span_name_method(method), t.0).into(),
             None => std::borrow::Cow::Borrowed(span_name_method(method)),
@@ -187,11 +216,11 @@ where
                 HTTP_REQUEST_METHOD_ORIGINAL,
                 shared
                     .redactor
-                    .mask_pan(method_original(req.method()))
+                    .mask_pan(method_original(&parts.method))
                     .into_owned(),
             ));
         }
-        let uri = req.uri();
+        let uri = &parts.uri;
         let scheme = uri.scheme_str().unwrap_or("http");
         if let Some((host, port)) = uri.authority().and_then(|a| split_host_port(a.as_str())) {
             attrs.push(KeyValue::new(
@@ -208,7 +237,7 @@ where
         if let Some(t) = template {
             attrs.push(KeyValue::new(URL_TEMPLATE, t.0));
         }
-        if let Some(v) = protocol_version(req.version()) {
+        if let Some(v) = protocol_version(parts.version) {
             attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
         }
         let mut builder = SpanBuilder::from_name(name).with_kind(SpanKind::Client);
@@ -216,9 +245,13 @@ where
         let parent = Context::current();
         let span = shared.tracer.build_with_context(builder, &parent);
         let cx = crate::propagation::mark_random(&parent, parent.with_span(span));
-        inject_context(&cx, req.headers_mut());
+        if shared.propagate_to.allows(&parts) {
+            inject_context(&cx, &mut parts.headers);
+        } else {
+            strip_context_headers(&mut parts.headers);
+        }
         let guard = cx.clone().attach();
-        let inner = self.inner.call(req);
+        let inner = self.inner.call(Request::from_parts(parts, body));
         drop(guard);
         ClientFuture {
             inner,

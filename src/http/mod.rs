@@ -5,8 +5,9 @@
 //! Per request, [`TraceLayer`] records:
 //! - one `SpanKind::Server` span named `"{METHOD} {route}"` (`HTTP` for non-standard methods),
 //!   child of the W3C `traceparent`/`tracestate`/`baggage` context in the request headers
-//!   (invalid or oversized values are ignored: the span is a new root), with the stable
-//!   OpenTelemetry HTTP attributes: `http.request.method` (`_OTHER` plus
+//!   (invalid or oversized values are ignored: the span is a new root; so is every request
+//!   whose context [`TraceLayer::with_trust`] does not trust, linked to what it sent), with
+//!   the stable OpenTelemetry HTTP attributes: `http.request.method` (`_OTHER` plus
 //!   `http.request.method_original` for others), `url.scheme`, `url.path` (card numbers
 //!   masked), `url.query` (sensitive parameters `REDACTED`), `http.route`,
 //!   `http.response.status_code`, `server.address`, `server.port`, `client.address` (axum

@@ -9,6 +9,10 @@
 //! fields are read as one list. paytrace's own [`TraceContextPropagator`] (Trace Context
 //! Level 2) replaces the SDK's. Nothing here can panic.
 //!
+//! Trust boundaries: [`Trust`] says whose incoming context a server layer continues (the others
+//! start new traces, linked to what they sent), [`PropagateTo`] which hosts a client layer sends
+//! the context to (the others get no context header at all).
+//!
 //! ```
 //! let mut headers = http::HeaderMap::new();
 //! headers.insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
@@ -21,12 +25,20 @@ mod b3;
 mod baggage;
 mod foreign;
 mod jaeger;
+mod networks;
+mod propagate_to;
 mod tracestate;
+mod trust;
 mod w3c;
 
 pub use b3::B3Propagator;
 pub(crate) use foreign::enable as enable_foreign;
 pub use jaeger::JaegerPropagator;
+pub use networks::Networks;
+pub(crate) use propagate_to::strip_context_headers;
+pub use propagate_to::{Hosts, PropagateTo, PropagateToFn};
+pub(crate) use trust::{upstream, Upstream};
+pub use trust::{Trust, TrustFn};
 pub(crate) use w3c::flags as w3c_flags;
 pub use w3c::TraceContextPropagator;
 
@@ -34,7 +46,7 @@ use std::borrow::Cow;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::TraceContextExt as _;
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry::Context;
 
 /// Longest `tracestate` propagated (W3C: at least 512 bytes); a longer valid list loses whole
@@ -274,6 +286,29 @@ fn hex_value(digit: u8) -> u8 {
     }
 }
 
+/// The span context of a request's `traceparent` (or B3/Jaeger headers when such a propagator
+/// is installed), validated as [`extract_context`] does, without its `tracestate` and
+/// `baggage`: what an untrusted request is linked to. `None` when it sent no valid one.
+pub(crate) fn extract_span_context(headers: &HeaderMap) -> Option<SpanContext> {
+    let traceparent = single(headers, &TRACEPARENT).filter(|v| valid_traceparent(v.as_bytes()));
+    let foreign = foreign::Foreign::read(headers);
+    if traceparent.is_none() && foreign.is_none() {
+        return None;
+    }
+    let view = Validated {
+        traceparent,
+        tracestate: None,
+        baggage: None,
+        foreign,
+    };
+    let cx = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract_with_context(&Context::new(), &view)
+    });
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| sc.clone())
+}
+
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
@@ -338,7 +373,7 @@ mod tests {
 
     const GOOD: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-    fn install() {
+    pub(super) fn install() {
         // Every test installs the same value, so parallel tests do not disturb each other.
         opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
             Box::new(TraceContextPropagator::new()),

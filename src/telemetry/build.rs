@@ -178,6 +178,8 @@ impl Telemetry {
             control,
             log: settings.log,
             propagators: settings.propagators,
+            trust: settings.trust,
+            propagate_to: settings.propagate_to,
             config_warnings: settings.warnings,
             install_subscriber: settings.install_subscriber,
             shutdown_timeout: settings.shutdown_timeout,

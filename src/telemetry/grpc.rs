@@ -47,5 +47,6 @@ impl Telemetry {
         crate::grpc::GrpcLayer::from_tracer(inner.tracer.clone())
             .with_redactor(inner.redactor.clone())
             .with_metrics(metrics)
+            .with_boundaries(inner.trust.clone(), inner.propagate_to.clone())
     }
 }

@@ -69,6 +69,7 @@ impl TraceLayer {
             .with_redactor(inner.redactor.clone())
             .with_metrics(metrics)
             .with_critical_routes(critical)
+            .with_trust(inner.trust.clone())
     }
 }
 
@@ -85,5 +86,6 @@ impl ClientLayer {
     pub fn new(telemetry: &Telemetry) -> Self {
         ClientLayer::from_tracer(telemetry.inner.tracer.clone())
             .with_redactor(telemetry.inner.redactor.clone())
+            .with_propagation(telemetry.inner.propagate_to.clone())
     }
 }

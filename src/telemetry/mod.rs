@@ -81,6 +81,10 @@ struct Inner {
     filter: Arc<crate::control::FilterSlot>,
     control: crate::control::Control,
     propagators: Vec<Propagator>,
+    /// Whose incoming context the server layers continue.
+    trust: crate::propagation::Trust,
+    /// Which hosts the client layers send the context to.
+    propagate_to: crate::propagation::PropagateTo,
     /// Configuration that was skipped, said once the subscriber is installed.
     config_warnings: Vec<String>,
     install_subscriber: bool,

@@ -184,3 +184,59 @@ impl Body for SlowBody {
 }
 
 use std::future::Future as _;
+
+// === a server that records what it received ===
+
+/// The request headers a [`HeaderRecorder`] received, one map per request.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<http::HeaderMap>>>;
+
+/// A small axum server on 127.0.0.1:0 that answers every request with 200 and keeps its
+/// headers: what really left a client, read on the receiving side of a real socket.
+pub async fn header_recorder() -> (std::net::SocketAddr, Received) {
+    let received = Received::default();
+    let keep = received.clone();
+    let app = axum::Router::new().fallback(move |headers: http::HeaderMap| {
+        let keep = keep.clone();
+        async move {
+            keep.lock().expect("not poisoned").push(headers);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (addr, received)
+}
+
+/// A hyper-util client whose connections all go to `addr`, whatever the request's host: a
+/// stand-in for DNS, so a layer above it sees `http://psp.example/…` while the request
+/// reaches a local [`header_recorder`] (the `Host` header keeps the name).
+pub fn client_to(
+    addr: std::net::SocketAddr,
+) -> impl tower::Service<
+    http::Request<String>,
+    Response = http::Response<hyper::body::Incoming>,
+    Error = hyper_util::client::legacy::Error,
+    Future = impl Send,
+> + Clone {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client = Client::builder(TokioExecutor::new()).build_http::<String>();
+    tower::ServiceBuilder::new()
+        .map_request(move |mut req: http::Request<String>| {
+            if let Some(host) = req.uri().host() {
+                let host = http::HeaderValue::from_str(host).expect("a host");
+                req.headers_mut().insert(http::header::HOST, host);
+            }
+            let path = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            *req.uri_mut() = format!("http://{addr}{path}").parse().expect("a URI");
+            req
+        })
+        .service(client)
+}

@@ -18,7 +18,7 @@ use super::attrs::request_attributes;
 use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
 use crate::http::semconv::*;
-use crate::propagation::{extract_context, valid_request_id};
+use crate::propagation::{upstream, valid_request_id};
 use crate::sampling::ExemplarClaim;
 use crate::util::hex_into;
 
@@ -71,7 +71,7 @@ impl Inflight {
         let opts = &state.opts;
         let method = method_index(&parts.method);
         let resolved = state.routes.resolve(state.route(parts), method);
-        let parent = extract_context(&parts.headers);
+        let upstream = upstream(&opts.trust, parts);
 
         let (mut attrs, request_size) =
             request_attributes(opts, parts, method, resolved.route.clone());
@@ -93,6 +93,8 @@ impl Inflight {
             .with_start_time(start_time);
         // Set directly (not `with_attributes`) so the reserved capacity reaches the span.
         builder.attributes = Some(attrs);
+        builder.links = upstream.link.map(|link| vec![link]);
+        let parent = upstream.parent;
         let span = opts.tracer.build_with_context(builder, &parent);
         let mut cx = crate::propagation::mark_random(&parent, parent.with_span(span));
         if !opts.critical_routes.is_empty()

@@ -13,6 +13,7 @@ use tower_layer::Layer;
 use super::metrics::HttpMetrics;
 use super::options::{LayerState, Options, DEFAULT_FALLBACK_ROUTE, DEFAULT_SLOW_THRESHOLD};
 use super::service::TracedService;
+use crate::propagation::Trust;
 use crate::redact::Redactor;
 
 /// The tower layer that traces and measures every HTTP request of a server: one
@@ -66,6 +67,7 @@ impl TraceLayer {
             traceresponse: false,
             record_headers: Arc::from(Vec::new()),
             critical_routes: Arc::from(Vec::new()),
+            trust: Trust::All,
         };
         TraceLayer {
             state: Arc::new(LayerState::new(opts)),
@@ -234,6 +236,23 @@ impl TraceLayer {
         self.with(|o| o.traceresponse = enabled)
     }
 
+    /// Whose incoming trace context the layer continues: [`Trust::All`] (the default with
+    /// [`TraceLayer::from_tracer`]; with [`TraceLayer::new`], the telemetry's
+    /// [`Config::with_trust`](crate::Config::with_trust), itself `All` by default),
+    /// [`Trust::None`] for a public endpoint (every request a new root, linked to the context
+    /// it sent), [`Trust::peers_in`] or [`Trust::when`]. See [`Trust`].
+    ///
+    /// ```
+    /// # let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// use paytrace::propagation::Trust;
+    /// let public_api = telemetry.http_layer().with_trust(Trust::None);
+    /// # let _ = public_api;
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
+    pub fn with_trust(self, trust: Trust) -> Self {
+        self.with(|o| o.trust = trust)
+    }
+
     /// Request headers to record as `http.request.header.<name>` (string arrays, values
     /// redacted). Sensitive headers ([`Redactor::is_sensitive_header`]: `Authorization`,
     /// `Cookie`, ...) are never recorded, even when listed. Defaults to none.
@@ -289,6 +308,7 @@ impl fmt::Debug for TraceLayer {
             .field("request_id", &o.request_id)
             .field("trace_id_header", &o.trace_id_header)
             .field("traceresponse", &o.traceresponse)
+            .field("trust", &o.trust)
             .field(
                 "record_headers",
                 &o.record_headers.iter().map(|(h, _)| h).collect::<Vec<_>>(),

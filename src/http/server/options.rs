@@ -10,6 +10,7 @@ use opentelemetry_sdk::trace::Tracer;
 
 use super::metrics::HttpMetrics;
 use super::routes::Routes;
+use crate::propagation::Trust;
 use crate::redact::Redactor;
 
 /// Paths the layer skips by default: health, readiness and metrics endpoints, which would
@@ -58,6 +59,8 @@ pub(crate) struct Options {
     pub(crate) record_headers: Arc<[(HeaderName, Key)]>,
     /// Routes whose log records escape log sampling ([`crate::log::LogSampling`]).
     pub(crate) critical_routes: Arc<[String]>,
+    /// Whose incoming trace context is continued.
+    pub(crate) trust: Trust,
 }
 
 impl LayerState {
