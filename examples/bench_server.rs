@@ -27,7 +27,8 @@
 //! Sampling is 100 % in every instrumented mode unless `--ratio R` sets a parent-based ratio
 //! (paytrace modes; tail keep on, unless `--no-tail-keep`: then nothing of a request the ratio
 //! did not keep is recorded, the floor such a request can cost). `--children N` makes the handler
-//! start and end N child spans of the request's span. On SIGTERM or Ctrl-C the server stops
+//! start and end N child spans of the request's span. `--public` makes the server layer trust
+//! no incoming context (a public endpoint). On SIGTERM or Ctrl-C the server stops
 //! accepting, shuts telemetry down (final flush) and prints one line to stderr:
 //! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N spans=N not_kept=N`
 //! (spans per request; spans of traces neither the ratio nor their outcome kept, or never
@@ -81,6 +82,8 @@ struct Args {
     ratio: f64,
     children: u32,
     tail_keep: bool,
+    /// `--public`: the server layer trusts no incoming context (`Trust::None`).
+    public: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -92,6 +95,7 @@ fn parse_args() -> Result<Args, String> {
         ratio: 1.0,
         children: 0,
         tail_keep: true,
+        public: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -122,6 +126,7 @@ fn parse_args() -> Result<Args, String> {
                 args.children = value()?.parse().map_err(|e| format!("--children: {e}"))?
             }
             "--no-tail-keep" => args.tail_keep = false,
+            "--public" => args.public = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -401,7 +406,11 @@ async fn main() {
                     paytrace::LogFormat::Off
                 });
             let t = paytrace::init_tracer(config).expect("paytrace init");
-            let layer = paytrace::http::TraceLayer::new(&t);
+            let layer = paytrace::http::TraceLayer::new(&t).with_trust(if args.public {
+                paytrace::propagation::Trust::None
+            } else {
+                paytrace::propagation::Trust::All
+            });
             telemetry = Some(t);
             let plain = if log { get(order_with_log) } else { get(order) };
             Router::new()

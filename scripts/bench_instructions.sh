@@ -13,6 +13,8 @@
 #   MODES="bare paytrace" scripts/bench_instructions.sh
 #   BIN=/path/to/other/bench_server scripts/bench_instructions.sh   # a given build, not rebuilt
 #   EXTRA="--children 3 --ratio 0.1" MODES="bare paytrace" scripts/bench_instructions.sh
+#   HEADER="traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" EXTRA=--public \
+#     MODES=paytrace scripts/bench_instructions.sh   # every request sends the header
 #
 # Not part of CI or the test run.
 set -euo pipefail
@@ -51,7 +53,7 @@ instructions() {
   SERVER=$!
   for _ in $(seq 1 600); do grep -qs listening "$WORK/server.err" && break; sleep 0.1; done
   grep -q listening "$WORK/server.err" || { cat "$WORK/server.err" >&2; echo "bench_instructions: server did not start" >&2; exit 1; }
-  h2load --h1 -c8 -t1 -n "$n" "http://127.0.0.1:$port/orders/42" >"$WORK/h2load.out"
+  h2load --h1 -c8 -t1 -n "$n" ${HEADER:+-H "$HEADER"} "http://127.0.0.1:$port/orders/42" >"$WORK/h2load.out"
   grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$WORK/h2load.out" \
     || { cat "$WORK/h2load.out" >&2; echo "bench_instructions: not every request succeeded" >&2; exit 1; }
   kill -TERM "$SERVER"

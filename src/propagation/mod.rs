@@ -49,6 +49,8 @@ use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use opentelemetry::Context;
 
+use crate::util::parse_hex;
+
 /// Longest `tracestate` propagated (W3C: at least 512 bytes); a longer valid list loses whole
 /// entries, those over 128 characters first, then from the end.
 #[doc(hidden)]
@@ -252,17 +254,13 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
     let baggage = baggage::combine(|| headers.get_all(&BAGGAGE).iter().map(HeaderValue::as_bytes));
     let foreign = foreign::Foreign::read(headers);
     // A new trace, or one sent random, continues in the shared random-marked context.
+    let sent_random = |tp: &str| {
+        let flags = tp.get(53..55).and_then(|f| parse_hex(f.as_bytes()));
+        flags.unwrap_or(0) & u128::from(w3c::RANDOM) != 0
+    };
     let base = match traceparent {
-        None => w3c::random_base(),
-        Some(tp)
-            if tp
-                .as_bytes()
-                .get(54)
-                .is_some_and(|f| hex_value(*f) & w3c::RANDOM != 0) =>
-        {
-            w3c::random_base()
-        }
-        Some(_) => Context::new(),
+        Some(tp) if !sent_random(tp) => Context::new(),
+        _ => w3c::random_base(),
     };
     if traceparent.is_none() && baggage.is_none() && foreign.is_none() {
         return base;
@@ -275,15 +273,6 @@ pub fn extract_context(headers: &HeaderMap) -> Context {
         foreign,
     };
     opentelemetry::global::get_text_map_propagator(|p| p.extract_with_context(&base, &view))
-}
-
-/// The value of an ASCII hex digit (validated before).
-fn hex_value(digit: u8) -> u8 {
-    match digit {
-        b'0'..=b'9' => digit - b'0',
-        b'a'..=b'f' => digit - b'a' + 10,
-        _ => 0,
-    }
 }
 
 /// The span context of a request's `traceparent` (or B3/Jaeger headers when such a propagator

@@ -13,6 +13,7 @@ use opentelemetry::Context;
 
 use super::tracestate::{self, Received};
 use super::valid_traceparent;
+use crate::util::parse_hex;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -70,9 +71,10 @@ fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     if !valid_traceparent(value.as_bytes()) {
         return None;
     }
-    let trace_id = TraceId::from_hex(value.get(3..35)?).ok()?;
-    let span_id = SpanId::from_hex(value.get(36..52)?).ok()?;
-    let flags = u8::from_str_radix(value.get(53..55)?, 16).ok()?;
+    let hex = |range: std::ops::Range<usize>| value.as_bytes().get(range).and_then(parse_hex);
+    let trace_id = TraceId::from(hex(3..35)?);
+    let span_id = SpanId::from(u64::try_from(hex(36..52)?).ok()?);
+    let flags = u8::try_from(hex(53..55)?).ok()?;
     Some((trace_id, span_id, TraceFlags::new(flags & KNOWN)))
 }
 
