@@ -142,6 +142,9 @@ pub const ENV_VARS: &[&str] = &[
 ];
 
 /// The variables a [`Config`](super::Config) was built from; blank values count as unset.
+/// The `tracing` filter variable: not an OpenTelemetry one, read by `Config::from_env` too.
+pub const RUST_LOG: &str = "RUST_LOG";
+
 pub(super) struct Env<'a>(pub(super) &'a HashMap<String, String>);
 
 impl Env<'_> {

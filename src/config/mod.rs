@@ -171,8 +171,8 @@ impl Config {
         Self::default()
     }
 
-    /// Defaults, overridden by the standard `OTEL_*` environment variables ([`ENV_VARS`]),
-    /// overridden in turn by anything set in code afterwards. Variables are read now and
+    /// Defaults, overridden by the standard `OTEL_*` environment variables ([`ENV_VARS`]) and
+    /// `RUST_LOG`, overridden in turn by anything set in code afterwards. Variables are read now and
     /// checked at [`Config::validate`] / `init_tracer` time.
     ///
     /// ```
@@ -180,7 +180,9 @@ impl Config {
     /// # let _ = config;
     /// ```
     pub fn from_env() -> Self {
-        Self::from_env_vars(std::env::vars().filter(|(k, _)| k.starts_with("OTEL_")))
+        Self::from_env_vars(
+            std::env::vars().filter(|(k, _)| k.starts_with("OTEL_") || k == env::RUST_LOG),
+        )
     }
 
     /// Like [`Config::from_env`] but from the given variables instead of the process
@@ -597,7 +599,8 @@ impl Config {
         self
     }
 
-    /// `tracing` filter directives (`RUST_LOG` syntax). Defaults to `RUST_LOG`, else `info`.
+    /// `tracing` filter directives (`RUST_LOG` syntax). Defaults to `info`; variable `RUST_LOG`
+    /// (read by [`Config::from_env`], not by [`Config::new`]).
     pub fn with_log_filter(mut self, directives: impl Into<String>) -> Self {
         self.log_filter = Some(directives.into());
         self

@@ -304,7 +304,7 @@ impl Config {
     fn resolve_log(&self, env: &Env<'_>) -> Result<LogSettings, Error> {
         let filter = match &self.log_filter {
             Some(f) => f.clone(),
-            None => std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            None => env.get(RUST_LOG).unwrap_or("info").to_owned(),
         };
         tracing_subscriber::EnvFilter::try_new(&filter)
             .map_err(|e| Error::invalid("with_log_filter", filter.clone(), e))?;
