@@ -1,8 +1,8 @@
 //! [`Config`]: the builder handed to [`init_tracer`](crate::init_tracer).
 //!
-//! Every setting has a default tuned for a payment service, can be set in code with a `with_*`
-//! method, and (with [`Config::from_env`]) can come from the standard `OTEL_*` environment
-//! variable named in its doc. **Code beats environment**: a value set with `with_*` wins over the
+//! Every setting has a default tuned for a payment service; most can be set in code with a
+//! `with_*` method, and (with [`Config::from_env`]) from the standard `OTEL_*` environment
+//! variable named in its doc; a few exist only as variables (the README's table). **Code beats environment**: a value set with `with_*` wins over the
 //! variable. Values are checked at [`Config::validate`] / `init_tracer` time and a bad one is a
 //! typed [`Error::InvalidConfig`] naming the variable and the value — never a panic later.
 
