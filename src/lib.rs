@@ -90,6 +90,11 @@ pub use opentelemetry_sdk;
 /// `semconv_experimental`), re-exported so attribute and metric names a service records itself
 /// match the ones paytrace records.
 pub use opentelemetry_semantic_conventions;
+/// The Prometheus client crate paytrace's instruments and `/metrics` are built on (`prometheus`
+/// 0.14), re-exported for the types in paytrace's signatures (the
+/// [`HttpMetrics`](http::HttpMetrics) and [`GrpcMetrics`](grpc::GrpcMetrics) constructors take a
+/// `Registry`) at the version paytrace pins.
+pub use prometheus;
 
 pub use config::{Config, Propagator, Sampler};
 pub use error::Error;

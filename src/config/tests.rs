@@ -449,7 +449,10 @@ fn exemplar_filter() {
 
 #[test]
 fn the_log_filter_comes_from_rust_log_only_through_from_env() {
-    assert_eq!(resolve(&[("RUST_LOG", "debug")]).unwrap().log.filter, "debug");
+    assert_eq!(
+        resolve(&[("RUST_LOG", "debug")]).unwrap().log.filter,
+        "debug"
+    );
     // `Config::new()` reads no environment, whatever this process's `RUST_LOG` says.
     assert_eq!(Config::new().resolve().unwrap().log.filter, "info");
     let coded = Config::from_env_vars([("RUST_LOG", "debug")]).with_log_filter("warn");

@@ -177,11 +177,6 @@ pub fn inject_context(headers: &mut ::http::HeaderMap) {
     crate::propagation::inject_context(&opentelemetry::Context::current(), headers);
 }
 
-/// The former name of [`TracedService`].
-#[doc(hidden)]
-#[deprecated(note = "renamed `TracedService`")]
-pub type TraceService<S> = TracedService<S>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

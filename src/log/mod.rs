@@ -27,12 +27,18 @@
 
 mod json;
 mod sampling;
+// Its items are `pub` for the `bench-hooks` re-export below, crate-private without it.
+#[cfg_attr(not(feature = "bench-hooks"), allow(unreachable_pub))]
 mod stdout;
 
 pub use json::JsonLayer;
 pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, LogSampler};
-// Public only for `benches/log.rs`, which compares it with tracing-appender's writer.
+// Public only with the `bench-hooks` feature, for `benches/log.rs`, which compares it with
+// tracing-appender's writer; not part of the stable API.
+#[cfg(not(feature = "bench-hooks"))]
+pub(crate) use stdout::Stdout;
+#[cfg(feature = "bench-hooks")]
 #[doc(hidden)]
 pub use stdout::{Stdout, StdoutWriter};
 use tracing_subscriber::registry::LookupSpan;

@@ -110,11 +110,6 @@ pub(crate) fn render(registry: &prometheus::Registry) -> String {
         .unwrap_or_default()
 }
 
-/// The former name of [`MetricsEndpoint`].
-#[doc(hidden)]
-#[deprecated(note = "renamed `MetricsEndpoint`")]
-pub type MetricsService = MetricsEndpoint;
-
 /// The `/metrics` endpoint from [`Telemetry::metrics_service`](crate::telemetry::Telemetry::metrics_service).
 #[derive(Debug, Clone)]
 pub struct MetricsEndpoint {

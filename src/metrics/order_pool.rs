@@ -13,23 +13,19 @@ use crate::exemplars::{ExemplarStore, SeriesExemplars};
 
 /// Buckets of `order_pool_processing_seconds`, in seconds: 10 ms to 30 s. 5 s is a boundary
 /// because the shipped alert fires on p95 above 5 s (the seed's slow-request threshold).
-#[doc(hidden)]
 pub const PROCESSING_BUCKETS: &[f64] =
     &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Buckets of `order_query_seconds`, in seconds: supplier queries, 5 ms to 10 s.
-#[doc(hidden)]
 pub const QUERY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// The label value that unknown reasons, channels, roads and face values fold into.
-#[doc(hidden)]
 pub const OTHER: &str = "other";
 
 /// The failure reason recorded when a [`ProcessingTimer`] is dropped without an outcome
 /// (an early return or a panic unwinding through the handler).
-#[doc(hidden)]
 pub const ABANDONED: &str = "abandoned";
 
 /// Default failure reasons: `abandoned` and `other` are always added.

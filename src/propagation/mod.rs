@@ -53,19 +53,14 @@ use crate::util::parse_hex;
 
 /// Longest `tracestate` propagated (W3C: at least 512 bytes); a longer valid list loses whole
 /// entries, those over 128 characters first, then from the end.
-#[doc(hidden)]
 pub const MAX_TRACESTATE_BYTES: usize = 8192;
 /// Most `tracestate` list members (W3C).
-#[doc(hidden)]
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 /// Longest `baggage` accepted (W3C Baggage limit).
-#[doc(hidden)]
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 /// Most `baggage` list members (W3C Baggage limit).
-#[doc(hidden)]
 pub const MAX_BAGGAGE_MEMBERS: usize = 64;
 /// Longest `x-request-id` honoured.
-#[doc(hidden)]
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
 fn lower_hex(b: &[u8]) -> bool {
@@ -83,7 +78,6 @@ fn lower_hex(b: &[u8]) -> bool {
 /// assert!(!valid_traceparent(b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
 /// assert!(!valid_traceparent(b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
 /// ```
-#[doc(hidden)]
 pub fn valid_traceparent(value: &[u8]) -> bool {
     if value.len() < 55 || value.len() > 512 {
         return false;
@@ -120,7 +114,6 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
 /// assert!(valid_tracestate(b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE,foo@@bar=1"));
 /// assert!(!valid_tracestate(b"Rojo=1"));
 /// ```
-#[doc(hidden)]
 pub fn valid_tracestate(value: &[u8]) -> bool {
     tracestate::for_each([value], |_| {})
 }
@@ -135,7 +128,6 @@ pub fn valid_tracestate(value: &[u8]) -> bool {
 /// assert!(valid_baggage(b"tenant=acme,region=eu;prop=1"));
 /// assert!(!valid_baggage(b"no-equals-sign"));
 /// ```
-#[doc(hidden)]
 pub fn valid_baggage(value: &[u8]) -> bool {
     let mut count = 0;
     value.len() <= MAX_BAGGAGE_BYTES
@@ -155,7 +147,6 @@ pub fn valid_baggage(value: &[u8]) -> bool {
 /// assert!(paytrace::propagation::valid_request_id(b"req-42.a:b_c"));
 /// assert!(!paytrace::propagation::valid_request_id(b"<script>"));
 /// ```
-#[doc(hidden)]
 pub fn valid_request_id(value: &[u8]) -> bool {
     (1..=MAX_REQUEST_ID_BYTES).contains(&value.len())
         && value

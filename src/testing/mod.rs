@@ -83,19 +83,12 @@ pub use fault::Fault;
 pub use received::{MetricPoint, PointValue, Received, ReceivedLog, ReceivedMetric, ReceivedSpan};
 
 pub use opentelemetry_proto::tonic as proto;
-#[doc(hidden)]
+// The OTLP messages the collector hands back, at the top for short test imports.
 pub use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::logs::v1::LogRecord;
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::metrics::v1::Metric;
-#[doc(hidden)]
 pub use opentelemetry_proto::tonic::trace::v1::Span;
-#[doc(hidden)]
 pub use tonic::Code;
