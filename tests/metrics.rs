@@ -154,3 +154,31 @@ async fn metrics_endpoint_serves_prometheus_text() {
         "registering twice is an error, not a panic"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_services_own_instrument_reaches_metrics_and_otlp() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry =
+        Telemetry::start(config(&collector).with_metric_interval(Duration::from_secs(3600)))
+            .unwrap();
+    let refunds = paytrace::prometheus::IntCounterVec::new(
+        paytrace::prometheus::Opts::new("refunds_total", "Refunds issued."),
+        &["reason"],
+    )
+    .unwrap();
+    telemetry
+        .registry()
+        .register(Box::new(refunds.clone()))
+        .unwrap();
+    refunds.with_label_values(&["duplicate"]).inc_by(3);
+    assert!(telemetry
+        .prometheus_text()
+        .contains("refunds_total{reason=\"duplicate\"} 3"));
+    let flushed = tokio::task::spawn_blocking(move || telemetry.force_flush().map(|()| telemetry));
+    let _telemetry = flushed.await.unwrap().unwrap();
+    let otlp = collector
+        .wait_for_metric("refunds_total", WAIT)
+        .await
+        .expect("the instrument over OTLP");
+    assert_eq!(otlp.sum_value(&[("reason", "duplicate")]), Some(3.0));
+}

@@ -19,6 +19,24 @@ impl Telemetry {
         crate::metrics::render(&self.inner.registry)
     }
 
+    /// paytrace's Prometheus registry: register your own `prometheus` instruments here and
+    /// they appear on `/metrics` ([`Telemetry::metrics_service`]) and reach the collector over
+    /// OTLP with paytrace's own on the metric interval — the one way to both. Instruments made
+    /// through [`Telemetry::meter_provider`] go over OTLP only. Exemplars are recorded on
+    /// paytrace's latency histograms and the order pool's, not on instruments registered here.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let refunds = paytrace::prometheus::IntCounter::new("refunds_total", "Refunds issued.")?;
+    /// telemetry.registry().register(Box::new(refunds.clone()))?;
+    /// refunds.inc();
+    /// assert!(telemetry.prometheus_text().contains("refunds_total 1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.inner.registry
+    }
+
     /// A ready `/metrics` endpoint: a cheap-to-clone tower service answering every request with
     /// [`Telemetry::prometheus_text`]. Mount it with axum's `Router::route_service`.
     ///
