@@ -196,6 +196,9 @@ async fn a_remote_parent_links_and_otel_fields() {
         );
         charge.record("otel.status_code", "error");
         charge.in_scope(|| {});
+        let batch = tracing::info_span!(parent: None, "batch");
+        batch.follows_from(&charge);
+        batch.in_scope(|| {});
         let settled = tracing::info_span!("settled", otel.status_code = "error");
         settled.set_status(Status::Ok);
         settled.in_scope(|| {});
@@ -204,7 +207,7 @@ async fn a_remote_parent_links_and_otel_fields() {
         tracing::Span::none().set_parent(Context::new()),
         Err(SpanError::NotRecorded)
     );
-    let spans = collector.wait_for_spans(3, WAIT).await;
+    let spans = collector.wait_for_spans(4, WAIT).await;
     shutdown(telemetry).await;
 
     let consume = by_name(&spans, "consume");
@@ -223,6 +226,14 @@ async fn a_remote_parent_links_and_otel_fields() {
         charge.span.status.as_ref().map(|s| s.code),
         Some(2),
         "error"
+    );
+    let batch = by_name(&spans, "batch");
+    assert_eq!(batch.span.links.len(), 1, "follows_from is a link");
+    assert_eq!(batch.span.links[0].span_id, charge.span.span_id);
+    assert_ne!(
+        batch.trace_id_hex(),
+        charge.trace_id_hex(),
+        "an explicit root"
     );
     let settled = by_name(&spans, "settled");
     assert_eq!(
@@ -451,4 +462,59 @@ async fn tail_keep_keeps_a_failed_requests_instrument_spans_whole() {
     assert_eq!(request.attr_str("url.path").as_deref(), Some("/orders/0"));
     assert!(parent_of(by_name(&spans, "step"), request));
     assert!(parent_of(by_name(&spans, "inner"), by_name(&spans, "step")));
+}
+
+#[tokio::test]
+async fn a_full_queue_keeps_every_failed_instrument_span() {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry = Telemetry::start(
+        support::config(&collector)
+            .with_span_queue_bytes(128 * 1024)
+            .with_span_schedule_delay(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    #[tracing::instrument(err)]
+    async fn reserve(n: u32) -> Result<(), std::io::Error> {
+        if n.is_multiple_of(20) {
+            return Err(std::io::Error::other("no stock"));
+        }
+        Ok(())
+    }
+    let app = Router::new()
+        .route(
+            "/orders/{n}",
+            get(
+                |axum::extract::Path(n): axum::extract::Path<u32>| async move {
+                    let _ = reserve(n).await;
+                    "ok"
+                },
+            ),
+        )
+        .layer(telemetry.http_layer());
+    // Every export waits a second: the burst overflows the small queue meanwhile.
+    collector.set_fault(paytrace::testing::Fault::Delay(Duration::from_secs(1)));
+    support::get_orders(&app, 2_000)
+        .with_subscriber_of(&dispatch)
+        .await;
+    collector.set_fault(paytrace::testing::Fault::None);
+    // Drops make flush and shutdown report an error: that is the point here.
+    let telemetry = tokio::task::spawn_blocking(move || {
+        let _ = telemetry.force_flush();
+        telemetry
+    })
+    .await
+    .unwrap();
+    let health = telemetry.exporter_health();
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+
+    let failed = collector
+        .spans()
+        .into_iter()
+        .filter(|s| s.name() == "reserve" && s.span.status.as_ref().is_some_and(|st| st.code == 2))
+        .count();
+    let traces = health.get(paytrace::Signal::Traces);
+    assert!(traces.dropped > 0, "the burst did overflow: {traces:?}");
+    assert_eq!(traces.dropped_priority, 0, "{traces:?}");
+    assert_eq!(failed, 100, "every failed reserve span arrived");
 }
