@@ -15,6 +15,8 @@
 #   EXTRA="--children 3 --ratio 0.1" MODES="bare paytrace" scripts/bench_instructions.sh
 #   HEADER="traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" EXTRA=--public \
 #     MODES=paytrace scripts/bench_instructions.sh   # every request sends the header
+#   RANDOM_TRACEPARENT=1 EXTRA=--public MODES=paytrace scripts/bench_instructions.sh
+#                             # each request its own sampled traceparent (one connection, python)
 #
 # Not part of CI or the test run.
 set -euo pipefail
@@ -43,6 +45,30 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# random_traceparents PORT N: N requests on one connection, each with a sampled traceparent of
+# its own random trace id (h2load sends one fixed header), as callers in the wild do.
+random_traceparents() {
+  python3 - "$1" "$2" <<'PY'
+import http.client, secrets, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(n):
+    tp = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    for attempt in range(2):  # a connection the slowed server dropped is opened again, once
+        try:
+            conn.request("GET", "/orders/42", headers={"traceparent": tp})
+            response = conn.getresponse()
+            response.read()
+            break
+        except (ConnectionError, http.client.HTTPException):
+            conn.close()
+            if attempt:
+                raise
+    if response.status != 200:
+        sys.exit(1)
+PY
+}
+
 # instructions MODE N: total instructions of a server process that served N requests.
 instructions() {
   local mode=$1 n=$2 port
@@ -53,9 +79,13 @@ instructions() {
   SERVER=$!
   for _ in $(seq 1 600); do grep -qs listening "$WORK/server.err" && break; sleep 0.1; done
   grep -q listening "$WORK/server.err" || { cat "$WORK/server.err" >&2; echo "bench_instructions: server did not start" >&2; exit 1; }
-  h2load --h1 -c8 -t1 -n "$n" ${HEADER:+-H "$HEADER"} "http://127.0.0.1:$port/orders/42" >"$WORK/h2load.out"
-  grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$WORK/h2load.out" \
-    || { cat "$WORK/h2load.out" >&2; echo "bench_instructions: not every request succeeded" >&2; exit 1; }
+  if [ -n "${RANDOM_TRACEPARENT:-}" ]; then
+    random_traceparents "$port" "$n" || { echo "bench_instructions: not every request succeeded" >&2; exit 1; }
+  else
+    h2load --h1 -c8 -t1 -n "$n" ${HEADER:+-H "$HEADER"} "http://127.0.0.1:$port/orders/42" >"$WORK/h2load.out"
+    grep -q "^requests: $n total, $n started, $n done, $n succeeded" "$WORK/h2load.out" \
+      || { cat "$WORK/h2load.out" >&2; echo "bench_instructions: not every request succeeded" >&2; exit 1; }
+  fi
   kill -TERM "$SERVER"
   wait "$SERVER" || { cat "$WORK/server.err" >&2; echo "bench_instructions: server failed" >&2; exit 1; }
   SERVER=
