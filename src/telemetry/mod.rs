@@ -3,6 +3,7 @@
 //! and no module below imports `Telemetry`.
 //!
 //! - `build`: [`Telemetry::start`], one function per signal;
+//! - `pipeline`: the export runtime, queues, tail keep and watchdog `start` wires the providers to;
 //! - `global`: [`init_tracer`](crate::init_tracer), the process-wide installation;
 //! - `resource`: who is sending;
 //! - `drain`: bounded waits for flush and shutdown;
@@ -17,6 +18,7 @@ mod grpc;
 mod http;
 mod logs;
 mod metrics;
+mod pipeline;
 mod resource;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,6 +106,8 @@ struct Pipeline {
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
     /// Tail keep, when a ratio is set and it is on.
     keeper: Option<crate::sampling::TailKeepQueue>,
+    /// The metrics exporter the meter provider's reader and the bridge share.
+    metrics: crate::export::processor::MetricSender,
 }
 
 impl Telemetry {
