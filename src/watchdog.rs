@@ -224,21 +224,23 @@ pub(crate) struct Watchdog {
 
 impl Watchdog {
     pub(crate) fn new(stats: Arc<ExportStats>, threshold: u64, stale_windows: u32) -> Self {
-        let mut dog = Watchdog {
+        // The first window counts from the figures as they are now.
+        let windows = PerSignal::from_fn(|signal| {
+            let s = stats.get(signal);
+            Window {
+                exports: s.exports.get(),
+                failures: s.export_failures.get(),
+                dropped: s.dropped_total(),
+                rejected: s.rejected.get(),
+                ..Window::default()
+            }
+        });
+        Watchdog {
             stats,
             threshold,
             stale_windows,
-            windows: Default::default(),
-        };
-        for signal in Signal::ALL {
-            let s = dog.stats.get(signal).clone();
-            let w = dog.windows.get_mut(signal);
-            w.exports = s.exports.get();
-            w.failures = s.export_failures.get();
-            w.dropped = s.dropped_total();
-            w.rejected = s.rejected.get();
+            windows,
         }
-        dog
     }
 
     /// Close a window: update every signal's state and say what to report. `queued` tells,
