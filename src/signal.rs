@@ -1,5 +1,5 @@
-//! The three OpenTelemetry signals, by which export settings, statistics and errors are kept,
-//! and the instrumentation scope of what paytrace itself records in them.
+//! The three OpenTelemetry signals, by which export settings, statistics and errors are kept
+//! ([`PerSignal`]), and the instrumentation scope of what paytrace itself records in them.
 
 use std::fmt;
 
@@ -22,7 +22,7 @@ pub enum Signal {
 }
 
 impl Signal {
-    /// All signals, in index order.
+    /// All signals: traces, metrics, logs.
     pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
 
     /// The lowercase name used in metric labels and log records: `traces`, `metrics`, `logs`.
@@ -41,14 +41,59 @@ impl Signal {
             Signal::Logs => "LOGS",
         }
     }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
-    }
 }
 
 impl fmt::Display for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// One value per signal, by name rather than by position.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PerSignal<T> {
+    pub(crate) traces: T,
+    pub(crate) metrics: T,
+    pub(crate) logs: T,
+}
+
+impl<T> PerSignal<T> {
+    /// Each signal's value, made by `f` in the order of [`Signal::ALL`].
+    pub(crate) fn from_fn(mut f: impl FnMut(Signal) -> T) -> Self {
+        PerSignal {
+            traces: f(Signal::Traces),
+            metrics: f(Signal::Metrics),
+            logs: f(Signal::Logs),
+        }
+    }
+
+    /// As [`PerSignal::from_fn`], stopping at the first error.
+    pub(crate) fn try_from_fn<E>(mut f: impl FnMut(Signal) -> Result<T, E>) -> Result<Self, E> {
+        Ok(PerSignal {
+            traces: f(Signal::Traces)?,
+            metrics: f(Signal::Metrics)?,
+            logs: f(Signal::Logs)?,
+        })
+    }
+
+    pub(crate) fn get(&self, signal: Signal) -> &T {
+        match signal {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, signal: Signal) -> &mut T {
+        match signal {
+            Signal::Traces => &mut self.traces,
+            Signal::Metrics => &mut self.metrics,
+            Signal::Logs => &mut self.logs,
+        }
+    }
+
+    /// The values in the order of [`Signal::ALL`].
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        [&self.traces, &self.metrics, &self.logs].into_iter()
     }
 }

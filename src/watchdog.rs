@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::export::stats::{ExportStats, SignalStats};
 use crate::export::Signal;
+use crate::signal::PerSignal;
 
 /// The watchdog part of the resolved settings.
 #[derive(Debug, Clone, Copy)]
@@ -120,7 +121,7 @@ pub struct SignalHealth {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExporterHealth {
-    signals: [SignalHealth; 3],
+    signals: PerSignal<SignalHealth>,
     tail_keep: Option<crate::sampling::TailKeepHealth>,
 }
 
@@ -137,7 +138,7 @@ impl ExporterHealth {
 
     /// The figures of one signal.
     pub fn get(&self, signal: Signal) -> &SignalHealth {
-        &self.signals[signal.index()]
+        self.signals.get(signal)
     }
 
     /// All three signals: traces, metrics, logs.
@@ -181,7 +182,7 @@ pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
         }
     };
     ExporterHealth {
-        signals: Signal::ALL.map(one),
+        signals: PerSignal::from_fn(one),
         tail_keep: None,
     }
 }
@@ -218,39 +219,41 @@ pub(crate) struct Watchdog {
     stats: Arc<ExportStats>,
     threshold: u64,
     stale_windows: u32,
-    windows: [Window; 3],
+    windows: PerSignal<Window>,
 }
 
 impl Watchdog {
     pub(crate) fn new(stats: Arc<ExportStats>, threshold: u64, stale_windows: u32) -> Self {
-        let mut dog = Watchdog {
+        // The first window counts from the figures as they are now.
+        let windows = PerSignal::from_fn(|signal| {
+            let s = stats.get(signal);
+            Window {
+                exports: s.exports.get(),
+                failures: s.export_failures.get(),
+                dropped: s.dropped_total(),
+                rejected: s.rejected.get(),
+                ..Window::default()
+            }
+        });
+        Watchdog {
             stats,
             threshold,
             stale_windows,
-            windows: Default::default(),
-        };
-        for signal in Signal::ALL {
-            let s = dog.stats.get(signal).clone();
-            let w = &mut dog.windows[signal.index()];
-            w.exports = s.exports.get();
-            w.failures = s.export_failures.get();
-            w.dropped = s.dropped_total();
-            w.rejected = s.rejected.get();
+            windows,
         }
-        dog
     }
 
     /// Close a window: update every signal's state and say what to report. `queued` tells,
     /// per signal, whether items are waiting in its queue.
-    pub(crate) fn check(&mut self, queued: [bool; 3]) -> [Verdict; 3] {
-        Signal::ALL.map(|signal| {
+    pub(crate) fn check(&mut self, queued: PerSignal<bool>) -> PerSignal<Verdict> {
+        PerSignal::from_fn(|signal| {
             let stats = self.stats.get(signal).clone();
-            self.check_one(&stats, queued[signal.index()])
+            self.check_one(&stats, *queued.get(signal))
         })
     }
 
     fn check_one(&mut self, s: &SignalStats, queued: bool) -> Verdict {
-        let w = &mut self.windows[s.signal.index()];
+        let w = self.windows.get_mut(s.signal);
         let (exports, failures, dropped) =
             (s.exports.get(), s.export_failures.get(), s.dropped_total());
         let new_exports = exports - w.exports;
@@ -312,7 +315,7 @@ impl Watchdog {
 pub(crate) fn run(
     mut dog: Watchdog,
     interval: Duration,
-    queued: impl Fn() -> [bool; 3] + Send + 'static,
+    queued: impl Fn() -> PerSignal<bool> + Send + 'static,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     // Windows start now, not at the task's first poll.
     let start = tokio::time::Instant::now() + interval;
@@ -328,13 +331,13 @@ pub(crate) fn run(
 }
 
 /// Report one window's verdicts as `tracing` records.
-pub(crate) fn report(verdicts: &[Verdict; 3], stats: &ExportStats) {
+pub(crate) fn report(verdicts: &PerSignal<Verdict>, stats: &ExportStats) {
     // On the export thread telemetry is suppressed; these few records should reach the
     // collector when it works for their signal.
     let _not_suppressed = opentelemetry::Context::new().attach();
-    for (signal, verdict) in Signal::ALL.iter().zip(verdicts) {
-        let s = stats.get(*signal);
-        match verdict {
+    for signal in Signal::ALL {
+        let s = stats.get(signal);
+        match verdicts.get(signal) {
             Verdict::Quiet => {}
             Verdict::TooManyFailures {
                 failures,
@@ -382,6 +385,11 @@ mod tests {
         assert_eq!(HealthState::Healthy.gauge(), 0);
     }
 
+    /// No signal has items queued.
+    fn idle() -> PerSignal<bool> {
+        PerSignal::default()
+    }
+
     fn setup(threshold: u64, stale: u32) -> (Arc<ExportStats>, Watchdog) {
         let stats = Arc::new(ExportStats::new(&prometheus::Registry::new()).unwrap());
         let dog = Watchdog::new(stats.clone(), threshold, stale);
@@ -400,14 +408,14 @@ mod tests {
     fn more_than_threshold_failures_warn_once_per_window() {
         let (stats, mut dog) = setup(10, 3);
         fail(&stats, Signal::Traces, 10);
-        let v = dog.check([false; 3]);
-        assert_eq!(v[0], Verdict::Quiet, "10 is not more than 10");
+        let v = dog.check(idle());
+        assert_eq!(v.traces, Verdict::Quiet, "10 is not more than 10");
         fail(&stats, Signal::Traces, 11);
-        let v = dog.check([false; 3]);
+        let v = dog.check(idle());
         assert!(
-            matches!(&v[0], Verdict::TooManyFailures { failures: 11, last_error: Some(e) } if e.contains("refused"))
+            matches!(&v.traces, Verdict::TooManyFailures { failures: 11, last_error: Some(e) } if e.contains("refused"))
         );
-        assert_eq!(v[1], Verdict::Quiet);
+        assert_eq!(v.metrics, Verdict::Quiet);
         assert_eq!(
             snapshot(&stats).get(Signal::Traces).state,
             HealthState::Failing
@@ -415,7 +423,7 @@ mod tests {
         // Next window: failures continue → warned again (one per window), with this window's count.
         fail(&stats, Signal::Traces, 12);
         assert!(matches!(
-            dog.check([false; 3])[0],
+            dog.check(idle()).traces,
             Verdict::TooManyFailures { failures: 12, .. }
         ));
     }
@@ -426,14 +434,14 @@ mod tests {
         // Three timeouts per window: never above the count threshold.
         fail(&stats, Signal::Logs, 3);
         // No warning yet, but nothing ever got through: failing, not degraded.
-        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        assert_eq!(dog.check(idle()).logs, Verdict::Quiet);
         assert_eq!(
             snapshot(&stats).get(Signal::Logs).state,
             HealthState::Failing
         );
         fail(&stats, Signal::Logs, 3);
         assert!(matches!(
-            dog.check([false; 3])[2],
+            dog.check(idle()).logs,
             Verdict::NoSuccess { windows: 2, .. }
         ));
         assert_eq!(
@@ -442,13 +450,17 @@ mod tests {
         );
         // A window with no completed export but data queued still counts.
         assert!(matches!(
-            dog.check([false, false, true])[2],
+            dog.check(PerSignal {
+                logs: true,
+                ..idle()
+            })
+            .logs,
             Verdict::NoSuccess { windows: 3, .. }
         ));
         // Recovery: one INFO, then quiet.
         stats.get(Signal::Logs).record_success(5, 0);
-        assert_eq!(dog.check([false; 3])[2], Verdict::Recovered);
-        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        assert_eq!(dog.check(idle()).logs, Verdict::Recovered);
+        assert_eq!(dog.check(idle()).logs, Verdict::Quiet);
         assert_eq!(
             snapshot(&stats).get(Signal::Logs).state,
             HealthState::Healthy
@@ -459,10 +471,7 @@ mod tests {
     fn idle_signal_stays_healthy() {
         let (stats, mut dog) = setup(10, 1);
         for _ in 0..5 {
-            assert_eq!(
-                dog.check([false; 3]),
-                [Verdict::Quiet, Verdict::Quiet, Verdict::Quiet]
-            );
+            assert_eq!(dog.check(idle()), PerSignal::from_fn(|_| Verdict::Quiet));
         }
         assert!(snapshot(&stats).is_healthy());
     }
@@ -472,7 +481,7 @@ mod tests {
         let (stats, mut dog) = setup(10, 5);
         stats.get(Signal::Traces).record_success(1, 0);
         stats.get(Signal::Traces).record_dropped(100, 0);
-        assert_eq!(dog.check([false; 3])[0], Verdict::Quiet);
+        assert_eq!(dog.check(idle()).traces, Verdict::Quiet);
         let h = snapshot(&stats);
         assert_eq!(h.get(Signal::Traces).state, HealthState::Degraded);
         assert_eq!(h.get(Signal::Traces).dropped, 100);
@@ -483,7 +492,7 @@ mod tests {
     fn rejections_degrade() {
         let (stats, mut dog) = setup(10, 5);
         stats.get(Signal::Logs).record_success(10, 3);
-        assert_eq!(dog.check([false; 3])[2], Verdict::Quiet);
+        assert_eq!(dog.check(idle()).logs, Verdict::Quiet);
         let h = snapshot(&stats);
         let logs = h.get(Signal::Logs);
         assert_eq!(
@@ -491,7 +500,7 @@ mod tests {
             (HealthState::Degraded, 7, 3)
         );
         stats.get(Signal::Logs).record_success(10, 0);
-        dog.check([false; 3]);
+        dog.check(idle());
         assert_eq!(
             snapshot(&stats).get(Signal::Logs).state,
             HealthState::Healthy

@@ -28,7 +28,7 @@ use crate::log::{LogFormat, LogSampling};
 use crate::propagation::{PropagateTo, Trust};
 #[allow(unused_imports)] // the variable names the doc links below name
 use env::*;
-pub(crate) use settings::{ResourceSettings, Settings};
+pub(crate) use settings::{ExportSettings, ResourceSettings, Settings};
 
 /// Head sampling decision for new traces.
 ///
@@ -52,6 +52,16 @@ pub enum Sampler {
     ParentBasedAlwaysOff,
     /// Follow the parent's decision; sample this share of roots.
     ParentBasedRatio(f64),
+}
+
+impl Sampler {
+    /// The share of traces a ratio sampler keeps; `None` for the others.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        match *self {
+            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// A propagation format for [`Config::with_propagators`].

@@ -10,9 +10,10 @@ use super::parse::*;
 use super::settings::{ExportSettings, Limits, ResourceSettings, Settings};
 use super::{BatchOverrides, Config, Propagator, Sampler};
 use crate::error::Error;
-use crate::export::{BatchSettings, Signal};
+use crate::export::BatchSettings;
 use crate::log::{LogSampling, LogSettings};
 use crate::sampling::KeepSettings;
+use crate::signal::PerSignal;
 use crate::watchdog::WatchdogSettings;
 
 pub(super) use super::target::DEFAULT_TIMEOUT;
@@ -138,18 +139,19 @@ impl Config {
             Some(s) => s,
             None => sampler_from_env(env)?,
         };
-        match sampler {
-            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) if !(0.0..=1.0).contains(&r) => Err(
-                Error::invalid("with_sampler", r.to_string(), "ratio must be within [0, 1]"),
-            ),
+        match sampler.ratio() {
+            Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::invalid(
+                "with_sampler",
+                r.to_string(),
+                "ratio must be within [0, 1]",
+            )),
             _ => Ok(sampler),
         }
     }
 
     fn resolve_tail_keep(&self, sampler: Sampler) -> Result<Option<KeepSettings>, Error> {
-        let ratio = match sampler {
-            Sampler::Ratio(r) | Sampler::ParentBasedRatio(r) => r,
-            _ => return Ok(None),
+        let Some(ratio) = sampler.ratio() else {
+            return Ok(None);
         };
         if ratio >= 1.0 || self.tail_keep == Some(false) {
             return Ok(None);
@@ -179,10 +181,7 @@ impl Config {
     }
 
     fn resolve_export(&self, env: &Env<'_>) -> Result<ExportSettings, Error> {
-        let targets = Signal::ALL
-            .into_iter()
-            .map(|signal| self.resolve_target(env, signal))
-            .collect::<Result<Vec<_>, _>>()?;
+        let targets = PerSignal::try_from_fn(|signal| self.resolve_target(env, signal))?;
         let span_batch = self.span_queue.resolve(
             env,
             [

@@ -9,6 +9,7 @@ use crate::export::{BatchSettings, Target};
 use crate::log::LogSettings;
 use crate::propagation::{PropagateTo, Trust};
 use crate::sampling::KeepSettings;
+use crate::signal::PerSignal;
 use crate::watchdog::WatchdogSettings;
 
 /// Everything [`Config`](super::Config) resolves to, checked.
@@ -48,8 +49,8 @@ pub(crate) struct ResourceSettings {
 /// The export pipeline: where each signal goes, how it is batched and bounded.
 #[derive(Debug, Clone)]
 pub(crate) struct ExportSettings {
-    /// Indexed by `Signal::index()`.
-    pub(crate) targets: Vec<Target>,
+    /// Where each signal goes.
+    pub(crate) targets: PerSignal<Target>,
     pub(crate) retry: bool,
     pub(crate) span_batch: BatchSettings,
     pub(crate) log_batch: BatchSettings,

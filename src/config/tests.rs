@@ -30,7 +30,7 @@ fn defaults() {
         .targets
         .iter()
         .all(|t| t.gzip && t.timeout == DEFAULT_TIMEOUT));
-    assert_eq!(s.export.targets[0].endpoint, "http://localhost:4317");
+    assert_eq!(s.export.targets.traces.endpoint, "http://localhost:4317");
     assert_eq!(s.export.span_batch.queue, None);
     assert_eq!(s.export.span_batch.queue_bytes, 16 * 1024 * 1024);
     assert!(s.export.retry);
@@ -70,9 +70,9 @@ fn every_variable_is_honoured() {
     assert_eq!(s.propagators, vec![Propagator::TraceContext]);
     assert_eq!(s.sampler, Sampler::ParentBasedRatio(0.25));
     let [traces, metrics, logs] = [
-        &s.export.targets[0],
-        &s.export.targets[1],
-        &s.export.targets[2],
+        &s.export.targets.traces,
+        &s.export.targets.metrics,
+        &s.export.targets.logs,
     ];
     assert_eq!(traces.endpoint, "http://collector:4317/");
     assert_eq!(logs.endpoint, "https://logs:4317/");
@@ -230,9 +230,9 @@ fn protocol_and_endpoints() {
     ])
     .unwrap();
     let [traces, metrics, logs] = [
-        &s.export.targets[0],
-        &s.export.targets[1],
-        &s.export.targets[2],
+        &s.export.targets.traces,
+        &s.export.targets.metrics,
+        &s.export.targets.logs,
     ];
     assert_eq!(traces.protocol, Protocol::HttpProtobuf);
     assert_eq!(
@@ -245,7 +245,7 @@ fn protocol_and_endpoints() {
     // Defaults follow the protocol.
     let s = resolve(&[(OTEL_EXPORTER_OTLP_PROTOCOL, "http/protobuf")]).unwrap();
     assert_eq!(
-        s.export.targets[1].endpoint.to_string(),
+        s.export.targets.metrics.endpoint.to_string(),
         "http://localhost:4318/v1/metrics"
     );
     let s = Config::new()
@@ -254,7 +254,7 @@ fn protocol_and_endpoints() {
         .resolve()
         .unwrap();
     assert_eq!(
-        s.export.targets[2].endpoint.to_string(),
+        s.export.targets.logs.endpoint.to_string(),
         "http://c:4318/v1/logs"
     );
     // http/json is refused by name.
@@ -268,7 +268,7 @@ fn protocol_and_endpoints() {
 fn insecure_and_scheme_less_endpoints() {
     let s = resolve(&[(OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317")]).unwrap();
     assert_eq!(
-        s.export.targets[0].endpoint.scheme_str(),
+        s.export.targets.traces.endpoint.scheme_str(),
         Some("https"),
         "secure by default"
     );
@@ -277,14 +277,14 @@ fn insecure_and_scheme_less_endpoints() {
         (OTEL_EXPORTER_OTLP_INSECURE, "true"),
     ])
     .unwrap();
-    assert_eq!(s.export.targets[0].endpoint.scheme_str(), Some("http"));
+    assert_eq!(s.export.targets.traces.endpoint.scheme_str(), Some("http"));
     // A scheme wins over INSECURE; a bad INSECURE value is named.
     let s = resolve(&[
         (OTEL_EXPORTER_OTLP_ENDPOINT, "https://collector:4317"),
         (OTEL_EXPORTER_OTLP_INSECURE, "true"),
     ])
     .unwrap();
-    assert_eq!(s.export.targets[0].endpoint.scheme_str(), Some("https"));
+    assert_eq!(s.export.targets.traces.endpoint.scheme_str(), Some("https"));
     let err = resolve(&[(OTEL_EXPORTER_OTLP_INSECURE, "maybe")]).unwrap_err();
     assert_eq!(invalid_name(err), OTEL_EXPORTER_OTLP_INSECURE);
 }
@@ -304,7 +304,7 @@ fn exporters_per_signal() {
         .with_exporter(crate::Signal::Metrics, Exporter::None)
         .resolve()
         .unwrap();
-    assert_eq!(s.export.targets[1].exporter, Exporter::None);
+    assert_eq!(s.export.targets.metrics.exporter, Exporter::None);
 }
 
 #[test]

@@ -36,6 +36,11 @@ impl Console {
     pub(crate) fn new(sink: LineSink, redactor: Redactor) -> Self {
         Console { sink, redactor }
     }
+
+    /// Where its lines go, for other console output (the metrics exposition).
+    pub(crate) fn sink(&self) -> &LineSink {
+        &self.sink
+    }
 }
 
 /// `12:34:56.789` (UTC) of a time.

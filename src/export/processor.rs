@@ -111,7 +111,20 @@ fn sdk_error(e: DrainError) -> OTelSdkError {
 /// The span processor: sampled spans enter a bounded queue on `on_end`; nothing else happens on
 /// the request path.
 #[derive(Debug, Clone)]
-pub(crate) struct SpanQueue(pub(crate) Arc<Batcher<SpanData>>);
+pub(crate) struct SpanQueue {
+    queue: Arc<Batcher<SpanData>>,
+    /// The configured shutdown timeout, which also bounds the provider's `force_flush`.
+    flush_timeout: Duration,
+}
+
+impl SpanQueue {
+    pub(crate) fn new(queue: Arc<Batcher<SpanData>>, flush_timeout: Duration) -> Self {
+        SpanQueue {
+            queue,
+            flush_timeout,
+        }
+    }
+}
 
 impl SpanProcessor for SpanQueue {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
@@ -119,16 +132,16 @@ impl SpanProcessor for SpanQueue {
     fn on_end(&self, span: SpanData) {
         // Recorded-but-unsampled spans must not be exported (the SDK's batch processor does).
         if span.span_context.is_sampled() {
-            self.0.push(span);
+            self.queue.push(span);
         }
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.0.flush(Duration::from_secs(5)).map_err(sdk_error)
+        self.queue.flush(self.flush_timeout).map_err(sdk_error)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.0.shutdown(timeout).map_err(sdk_error)
+        self.queue.shutdown(timeout).map_err(sdk_error)
     }
 }
 
@@ -140,19 +153,28 @@ pub(crate) struct LogQueue {
     queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>,
     /// An empty record, swapped in for the one taken (see `emit`).
     blank: SdkLogRecord,
+    /// The configured shutdown timeout, which also bounds the provider's `force_flush`.
+    flush_timeout: Duration,
 }
 
 impl LogQueue {
     /// The provider's only processor: `emit` takes the record instead of copying it, which
     /// would leave nothing for a processor after it.
-    pub(crate) fn new(queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>) -> Self {
+    pub(crate) fn new(
+        queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>,
+        flush_timeout: Duration,
+    ) -> Self {
         // The SDK makes empty records only through a logger; this provider has no processor
         // and is dropped at once.
         let blank = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
             .build()
             .logger("paytrace")
             .create_log_record();
-        LogQueue { queue, blank }
+        LogQueue {
+            queue,
+            blank,
+            flush_timeout,
+        }
     }
 }
 
@@ -170,7 +192,7 @@ impl LogProcessor for LogQueue {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.queue.flush(Duration::from_secs(5)).map_err(sdk_error)
+        self.queue.flush(self.flush_timeout).map_err(sdk_error)
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -253,7 +275,76 @@ impl PushMetricExporter for MetricSender {
 
 #[cfg(test)]
 mod tests {
-    use super::is_internal_target;
+    use std::time::Instant;
+
+    use opentelemetry::trace::TraceFlags;
+
+    use super::*;
+    use crate::export::batch::BatchSettings;
+    use crate::export::runtime::ExportRuntime;
+    use crate::export::stats::ExportStats;
+    use crate::export::Signal;
+
+    /// An export that never finishes: a collector that accepts and never answers.
+    struct Hang;
+
+    impl<T: Send + 'static> BatchExport<T> for Hang {
+        async fn export(&self, _batch: Vec<T>) -> Result<(), String> {
+            std::future::pending().await
+        }
+    }
+
+    fn hanging<T: crate::export::queue::Weigh + Send + 'static>(
+        rt: &ExportRuntime,
+    ) -> Arc<Batcher<T>> {
+        let settings = BatchSettings {
+            queue: Some(16),
+            queue_bytes: 1 << 20,
+            batch: 16,
+            delay: Duration::from_secs(3600),
+            timeout: Duration::from_secs(3600),
+        };
+        let stats = ExportStats::new(&prometheus::Registry::new()).unwrap();
+        Arc::new(Batcher::start(
+            rt.handle(),
+            settings,
+            stats.get(Signal::Traces).clone(),
+            Hang,
+        ))
+    }
+
+    /// `force_flush` gives up after the configured timeout, not after a fixed 5 s.
+    fn gives_up_within(flush: impl FnOnce() -> OTelSdkResult, timeout: Duration) {
+        let started = Instant::now();
+        assert!(flush().is_err(), "a hanging export cannot flush");
+        let took = started.elapsed();
+        assert!(took >= timeout, "returned before the timeout: {took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "ignored the configured timeout: {took:?}"
+        );
+    }
+
+    #[test]
+    fn span_flush_is_bounded_by_the_configured_timeout() {
+        let rt = ExportRuntime::start().unwrap();
+        let batcher = hanging(&rt);
+        let timeout = Duration::from_millis(100);
+        let queue = SpanQueue::new(batcher, timeout);
+        queue.on_end(crate::fixtures::span(1, 1, 0, TraceFlags::SAMPLED));
+        gives_up_within(|| queue.force_flush(), timeout);
+    }
+
+    #[test]
+    fn log_flush_is_bounded_by_the_configured_timeout() {
+        let rt = ExportRuntime::start().unwrap();
+        let batcher = hanging(&rt);
+        let timeout = Duration::from_millis(100);
+        let queue = LogQueue::new(batcher, timeout);
+        let mut record = queue.blank.clone();
+        queue.emit(&mut record, &InstrumentationScope::builder("test").build());
+        gives_up_within(|| queue.force_flush(), timeout);
+    }
 
     #[test]
     fn internal_targets() {

@@ -12,10 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::Signal;
+use crate::signal::PerSignal;
 
 #[derive(Debug)]
 pub(crate) struct ExportStats {
-    signals: [Arc<SignalStats>; 3],
+    signals: PerSignal<Arc<SignalStats>>,
 }
 
 #[derive(Debug)]
@@ -130,12 +131,12 @@ impl ExportStats {
             })
         };
         Ok(ExportStats {
-            signals: Signal::ALL.map(make),
+            signals: PerSignal::from_fn(make),
         })
     }
 
     pub(crate) fn get(&self, signal: Signal) -> &Arc<SignalStats> {
-        &self.signals[signal.index()]
+        self.signals.get(signal)
     }
 }
 

@@ -6,17 +6,17 @@
 //!  span ends ─► sampled? ──yes──► export queue
 //!                 │ no
 //!                 ▼
-//!        decided before? ── keep ─► export queue (late, kept) / drop ─► counted
+//!        kept before? ──yes──► export queue (late, kept)
 //!                 │ no
 //!                 ▼
 //!        buffer of its trace ── last local root ends ─► keep (error|slow|forced) or drop
-//!                 ▲                                      (forget the buffer, remember the decision)
+//!                 ▲  (no buffer: late, dropped)          (forget the buffer, remember a keep)
 //!        sweep: root open past the slow threshold ─► keep now; past the TTL ─► decide now
 //! ```
 //!
 //! Everything is bounded: a byte budget for all buffers (estimated encoded size), a span cap per
 //! trace, a TTL for roots that never end, a cap of outcome keeps per second (thinned by the
-//! trace's randomness, so every service thins the same traces), a bounded decision cache. Each
+//! trace's randomness, so every service thins the same traces), a bounded cache of keeps. Each
 //! bound, when hit, decides at once with what is known and is counted.
 
 use std::collections::VecDeque;
@@ -49,7 +49,7 @@ pub(crate) struct KeepSettings {
     pub(crate) slow_after: Duration,
     /// Outcome keeps per second before thinning; 0 for no cap.
     pub(crate) max_keeps_per_second: u32,
-    /// Decisions remembered for spans that end after their trace was decided.
+    /// Keeps remembered for spans that end after their trace was kept.
     pub(crate) decisions: usize,
 }
 
@@ -66,11 +66,12 @@ impl Default for KeepSettings {
     }
 }
 
-/// A decided trace, remembered for its late spans.
+/// A kept trace, remembered for its late spans; a dropped trace is forgotten, so its late
+/// spans find no buffer and are dropped as late.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Decision {
-    Keep { reason: Reason, probability: f64 },
-    Drop,
+struct Kept {
+    reason: Reason,
+    probability: f64,
 }
 
 /// One trace's buffer.
@@ -104,13 +105,13 @@ struct State {
     /// Traces in the order they were first seen: the oldest are evicted first.
     order: VecDeque<TraceId>,
     bytes: usize,
-    decided: FxHashMap<TraceId, Decision>,
+    decided: FxHashMap<TraceId, Kept>,
     decided_order: VecDeque<TraceId>,
     /// Outcome keeps in the current second, and when it started.
     window: Option<(Instant, u32)>,
 }
 
-/// The buffer of undecided traces and the decisions taken.
+/// The buffer of undecided traces and the keeps taken.
 #[derive(Debug)]
 pub(crate) struct TailKeeper {
     state: Mutex<State>,
@@ -227,17 +228,9 @@ impl TailKeeper {
         dropped: &mut Vec<SpanData>,
     ) {
         let trace_id = span.span_context.trace_id();
-        if let Some(&decision) = state.decided.get(&trace_id) {
-            match decision {
-                Decision::Keep {
-                    reason,
-                    probability,
-                } => {
-                    self.stats.late(true);
-                    out.push(mark_kept(span, reason, probability));
-                }
-                Decision::Drop => self.stats.late(false),
-            }
+        if let Some(&kept) = state.decided.get(&trace_id) {
+            self.stats.late(true);
+            out.push(mark_kept(span, kept.reason, kept.probability));
             return;
         }
         let (weight, decide_now, over_cap) = match state.pending.get_mut(&trace_id) {
@@ -359,42 +352,33 @@ impl TailKeeper {
             return Vec::new();
         };
         state.bytes = state.bytes.saturating_sub(pending.bytes);
-        let decision = match pending.reason {
+        let kept = match pending.reason {
             Some(reason) => match self.thin(state, trace_id, &pending, now) {
-                Some(probability) => Decision::Keep {
+                Some(probability) => Some(Kept {
                     reason,
                     probability,
-                },
+                }),
                 None => {
                     self.stats.thinned();
                     THINNED.with(|t| t.set(Some(trace_id)));
-                    Decision::Drop
+                    None
                 }
             },
-            None => Decision::Drop,
+            None => None,
         };
-        match decision {
-            Decision::Keep {
-                reason,
-                probability,
-            } => {
-                self.stats.kept(reason);
-                out.extend(
-                    pending
-                        .spans
-                        .into_iter()
-                        .map(|s| mark_kept(s, reason, probability)),
-                );
-                // Only keeps are remembered: a late span of a dropped trace finds neither a
-                // decision nor a buffer, and is dropped (and counted) as late.
-                self.remember(state, trace_id, decision);
-                Vec::new()
-            }
-            Decision::Drop => {
-                self.stats.dropped();
-                pending.spans
-            }
-        }
+        let Some(kept) = kept else {
+            self.stats.dropped();
+            return pending.spans;
+        };
+        self.stats.kept(kept.reason);
+        out.extend(
+            pending
+                .spans
+                .into_iter()
+                .map(|s| mark_kept(s, kept.reason, kept.probability)),
+        );
+        self.remember(state, trace_id, kept);
+        Vec::new()
     }
 
     /// The storm cap: `Some(probability)` when this outcome keep survives it.
@@ -433,8 +417,8 @@ impl TailKeeper {
             .map(|_| probability)
     }
 
-    fn remember(&self, state: &mut State, trace_id: TraceId, decision: Decision) {
-        if state.decided.insert(trace_id, decision).is_none() {
+    fn remember(&self, state: &mut State, trace_id: TraceId, kept: Kept) {
+        if state.decided.insert(trace_id, kept).is_none() {
             state.decided_order.push_back(trace_id);
         }
         while state.decided_order.len() > self.settings.decisions {

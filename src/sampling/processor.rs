@@ -22,6 +22,8 @@ const SWEEP: Duration = Duration::from_millis(250);
 pub(crate) struct TailKeepQueue {
     pub(crate) keeper: Arc<TailKeeper>,
     pub(crate) spans: Arc<Batcher<SpanData>>,
+    /// The configured shutdown timeout, which also bounds the provider's `force_flush`.
+    pub(crate) flush_timeout: Duration,
 }
 
 impl TailKeepQueue {
@@ -80,7 +82,7 @@ impl SpanProcessor for TailKeepQueue {
 
     fn force_flush(&self) -> OTelSdkResult {
         self.spans
-            .flush(Duration::from_secs(5))
+            .flush(self.flush_timeout)
             .map_err(|e| opentelemetry_sdk::error::OTelSdkError::InternalFailure(format!("{e:?}")))
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::export::batch::DrainError;
 use crate::export::Signal;
+use crate::signal::PerSignal;
 
 /// Time left until `deadline`, zero once it has passed.
 pub(super) fn remaining(deadline: Instant) -> Duration {
@@ -38,13 +39,17 @@ where
 pub(super) fn first_error(
     operation: &'static str,
     timeout: Duration,
-    spans: Result<(), DrainError>,
-    logs: Result<(), DrainError>,
-    metrics: Result<(), DrainError>,
+    drained: PerSignal<Result<(), DrainError>>,
     last_error: impl Fn(Signal) -> Option<String>,
 ) -> Result<(), Error> {
+    let PerSignal {
+        traces,
+        metrics,
+        logs,
+    } = drained;
+    // In the order the signals are drained.
     let results = [
-        (Signal::Traces, spans),
+        (Signal::Traces, traces),
         (Signal::Logs, logs),
         (Signal::Metrics, metrics),
     ];

@@ -3,6 +3,7 @@
 //! and no module below imports `Telemetry`.
 //!
 //! - `build`: [`Telemetry::start`], one function per signal;
+//! - `pipeline`: the export runtime, queues, tail keep and watchdog `start` wires the providers to;
 //! - `global`: [`init_tracer`](crate::init_tracer), the process-wide installation;
 //! - `resource`: who is sending;
 //! - `drain`: bounded waits for flush and shutdown;
@@ -17,6 +18,7 @@ mod grpc;
 mod http;
 mod logs;
 mod metrics;
+mod pipeline;
 mod resource;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +41,7 @@ use crate::export::stats::ExportStats;
 use crate::log::LogSettings;
 use crate::metrics::Bridge;
 use crate::redact::Redactor;
+use crate::signal::PerSignal;
 use drain::{bounded, first_error, remaining};
 
 /// The telemetry guard returned by [`init_tracer`](crate::init_tracer) (or [`Telemetry::start`]).
@@ -104,6 +107,8 @@ struct Pipeline {
     logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
     /// Tail keep, when a ratio is set and it is on.
     keeper: Option<crate::sampling::TailKeepQueue>,
+    /// The metrics exporter the meter provider's reader and the bridge share.
+    metrics: crate::export::processor::MetricSender,
 }
 
 impl Telemetry {
@@ -223,7 +228,7 @@ impl Telemetry {
         };
         let timeout = self.inner.shutdown_timeout;
         let deadline = Instant::now() + timeout;
-        let spans = p.spans.flush(timeout);
+        let traces = p.spans.flush(timeout);
         let logs = p.logs.flush(remaining(deadline));
         let provider = self.inner.meter_provider.clone();
         let metrics = bounded(remaining(deadline), move || provider.force_flush()).and_then(|()| {
@@ -232,7 +237,12 @@ impl Telemetry {
                 None => Ok(()),
             }
         });
-        first_error("flush", timeout, spans, logs, metrics, |s| {
+        let drained = PerSignal {
+            traces,
+            metrics,
+            logs,
+        };
+        first_error("flush", timeout, drained, |s| {
             self.inner.stats.get(s).last_error()
         })
     }
@@ -259,40 +269,9 @@ impl Telemetry {
         if self.inner.shut_down.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let timeout = self.inner.shutdown_timeout;
-        let deadline = Instant::now() + timeout;
         let result = match &self.inner.pipeline {
             None => Ok(()),
-            Some(p) => {
-                p.watchdog.abort();
-                // Waiting traces are decided with what is known, then flushed with the rest.
-                if let Some(keeper) = &p.keeper {
-                    keeper.decide_all();
-                }
-                let spans = p.spans.shutdown(timeout);
-                let logs = p.logs.shutdown(remaining(deadline));
-                let provider = self.inner.meter_provider.clone();
-                let pushed = match &p.bridge {
-                    Some(bridge) => bridge.push_now(p.runtime.handle(), remaining(deadline)),
-                    None => Ok(()),
-                };
-                let metrics = pushed.and(bounded(remaining(deadline), move || provider.shutdown()));
-                let result = first_error("shutdown", timeout, spans, logs, metrics, |s| {
-                    self.inner.stats.get(s).last_error()
-                });
-                // The queues are drained; the providers' own shutdown only marks them closed,
-                // and gets what is left of the deadline, so the bound holds.
-                let _ = self
-                    .inner
-                    .tracer_provider
-                    .shutdown_with_timeout(remaining(deadline));
-                let _ = self
-                    .inner
-                    .logger_provider
-                    .shutdown_with_timeout(remaining(deadline));
-                p.runtime.stop(remaining(deadline));
-                result
-            }
+            Some(p) => self.shutdown_pipeline(p),
         };
         if let Some(stdout) = &self.inner.stdout {
             stdout.close();
@@ -302,7 +281,48 @@ impl Telemetry {
         }
         result
     }
+
+    /// Drain every queue, then close the providers and stop the export runtime, all within the
+    /// shutdown timeout.
+    fn shutdown_pipeline(&self, p: &Pipeline) -> Result<(), Error> {
+        let timeout = self.inner.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        p.watchdog.abort();
+        // Waiting traces are decided with what is known, then flushed with the rest.
+        if let Some(keeper) = &p.keeper {
+            keeper.decide_all();
+        }
+        let traces = p.spans.shutdown(timeout);
+        let logs = p.logs.shutdown(remaining(deadline));
+        let provider = self.inner.meter_provider.clone();
+        let pushed = match &p.bridge {
+            Some(bridge) => bridge.push_now(p.runtime.handle(), remaining(deadline)),
+            None => Ok(()),
+        };
+        let metrics = pushed.and(bounded(remaining(deadline), move || provider.shutdown()));
+        let drained = PerSignal {
+            traces,
+            metrics,
+            logs,
+        };
+        let result = first_error("shutdown", timeout, drained, |s| {
+            self.inner.stats.get(s).last_error()
+        });
+        // The queues are drained; the providers' own shutdown only marks them closed, and
+        // gets what is left of the deadline, so the bound holds.
+        let _ = self
+            .inner
+            .tracer_provider
+            .shutdown_with_timeout(remaining(deadline));
+        let _ = self
+            .inner
+            .logger_provider
+            .shutdown_with_timeout(remaining(deadline));
+        p.runtime.stop(remaining(deadline));
+        result
+    }
 }
+
 impl Drop for Telemetry {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown_inner() {

@@ -22,21 +22,7 @@ pub(super) fn build_resource(s: &ResourceSettings) -> Resource {
     let mut explicit = Vec::new();
     match &s.service_name {
         Some(name) => explicit.push(KeyValue::new("service.name", name.clone())),
-        None if !s
-            .attributes
-            .iter()
-            .any(|kv| kv.key.as_str() == "service.name") =>
-        {
-            let exe = std::env::current_exe()
-                .ok()
-                .and_then(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_default();
-            base.push(KeyValue::new(
-                "service.name",
-                format!("unknown_service:{exe}"),
-            ));
-        }
-        None => {}
+        None => base.extend(unknown_service(&s.attributes)),
     }
     if let Some(v) = &s.service_version {
         explicit.push(KeyValue::new("service.version", v.clone()));
@@ -51,6 +37,24 @@ pub(super) fn build_resource(s: &ResourceSettings) -> Resource {
         .with_attributes(s.attributes.iter().cloned())
         .with_attributes(explicit)
         .build()
+}
+
+/// `unknown_service:<executable>` when no attribute names the service either.
+fn unknown_service(attributes: &[KeyValue]) -> Option<KeyValue> {
+    if attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "service.name")
+    {
+        return None;
+    }
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    Some(KeyValue::new(
+        "service.name",
+        format!("unknown_service:{exe}"),
+    ))
 }
 
 fn host_name() -> Option<String> {
