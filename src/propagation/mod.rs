@@ -289,6 +289,22 @@ pub(crate) fn extract_span_context(headers: &HeaderMap) -> Option<SpanContext> {
     sc.is_valid().then(|| sc.clone())
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_tracestate(fields: &[&[u8]]) -> Option<Vec<(String, String)>> {
+    let members = tracestate::parse(fields.iter().copied())?;
+    Some(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_baggage(fields: &[&[u8]]) -> Option<String> {
+    baggage::combine(|| fields.iter().copied()).map(Cow::into_owned)
+}
+
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
