@@ -100,8 +100,9 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
         (b"00", 55) => true,
         (b"00", _) => false,
         (_, 55) => true,
-        // A future version may carry more fields after a dash.
-        (_, _) => value[55] == b'-',
+        // A future version may carry more fields after a dash: header text, printable ASCII
+        // (what extraction reads; `HeaderValue::to_str` refuses other bytes).
+        (_, _) => value[55] == b'-' && value[56..].iter().all(|c| (0x20..=0x7e).contains(c)),
     }
 }
 
@@ -423,6 +424,13 @@ mod tests {
         assert!(valid_traceparent(
             format!("01{}-what-ever", &GOOD[2..]).as_bytes()
         ));
+        // Found by fuzzing (fuzz target `traceparent`): a future version's extra fields with
+        // bytes that are not ASCII were called valid, but extraction ignored the value.
+        let mut odd = format!("01{}-", &GOOD[2..]).into_bytes();
+        odd.extend_from_slice(b"\xff\xfe-ever");
+        assert!(!valid_traceparent(&odd));
+        let cx = extract_context(&headers(&[("traceparent", &odd)]));
+        assert!(!cx.span().span_context().is_valid());
     }
 
     #[test]
