@@ -84,7 +84,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             if d > 9 { d - 9 } else { d }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The maximal runs of ASCII digits in `text` that are 13–19 long and pass Luhn.
