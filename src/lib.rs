@@ -117,6 +117,13 @@ pub mod fuzzing {
     /// The most [`gunzip`] returns.
     pub const MAX_RESPONSE: usize = crate::export::FUZZ_MAX_RESPONSE;
 
+    /// A runtime-control request body (JSON) applied to a control of its own: the outcome,
+    /// and the keep ratio and log filter in force after it.
+    pub fn control_apply(body: &str) -> (Result<(), String>, Option<f64>, String) {
+        let (result, state) = crate::control::fuzz_apply(body);
+        (result, state.keep_ratio, state.log_filter)
+    }
+
     /// Every `OTEL_*` value parser run on `value`; each result rendered with `{:?}`.
     pub fn otel_values(value: &str) -> Vec<String> {
         crate::config::fuzz_parse(value)
