@@ -30,6 +30,23 @@ use crate::propagation::{PropagateTo, Trust};
 use env::*;
 pub(crate) use settings::{ExportSettings, ResourceSettings, Settings};
 
+/// Every value parser run on `value`, for the fuzz targets.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_parse(value: &str) -> Vec<String> {
+    vec![
+        format!("{:?}", parse::parse_bool(value)),
+        format!("{:?}", parse::parse_usize(value)),
+        format!("{:?}", parse::parse_millis(value)),
+        format!("{:?}", parse::parse_ratio(value)),
+        format!("{:?}", parse::parse_propagators(value)),
+        format!("{:?}", parse::parse_temporality(value)),
+        format!("{:?}", parse::parse_log_level(value)),
+        format!("{:?}", parse::parse_key_values(value)),
+        format!("{:?}", parse::percent_decode(value)),
+        format!("{:?}", parse::parse_endpoint(value)),
+    ]
+}
+
 /// Head sampling decision for new traces.
 ///
 /// ```

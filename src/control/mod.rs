@@ -37,6 +37,33 @@ pub use service::ControlService;
 use crate::error::Error;
 use crate::sampling::HeadControl;
 
+/// One runtime-control request body applied to a control of its own (log filter `info`, keep
+/// ratio 1), for the fuzz targets: the outcome and the settings in force after it. Reverts are
+/// queued on a runtime that never runs them.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_apply(body: &str) -> (Result<(), String>, ControlState) {
+    use std::sync::OnceLock;
+    static CONTROL: OnceLock<(tokio::runtime::Runtime, Control)> = OnceLock::new();
+    let (_, control) = CONTROL.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime");
+        let control = Control::new(
+            Arc::new(FilterSlot::new("info", None)),
+            "info".into(),
+            Some(Arc::new(HeadControl::new(1.0))),
+            Some(1.0),
+            DEFAULT_MAX_TTL,
+            &prometheus::Registry::new(),
+            Some(rt.handle().clone()),
+        )
+        .expect("a control");
+        (rt, control)
+    });
+    (service::apply(control, body), control.state())
+}
+
 /// The longest TTL a change may have by default.
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(3600);
 

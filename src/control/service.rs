@@ -101,7 +101,7 @@ async fn read<B: Body>(body: B) -> Result<String, String> {
 }
 
 /// Apply one change described by a JSON object.
-fn apply(control: &Control, text: &str) -> Result<(), String> {
+pub(super) fn apply(control: &Control, text: &str) -> Result<(), String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("malformed JSON: {e}"))?;
     let set_by = value
         .get("set_by")

@@ -84,6 +84,9 @@ mod service;
 mod side;
 mod status;
 
+#[cfg(feature = "fuzzing")]
+pub(crate) use status::timeout as fuzz_timeout;
+
 pub use body::GrpcBody;
 pub use future::GrpcFuture;
 pub use layer::{ClientLayer, GrpcLayer, ServerLayer};

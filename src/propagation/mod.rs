@@ -100,8 +100,9 @@ pub fn valid_traceparent(value: &[u8]) -> bool {
         (b"00", 55) => true,
         (b"00", _) => false,
         (_, 55) => true,
-        // A future version may carry more fields after a dash.
-        (_, _) => value[55] == b'-',
+        // A future version may carry more fields after a dash: header text, printable ASCII
+        // (what extraction reads; `HeaderValue::to_str` refuses other bytes).
+        (_, _) => value[55] == b'-' && value[56..].iter().all(|c| (0x20..=0x7e).contains(c)),
     }
 }
 
@@ -289,6 +290,22 @@ pub(crate) fn extract_span_context(headers: &HeaderMap) -> Option<SpanContext> {
     sc.is_valid().then(|| sc.clone())
 }
 
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_tracestate(fields: &[&[u8]]) -> Option<Vec<(String, String)>> {
+    let members = tracestate::parse(fields.iter().copied())?;
+    Some(
+        members
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    )
+}
+
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_baggage(fields: &[&[u8]]) -> Option<String> {
+    baggage::combine(|| fields.iter().copied()).map(Cow::into_owned)
+}
+
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
@@ -407,6 +424,13 @@ mod tests {
         assert!(valid_traceparent(
             format!("01{}-what-ever", &GOOD[2..]).as_bytes()
         ));
+        // Found by fuzzing (fuzz target `traceparent`): a future version's extra fields with
+        // bytes that are not ASCII were called valid, but extraction ignored the value.
+        let mut odd = format!("01{}-", &GOOD[2..]).into_bytes();
+        odd.extend_from_slice(b"\xff\xfe-ever");
+        assert!(!valid_traceparent(&odd));
+        let cx = extract_context(&headers(&[("traceparent", &odd)]));
+        assert!(!cx.span().span_context().is_valid());
     }
 
     #[test]

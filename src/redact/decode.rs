@@ -10,12 +10,22 @@ use super::track::track_at;
 pub(super) const DECODE_DEPTH: usize = 3;
 
 /// `redact` applied to `text` read at each depth of decoding, each on the previous result: once
-/// when the text holds no escape.
+/// when the text holds no escape. A text with an escape is read as written first too: decoding
+/// can break up what is plain in it (`%4111111111111111` decodes to `A111111111111111`).
 pub(super) fn each_reading<'a>(
     text: &'a str,
     redact: impl for<'t> Fn(&'t str, &Decoded) -> Cow<'t, str>,
 ) -> Cow<'a, str> {
     let mut out = Cow::Borrowed(text);
+    if text.bytes().any(|b| b == b'%' || b == b'\\') {
+        let as_written = Decoded {
+            decoded: None,
+            depth: 0,
+        };
+        if let Cow::Owned(next) = redact(text, &as_written) {
+            out = Cow::Owned(next);
+        }
+    }
     for depth in 1..=DECODE_DEPTH {
         let decoded = Decoded::of(&out, depth);
         let last = decoded.depth < depth;

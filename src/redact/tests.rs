@@ -81,6 +81,24 @@ fn sensitive_names() {
     }
 }
 
+/// Found by fuzzing (fuzz target `redact`): an escape before a card number (`%41` is `A`) hid
+/// the number from the decoded reading, and the text as written was not read.
+#[test]
+fn an_escape_glued_to_a_card_number_does_not_hide_it() {
+    for text in [
+        "%4111111111111111",
+        "x\\u00414111111111111111 y",
+        "%%B411111111112544+y {\"c111111111111`11cvv11111",
+    ] {
+        for out in [r().mask_pan(text), r().redact_text(text)] {
+            assert!(
+                !out.contains("4111111111111111") && !out.contains("411111111112544"),
+                "{text:?} -> {out:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn pans_are_masked_in_one_format() {
     let cases = [
