@@ -44,6 +44,7 @@ use crate::sampling::HeadControl;
 pub(crate) fn fuzz_apply(body: &str) -> (Result<(), String>, ControlState) {
     use std::sync::OnceLock;
     static CONTROL: OnceLock<(tokio::runtime::Runtime, Control)> = OnceLock::new();
+    // Fuzzing only (feature `fuzzing`): a panic here stops the harness, never a service.
     let (_, control) = CONTROL.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()

@@ -31,7 +31,7 @@ const CONTEXT_PREFIXES: [&str; 2] = ["uberctx-", "ot-baggage-"];
 /// Which hosts a client layer sends the trace context to. Set it with
 /// [`ClientLayer::with_propagation`](crate::http::ClientLayer::with_propagation), the gRPC
 /// [`ClientLayer::with_propagation`](crate::grpc::GrpcLayer::with_propagation), or for every
-/// client layer a [`Telemetry`](crate::Telemetry) builds with
+/// client layer a `Telemetry` builds with
 /// [`Config::with_propagate_to`](crate::Config::with_propagate_to).
 ///
 /// A request to a host that is not allowed carries **no** trace context: nothing is injected,

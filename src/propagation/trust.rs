@@ -18,7 +18,7 @@ pub type TrustFn = dyn Fn(&Parts) -> bool + Send + Sync;
 /// Whose incoming trace context (`traceparent`, `tracestate`, `baggage`, B3, Jaeger) a server
 /// layer continues. Set it with [`TraceLayer::with_trust`](crate::http::TraceLayer::with_trust),
 /// [`ServerLayer::with_trust`](crate::grpc::GrpcLayer::with_trust), or for every layer a
-/// [`Telemetry`](crate::Telemetry) builds with [`Config::with_trust`](crate::Config::with_trust).
+/// `Telemetry` builds with [`Config::with_trust`](crate::Config::with_trust).
 ///
 /// An untrusted request starts a **new trace**: the sampler decides for it exactly as for any
 /// root (a forged `-01` cannot force a trace to be recorded, nor bypass a ratio), its incoming

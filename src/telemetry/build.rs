@@ -21,20 +21,19 @@ use opentelemetry_sdk::Resource;
 
 use super::pipeline::start_pipeline;
 use super::resource::build_resource;
+use super::shared::Shared;
 use super::{Inner, Pipeline, Telemetry};
 use crate::config::{Config, Sampler, Settings};
 use crate::control::{Control, FilterSlot};
 use crate::error::Error;
-use crate::exemplars::ExemplarStore;
 use crate::export::console::Console;
 use crate::export::processor::{LogQueue, MetricSender, SpanQueue};
-use crate::export::stats::ExportStats;
 use crate::export::Target;
 use crate::exporter::Exporter;
 use crate::log::{LogSettings, Stdout};
 use crate::metrics::DroppedCollector;
 use crate::redact::Redactor;
-use crate::sampling::{ConsistentSampler, HeadControl, KeepStats, TailKeepQueue};
+use crate::sampling::{ConsistentSampler, HeadControl, TailKeepQueue};
 use crate::signal::{PerSignal, SCOPE_NAME};
 
 impl Telemetry {
@@ -88,38 +87,6 @@ impl Telemetry {
         Ok(Telemetry {
             inner: Arc::new(inner),
             global: false,
-        })
-    }
-}
-
-/// paytrace's own instruments and what every stage shares.
-pub(super) struct Shared {
-    pub(super) registry: prometheus::Registry,
-    pub(super) stats: Arc<ExportStats>,
-    pub(super) exemplars: Arc<ExemplarStore>,
-    pub(super) keep_stats: KeepStats,
-    pub(super) redactor: Redactor,
-}
-
-impl Shared {
-    fn register(settings: &Settings) -> Result<Self, Error> {
-        let registry = prometheus::Registry::new();
-        let stats = ExportStats::new(&registry)
-            .map_err(|e| Error::invalid("metrics registry", "paytrace_exporter_*", e))?;
-        crate::metrics::register_defaults(&registry)?;
-        // Registered whether tail keep is on or not: dashboards and alerts find the families.
-        let keep_stats = KeepStats::new(&registry)
-            .map_err(|e| Error::invalid("metrics registry", "paytrace_sampling_*", e))?;
-        let exemplars = match settings.export.exemplars_off {
-            true => ExemplarStore::off(),
-            false => ExemplarStore::default(),
-        };
-        Ok(Shared {
-            registry,
-            stats: Arc::new(stats),
-            exemplars: Arc::new(exemplars),
-            keep_stats,
-            redactor: Redactor::default(),
         })
     }
 }

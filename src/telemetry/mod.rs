@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod pipeline;
 mod resource;
+mod shared;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use tokio::runtime::Handle;
 
-use super::build::Shared;
+use super::shared::Shared;
 use super::Pipeline;
 use crate::config::{ExportSettings, Settings};
 use crate::error::Error;
