@@ -60,6 +60,20 @@ async fn rig_with(
 }
 
 impl Rig {
+    /// A plain channel to the rig's server.
+    async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A client without the client layer: its metadata is the caller's to forge.
+    async fn bare_client(&self) -> LedgerClient<Channel> {
+        LedgerClient::new(self.channel().await)
+    }
+
     async fn client(&self) -> Client {
         self.client_with(|layer| layer).await
     }
@@ -69,11 +83,7 @@ impl Rig {
         &self,
         configure: impl FnOnce(paytrace::grpc::ClientLayer) -> paytrace::grpc::ClientLayer,
     ) -> Client {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect");
+        let channel = self.channel().await;
         let authority = http::uri::Authority::try_from(self.addr.to_string()).unwrap();
         let channel = tower::ServiceBuilder::new()
             .layer(configure(
@@ -350,13 +360,7 @@ async fn a_two_second_stream_is_measured_whole_and_flagged_slow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_trace_context_in_metadata_starts_a_new_root() {
     let rig = rig(|t| t.grpc_server_layer()).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", rig.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    // No client layer: the metadata is the client's to forge.
-    let mut client = LedgerClient::new(channel);
+    let mut client = rig.bare_client().await;
     let mut req = post("");
     req.metadata_mut().insert(
         "traceparent",
@@ -567,12 +571,7 @@ const FORGED_SPAN: &str = "b7ad6b7169203331";
 
 /// A call without the client layer, its metadata forged: a sampled parent and baggage.
 async fn forged_call(rig: &Rig) -> ReceivedSpan {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", rig.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = LedgerClient::new(channel);
+    let mut client = rig.bare_client().await;
     let mut req = post("");
     let forged = format!("00-{FORGED_TRACE}-{FORGED_SPAN}-01");
     req.metadata_mut()
