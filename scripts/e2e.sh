@@ -8,7 +8,8 @@
 #   4. tail keep at a 10 % ratio; 5. exemplars scraped by a real Prometheus;
 #   6. the demo exports over OTLP/HTTP (http/protobuf, gzip) to rotel's HTTP receiver;
 #   7. gRPC aimed at rotel's HTTP port: one WARN naming OTEL_EXPORTER_OTLP_PROTOCOL;
-#   8. examples/minimal.rs: its `#[instrument]` span arrives under the request span.
+#   8. examples/minimal.rs: its `#[instrument]` span arrives under the request span;
+#   9. every fuzz target runs 10 s from its committed corpus (nightly; said, not failed, if absent).
 # Fails loudly if a component cannot be installed or started. Not hermetic: CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -202,6 +203,19 @@ charge = [s.get("Parent ID") for s in spans if s.get("Name") == "charge"]
 print(f"request spans {request}, charge's parents {charge}")
 sys.exit(0 if request and charge and charge[0] == request[0] else 1)
 PY
+
+echo "=== 9. the fuzz targets, 10 s each from the committed corpora"
+set +e
+scripts/fuzz.sh 10 >"$WORK/fuzz.out" 2>&1
+FUZZ=$?
+set -e
+grep '^fuzz:' "$WORK/fuzz.out" || true
+if [ "$FUZZ" -eq 3 ]; then
+  echo "NOT RUN - fuzz targets: no nightly toolchain on this machine (cargo test replays the corpora)"
+else
+  [ "$FUZZ" -eq 0 ] || tail -n 40 "$WORK/fuzz.out"
+  check "every fuzz target ran without a crash" test "$FUZZ" -eq 0
+fi
 
 echo
 echo "e2e: $PASSED passed, $FAILED failed"

@@ -76,59 +76,11 @@ pub mod testing;
 mod util;
 mod watchdog;
 
-/// Entry points of the parsers that read bytes a client or a collector controls, for the fuzz
-/// targets in `fuzz/` (feature `fuzzing`). Not a stable API.
-#[cfg(feature = "fuzzing")]
+/// The fuzz targets' bodies and the parser entry points they call (feature `fuzzing`). Not a
+/// stable API.
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
-pub mod fuzzing {
-    use std::time::Duration;
-
-    /// The `tracestate` list several fields form: duplicates reduced, truncated to the limits;
-    /// `None` when the list is invalid (what extraction keeps).
-    pub fn tracestate(fields: &[&[u8]]) -> Option<Vec<(String, String)>> {
-        crate::propagation::fuzz_tracestate(fields)
-    }
-
-    /// The `baggage` list several fields form, as handed to the SDK's propagator.
-    pub fn baggage(fields: &[&[u8]]) -> Option<String> {
-        crate::propagation::fuzz_baggage(fields)
-    }
-
-    /// The `grpc-timeout` of a request's headers.
-    pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
-        crate::grpc::fuzz_timeout(headers)
-    }
-
-    /// The partial-success report of an OTLP/HTTP response body: rejected count and message.
-    pub fn partial_success(body: &[u8]) -> Option<(u64, String)> {
-        crate::export::fuzz_partial(body, false)
-    }
-
-    /// The partial-success report of a gRPC response body (length-prefixed, maybe gzip).
-    pub fn partial_success_grpc(body: &[u8]) -> Option<(u64, String)> {
-        crate::export::fuzz_partial(body, true)
-    }
-
-    /// A gzip response body, at most the bytes paytrace reads of one.
-    pub fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
-        crate::export::fuzz_gunzip(data)
-    }
-
-    /// The most [`gunzip`] returns.
-    pub const MAX_RESPONSE: usize = crate::export::FUZZ_MAX_RESPONSE;
-
-    /// A runtime-control request body (JSON) applied to a control of its own: the outcome,
-    /// and the keep ratio and log filter in force after it.
-    pub fn control_apply(body: &str) -> (Result<(), String>, Option<f64>, String) {
-        let (result, state) = crate::control::fuzz_apply(body);
-        (result, state.keep_ratio, state.log_filter)
-    }
-
-    /// Every `OTEL_*` value parser run on `value`; each result rendered with `{:?}`.
-    pub fn otel_values(value: &str) -> Vec<String> {
-        crate::config::fuzz_parse(value)
-    }
-}
+pub mod fuzzing;
 
 /// The OpenTelemetry API crate paytrace is built on (`opentelemetry` 0.33), re-exported so a
 /// service names its types — [`KeyValue`](opentelemetry::KeyValue) for

@@ -34,10 +34,10 @@ mod weigh;
 pub(crate) use batch::BatchSettings;
 #[cfg(feature = "testing")]
 pub(crate) use outcome::RpcStatus;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use outcome::{gunzip as fuzz_gunzip, MAX_RESPONSE as FUZZ_MAX_RESPONSE};
 
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
     let partial = if grpc {
         outcome::Partial::decode_grpc(body)
