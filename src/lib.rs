@@ -42,14 +42,19 @@
 //! thing that knows them all.
 //!
 //! ## Cargo features
-//! - `axum` (default): the HTTP layer reads axum's `MatchedPath` (route templates) and
-//!   `ConnectInfo` (client address); without it, give routes with
-//!   [`http::TraceLayer::with_route`].
-//! - `testing`: `testing::TestCollector`, an in-process OTLP/gRPC receiver for tests (off by
-//!   default).
+//! All on by default but `testing`; a setting that needs a feature the build lacks is refused at
+//! [`init_tracer`] with an error naming it.
+//! - `axum`: the HTTP layer reads axum's `MatchedPath` (route templates) and `ConnectInfo`
+//!   (client address); without it, give routes with [`http::TraceLayer::with_route`].
+//! - `grpc`: the tonic server and client layers, [`grpc`].
+//! - `metrics-endpoint`: `Telemetry::metrics_service`, the `/metrics` endpoint (Prometheus text
+//!   or OpenMetrics with exemplars).
+//! - `otlp-http`: OTLP/HTTP export (`http/protobuf`); without it, OTLP/gRPC only.
+//! - `tls`: `https` collector endpoints (rustls, system roots, mutual TLS).
+//! - `testing`: `testing::TestCollector`, an in-process OTLP receiver for tests.
 //!
 //! ## Minimum supported Rust version
-//! 1.85.
+//! 1.88 (`scripts/check_msrv.sh` checks every dependency's declared `rust-version` against it).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
@@ -60,6 +65,8 @@ pub(crate) mod export;
 mod exporter;
 #[cfg(test)]
 mod fixtures;
+#[cfg(feature = "grpc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 pub mod http;
 pub mod log;

@@ -19,6 +19,38 @@ pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client certificate and its key, PEM.
 type PemPair = (Vec<u8>, Vec<u8>);
 
+/// The transports this build has: the cargo features say.
+#[derive(Debug, Clone, Copy)]
+struct Built {
+    otlp_http: bool,
+    tls: bool,
+}
+
+const BUILT: Built = Built {
+    otlp_http: cfg!(feature = "otlp-http"),
+    tls: cfg!(feature = "tls"),
+};
+
+impl Built {
+    /// `protocol`, set under `name`, unless this build lacks it.
+    fn check_protocol(self, name: &'static str, protocol: Protocol) -> Result<(), Error> {
+        if protocol == Protocol::HttpProtobuf && !self.otlp_http {
+            let reason = "OTLP/HTTP is not built in: enable paytrace's `otlp-http` feature";
+            return Err(Error::invalid(name, protocol.as_str(), reason));
+        }
+        Ok(())
+    }
+
+    /// `endpoint`, set under `name`, unless it is `https` and this build has no TLS.
+    fn check_endpoint(self, name: &'static str, endpoint: &http::Uri) -> Result<(), Error> {
+        if endpoint.scheme_str() == Some("https") && !self.tls {
+            let reason = "https is not built in: enable paytrace's `tls` feature, or use http://";
+            return Err(Error::invalid(name, endpoint.to_string(), reason));
+        }
+        Ok(())
+    }
+}
+
 /// The OTLP variables of one signal: its own variable wins over the general one.
 pub(super) struct SignalEnv<'a> {
     pub(super) env: &'a Env<'a>,
@@ -53,10 +85,7 @@ impl Config {
     /// Where and how `signal` is exported.
     pub(super) fn resolve_target(&self, env: &Env<'_>, signal: Signal) -> Result<Target, Error> {
         let vars = SignalEnv { env, signal };
-        let protocol = match self.protocol {
-            Some(p) => p,
-            None => vars.parse("PROTOCOL", Protocol::parse)?.unwrap_or_default(),
-        };
+        let protocol = self.resolve_protocol(&vars)?;
         Ok(Target {
             signal,
             exporter: self.resolve_exporter(env, signal)?,
@@ -73,6 +102,20 @@ impl Config {
             client_identity: self.resolve_client_identity(&vars)?,
             protocol,
         })
+    }
+
+    /// The protocol set in code, else the variable's; one this build lacks is refused by name.
+    fn resolve_protocol(&self, vars: &SignalEnv<'_>) -> Result<Protocol, Error> {
+        let (name, protocol) = match (self.protocol, vars.get("PROTOCOL")) {
+            (Some(p), _) => ("with_protocol", p),
+            (None, Some((name, v))) => (
+                name,
+                Protocol::parse(v).map_err(|r| Error::invalid(name, v, r))?,
+            ),
+            (None, None) => return Ok(Protocol::default()),
+        };
+        BUILT.check_protocol(name, protocol)?;
+        Ok(protocol)
     }
 
     fn resolve_exporter(&self, env: &Env<'_>, signal: Signal) -> Result<Exporter, Error> {
@@ -93,6 +136,7 @@ impl Config {
         let (name, endpoint, general) = self.endpoint_source(vars, protocol);
         let endpoint = with_scheme(endpoint, vars)?;
         let uri = parse_endpoint(&endpoint).map_err(|r| Error::invalid(name, &endpoint, r))?;
+        BUILT.check_endpoint(name, &uri)?;
         if protocol == Protocol::HttpProtobuf && general {
             return append_signal_path(&uri, vars.signal)
                 .map_err(|r| Error::invalid(name, uri.to_string(), r));
@@ -358,6 +402,54 @@ mod tests {
             let err = named(with_scheme("http://c".into(), vars).unwrap_err());
             assert!(err.contains("OTEL_EXPORTER_OTLP_TRACES_INSECURE"), "{err}");
         });
+    }
+
+    #[test]
+    fn what_a_build_lacks_is_refused_by_the_name_it_was_set_under() {
+        let bare = Built {
+            otlp_http: false,
+            tls: false,
+        };
+        let http = Protocol::HttpProtobuf;
+        let err = named(
+            bare.check_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", http)
+                .unwrap_err(),
+        );
+        assert!(err.contains("OTEL_EXPORTER_OTLP_PROTOCOL") && err.contains("`otlp-http`"));
+        assert!(bare.check_protocol("with_protocol", Protocol::Grpc).is_ok());
+        let https: http::Uri = "https://c:4317".parse().unwrap();
+        let err = named(bare.check_endpoint("with_endpoint", &https).unwrap_err());
+        assert!(
+            err.contains("with_endpoint") && err.contains("`tls`"),
+            "{err}"
+        );
+        let plain: http::Uri = "http://c:4317".parse().unwrap();
+        assert!(bare.check_endpoint("with_endpoint", &plain).is_ok());
+        let full = Built {
+            otlp_http: true,
+            tls: true,
+        };
+        assert!(full.check_protocol("with_protocol", http).is_ok());
+        assert!(full.check_endpoint("with_endpoint", &https).is_ok());
+    }
+
+    #[test]
+    fn this_build_takes_what_its_features_say() {
+        let config = Config::new();
+        with_vars(
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+            |vars| {
+                let got = config.resolve_protocol(vars).map_err(named);
+                assert_eq!(got.is_ok(), cfg!(feature = "otlp-http"), "{got:?}");
+            },
+        );
+        with_vars(
+            &[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://c:4317")],
+            |vars| {
+                let got = config.resolve_endpoint(vars, Protocol::Grpc).map_err(named);
+                assert_eq!(got.is_ok(), cfg!(feature = "tls"), "{got:?}");
+            },
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::diagnosis::{Diagnosis, EndpointCheck};
@@ -97,19 +97,7 @@ fn grpc_transport(target: &Target, timeout: Duration) -> Result<Transport, Error
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10));
     if target.endpoint.scheme_str() == Some("https") {
-        let mut tls = ClientTlsConfig::new().with_native_roots();
-        if let Some(host) = target.endpoint.host() {
-            tls = tls.domain_name(host);
-        }
-        if let Some(pem) = &target.ca_pem {
-            tls = tls.ca_certificate(Certificate::from_pem(pem));
-        }
-        if let Some((cert, key)) = &target.client_identity {
-            tls = tls.identity(Identity::from_pem(cert, key));
-        }
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| Error::invalid("OTEL_EXPORTER_OTLP_CERTIFICATE", "<pem>", e))?;
+        endpoint = super::tls::grpc_endpoint(endpoint, target)?;
     }
     let mut headers = http::HeaderMap::new();
     headers.insert(

@@ -6,18 +6,16 @@
 
 use std::time::Duration;
 
+use super::outcome::{gunzip, Failed, Partial, RpcStatus, MAX_RESPONSE};
+use super::target::Target;
+use super::tls::ClientTls;
+use crate::error::Error;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use prost::Message as _;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::TlsConnector;
-
-use super::outcome::{gunzip, Failed, Partial, RpcStatus, MAX_RESPONSE};
-use super::target::Target;
-use crate::error::Error;
 
 /// One signal's OTLP/HTTP endpoint and its connection.
 pub(crate) struct HttpTransport {
@@ -25,7 +23,7 @@ pub(crate) struct HttpTransport {
     /// The request target (path and query), parsed once.
     path: http::uri::PathAndQuery,
     headers: HeaderMap,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    tls: Option<ClientTls>,
     connect_timeout: Duration,
     conn: tokio::sync::Mutex<Option<SendRequest<Full<Bytes>>>>,
 }
@@ -65,7 +63,7 @@ impl HttpTransport {
             }
         }
         let tls = match target.endpoint.scheme_str() {
-            Some("https") => Some(super::tls::connector(target, b"http/1.1")?),
+            Some("https") => Some(ClientTls::new(target, b"http/1.1")?),
             _ => None,
         };
         let path = target
@@ -150,9 +148,9 @@ impl HttpTransport {
         .map_err(|e| Failed::from_io(&e))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            Some((connector, name)) => {
-                let stream = connector
-                    .connect(name.clone(), tcp)
+            Some(tls) => {
+                let stream = tls
+                    .connect(tcp)
                     .await
                     .map_err(|e| Failed::transport(format!("TLS handshake failed: {e}")))?;
                 handshake(TokioIo::new(stream)).await

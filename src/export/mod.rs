@@ -20,6 +20,10 @@ pub(crate) mod client;
 pub(crate) mod console;
 pub(crate) mod diagnosis;
 mod frame;
+#[cfg(feature = "otlp-http")]
+mod http;
+#[cfg(not(feature = "otlp-http"))]
+#[path = "no_http.rs"]
 mod http;
 pub(crate) mod otlp;
 mod outcome;
@@ -28,6 +32,10 @@ pub(crate) mod queue;
 pub(crate) mod runtime;
 pub(crate) mod stats;
 mod target;
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "no_tls.rs"]
 mod tls;
 mod weigh;
 

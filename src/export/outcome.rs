@@ -26,6 +26,8 @@ impl From<Status> for Failed {
     }
 }
 
+/// The OTLP/HTTP transport's failures as the statuses the gRPC side reports.
+#[cfg(feature = "otlp-http")]
 impl Failed {
     pub(crate) fn transport(message: impl Into<String>) -> Self {
         Status::unavailable(message.into()).into()
@@ -100,6 +102,7 @@ pub(crate) fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error response.
+#[cfg(any(feature = "otlp-http", feature = "testing"))]
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct RpcStatus {
     #[prost(int32, tag = "1")]

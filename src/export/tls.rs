@@ -1,20 +1,63 @@
-//! The client side of TLS for the OTLP/HTTP transport and for diagnosis: rustls with the
-//! system roots, the configured CA and, for mutual TLS, the client certificate.
+//! The client side of TLS (feature `tls`) for the OTLP transports and for diagnosis: rustls with
+//! the system roots, the configured CA and, for mutual TLS, the client certificate.
 
 use std::sync::Arc;
 
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 use tokio_rustls::TlsConnector;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use super::target::Target;
 use crate::error::Error;
 
+/// tonic's channel to `target` over TLS: the system roots, the configured CA and identity.
+pub(crate) fn grpc_endpoint(endpoint: Endpoint, target: &Target) -> Result<Endpoint, Error> {
+    let mut tls = ClientTlsConfig::new().with_native_roots();
+    if let Some(host) = target.endpoint.host() {
+        tls = tls.domain_name(host);
+    }
+    if let Some(pem) = &target.ca_pem {
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    if let Some((cert, key)) = &target.client_identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    endpoint
+        .tls_config(tls)
+        .map_err(|e| Error::invalid("OTEL_EXPORTER_OTLP_CERTIFICATE", "<pem>", e))
+}
+
+/// A TLS client for one endpoint.
+pub(crate) struct ClientTls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    pub(crate) fn new(target: &Target, alpn: &[u8]) -> Result<ClientTls, Error> {
+        let (connector, name) = connector(target, alpn)?;
+        Ok(ClientTls { connector, name })
+    }
+
+    /// The handshake over an open connection.
+    pub(crate) async fn connect(&self, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        self.connector.connect(self.name.clone(), tcp).await
+    }
+}
+
 /// The client TLS configuration: system roots plus the configured CA, and the client
 /// certificate for mutual TLS.
-pub(crate) fn connector(
-    target: &Target,
-    alpn: &[u8],
-) -> Result<(TlsConnector, ServerName<'static>), Error> {
+fn connector(target: &Target, alpn: &[u8]) -> Result<(TlsConnector, ServerName<'static>), Error> {
     use rustls_pki_types::pem::PemObject as _;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let bad =
@@ -64,38 +107,23 @@ pub(crate) fn connector(
 }
 
 /// A TLS client for one endpoint, to ask the collector whether it wants a client certificate.
-pub(crate) struct TlsProbe {
-    connector: TlsConnector,
-    name: ServerName<'static>,
-}
-
-impl std::fmt::Debug for TlsProbe {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsProbe")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
+#[derive(Debug)]
+pub(crate) struct TlsProbe(ClientTls);
 
 impl TlsProbe {
     pub(crate) fn new(target: &Target, alpn: &[u8]) -> Option<TlsProbe> {
-        let (connector, name) = connector(target, alpn).ok()?;
-        Some(TlsProbe { connector, name })
+        ClientTls::new(target, alpn).ok().map(TlsProbe)
     }
 
     /// Whether the collector at `endpoint` refuses a handshake without a client certificate:
     /// the handshake completes (TLS 1.3), then its first answer is the `certificate_required`
     /// alert.
     pub(crate) async fn needs_client_certificate(&self, endpoint: &http::Uri) -> bool {
-        needs_client_certificate(&self.connector, &self.name, endpoint).await
+        needs_client_certificate(&self.0, endpoint).await
     }
 }
 
-async fn needs_client_certificate(
-    connector: &TlsConnector,
-    name: &ServerName<'static>,
-    endpoint: &http::Uri,
-) -> bool {
+async fn needs_client_certificate(tls: &ClientTls, endpoint: &http::Uri) -> bool {
     use tokio::io::AsyncReadExt as _;
     let Some(host) = endpoint.host() else {
         return false;
@@ -104,7 +132,7 @@ async fn needs_client_certificate(
     let port = endpoint.port_u16().unwrap_or(443);
     let probe = async {
         let tcp = tokio::net::TcpStream::connect((host, port)).await.ok()?;
-        let text = match connector.connect(name.clone(), tcp).await {
+        let text = match tls.connect(tcp).await {
             Err(e) => e.to_string(),
             Ok(mut tls) => {
                 let mut byte = [0u8; 1];

@@ -21,6 +21,7 @@ pub fn baggage(fields: &[&[u8]]) -> Option<String> {
 }
 
 /// The `grpc-timeout` of a request's headers.
+#[cfg(feature = "grpc")]
 pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
     crate::grpc::fuzz_timeout(headers)
 }

@@ -21,7 +21,7 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_target_has_a_corpus_and_passes_it() {
-    for (target, body) in ALL {
+    for &(target, body) in ALL {
         let inputs = corpus(target);
         assert!(inputs.len() >= 5, "{target}: {} inputs", inputs.len());
         for (file, data) in inputs {
@@ -37,6 +37,9 @@ fn every_target_directory_is_replayed() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        if name == "grpc_timeout" && !cfg!(feature = "grpc") {
+            continue;
+        }
         assert!(
             ALL.iter().any(|(t, _)| *t == name),
             "{name} is not replayed"

@@ -80,16 +80,20 @@
 //! ```
 
 mod dropped;
+#[cfg(feature = "metrics-endpoint")]
+mod endpoint;
+#[cfg(feature = "metrics-endpoint")]
 mod openmetrics;
 mod order_pool;
 pub(crate) mod process;
 
-use std::convert::Infallible;
-use std::future::{ready, Ready};
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 pub(crate) use dropped::DroppedCollector;
+#[cfg(feature = "metrics-endpoint")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics-endpoint")))]
+pub use endpoint::MetricsEndpoint;
+#[cfg(feature = "metrics-endpoint")]
 pub use openmetrics::OPENMETRICS_CONTENT_TYPE;
 pub use order_pool::{
     OrderPoolMetrics, OrderPoolMetricsBuilder, ProcessingTimer, ABANDONED, DEFAULT_FAILURE_REASONS,
@@ -108,60 +112,6 @@ pub(crate) fn render(registry: &prometheus::Registry) -> String {
     prometheus::TextEncoder::new()
         .encode_to_string(&registry.gather())
         .unwrap_or_default()
-}
-
-/// The `/metrics` endpoint from [`Telemetry::metrics_service`](crate::telemetry::Telemetry::metrics_service).
-#[derive(Debug, Clone)]
-pub struct MetricsEndpoint {
-    registry: prometheus::Registry,
-    exemplars: Option<std::sync::Arc<crate::exemplars::ExemplarStore>>,
-}
-
-impl MetricsEndpoint {
-    pub(crate) fn new(
-        registry: prometheus::Registry,
-        exemplars: Option<std::sync::Arc<crate::exemplars::ExemplarStore>>,
-    ) -> Self {
-        MetricsEndpoint {
-            registry,
-            exemplars,
-        }
-    }
-}
-
-impl<B> tower_service::Service<http::Request<B>> for MetricsEndpoint {
-    type Response = http::Response<String>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        // OpenMetrics (with exemplars) when the scraper asks for it, as Prometheus does;
-        // the 0.0.4 text otherwise.
-        let openmetrics = request
-            .headers()
-            .get_all(http::header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains("application/openmetrics-text"));
-        let (body, content_type) = if openmetrics {
-            (
-                openmetrics::encode(&self.registry.gather(), self.exemplars.as_deref()),
-                OPENMETRICS_CONTENT_TYPE,
-            )
-        } else {
-            (render(&self.registry), PROMETHEUS_CONTENT_TYPE)
-        };
-        let mut response = http::Response::new(body);
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(content_type),
-        );
-        ready(Ok(response))
-    }
 }
 
 /// Register the process collector; called once per Telemetry.

@@ -37,7 +37,9 @@ pub use jaeger::JaegerPropagator;
 pub use networks::Networks;
 pub(crate) use propagate_to::strip_context_headers;
 pub use propagate_to::{Hosts, PropagateTo, PropagateToFn};
-pub(crate) use trust::{upstream, Upstream};
+pub(crate) use trust::upstream;
+#[cfg(feature = "grpc")]
+pub(crate) use trust::Upstream;
 pub use trust::{Trust, TrustFn};
 pub(crate) use w3c::flags as w3c_flags;
 pub use w3c::TraceContextPropagator;

@@ -127,7 +127,7 @@ impl fmt::Debug for Trust {
 
 /// The socket peer of a request, from the connection info the server inserted.
 fn peer_ip(parts: &Parts) -> Option<IpAddr> {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    use tonic::transport::server::TcpConnectInfo;
     #[cfg(feature = "axum")]
     if let Some(info) = parts
         .extensions
@@ -135,12 +135,16 @@ fn peer_ip(parts: &Parts) -> Option<IpAddr> {
     {
         return Some(info.0.ip());
     }
-    let tcp = parts.extensions.get::<TcpConnectInfo>().or_else(|| {
+    let tcp = parts.extensions.get::<TcpConnectInfo>();
+    #[cfg(feature = "tls")]
+    let tcp = tcp.or_else(|| {
+        use tonic::transport::server::TlsConnectInfo;
         parts
             .extensions
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .map(TlsConnectInfo::get_ref)
-    })?;
+    });
+    let tcp = tcp?;
     tcp.remote_addr().map(|addr| addr.ip())
 }
 

@@ -132,6 +132,7 @@ fn assemble(
         sampled_out: logs.sampled_out,
         filter: logs.filter,
         http_metrics: OnceLock::new(),
+        #[cfg(feature = "grpc")]
         grpc_metrics: OnceLock::new(),
         control,
         log: settings.log,

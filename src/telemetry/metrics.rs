@@ -3,7 +3,9 @@
 
 use super::Telemetry;
 use crate::error::Error;
-use crate::metrics::{MetricsEndpoint, OrderPoolMetrics, OrderPoolMetricsBuilder};
+#[cfg(feature = "metrics-endpoint")]
+use crate::metrics::MetricsEndpoint;
+use crate::metrics::{OrderPoolMetrics, OrderPoolMetricsBuilder};
 use crate::watchdog::ExporterHealth;
 
 impl Telemetry {
@@ -46,6 +48,8 @@ impl Telemetry {
     /// # let _ = app;
     /// # Ok::<(), paytrace::Error>(())
     /// ```
+    #[cfg(feature = "metrics-endpoint")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics-endpoint")))]
     pub fn metrics_service(&self) -> MetricsEndpoint {
         MetricsEndpoint::new(
             self.inner.registry.clone(),

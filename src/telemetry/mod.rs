@@ -14,6 +14,7 @@ mod build;
 mod control;
 mod drain;
 pub(crate) mod global;
+#[cfg(feature = "grpc")]
 mod grpc;
 mod http;
 mod logs;
@@ -77,6 +78,7 @@ struct Inner {
     /// The `http_server_*` instruments, registered in `registry` by the first HTTP layer.
     http_metrics: std::sync::OnceLock<Option<crate::http::HttpMetrics>>,
     /// The `rpc_*` instruments, registered in `registry` by the first gRPC layer.
+    #[cfg(feature = "grpc")]
     grpc_metrics: std::sync::OnceLock<Option<crate::grpc::GrpcMetrics>>,
     log: LogSettings,
     /// Exemplars of kept requests, read by `/metrics` (OpenMetrics) and the OTLP bridge.

@@ -1,0 +1,28 @@
+//! Without the `otlp-http` feature: no OTLP/HTTP transport exists. `http/protobuf` is refused
+//! when the configuration is resolved, so this uninhabited type is never built.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::outcome::{Failed, Partial};
+use super::target::Target;
+use crate::error::Error;
+
+#[derive(Debug)]
+pub(crate) enum HttpTransport {}
+
+impl HttpTransport {
+    pub(crate) fn new(target: &Target, _: Duration) -> Result<Self, Error> {
+        let reason = "OTLP/HTTP is not built in: enable paytrace's `otlp-http` feature";
+        Err(Error::invalid(
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            target.protocol.as_str(),
+            reason,
+        ))
+    }
+
+    pub(crate) async fn attempt(&self, _: &Bytes) -> Result<Option<Partial>, Failed> {
+        match *self {}
+    }
+}
