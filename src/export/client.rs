@@ -277,7 +277,11 @@ async fn grpc_outcome(
     ))
 }
 
-fn status_from(headers: &http::HeaderMap) -> Option<Result<(), Status>> {
+/// The longest `grpc-message` kept: it is quoted in warnings and the health view.
+pub(super) const MAX_MESSAGE: usize = 256;
+
+/// A response's `grpc-status` and `grpc-message`, when it has a status.
+pub(super) fn status_from(headers: &http::HeaderMap) -> Option<Result<(), Status>> {
     let code: i32 = headers
         .get("grpc-status")?
         .to_str()
@@ -291,7 +295,7 @@ fn status_from(headers: &http::HeaderMap) -> Option<Result<(), Status>> {
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .map(|m| m.replace("%20", " "))
+        .map(|m| crate::util::truncate(m, MAX_MESSAGE).replace("%20", " "))
         .unwrap_or_default();
     Some(Err(Status::new(Code::from(code), message)))
 }
@@ -357,6 +361,19 @@ fn jitter(backoff: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_collectors_grpc_message_is_kept_short() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let long = "x".repeat(8 * 1024);
+        headers.insert("grpc-message", http::HeaderValue::from_str(&long).unwrap());
+        let status = status_from(&headers).unwrap().unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message().len(), MAX_MESSAGE);
+        headers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        assert!(status_from(&headers).unwrap().is_ok());
+    }
 
     #[test]
     fn retry_policy() {

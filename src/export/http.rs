@@ -123,8 +123,7 @@ impl HttpTransport {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let body = decoded(&parts.headers, body);
-        outcome(parts.status, &parts.headers, &body)
+        read_response(parts.status, &parts.headers, body)
     }
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Failed> {
@@ -172,6 +171,15 @@ where
         let _ = connection.await;
     });
     Ok(sender)
+}
+
+/// A collector's response, its body at most [`MAX_RESPONSE`] bytes as received.
+pub(super) fn read_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Option<Partial>, Failed> {
+    outcome(status, headers, &decoded(headers, body))
 }
 
 /// The outcome of a response: success (with its partial-success report), a retryable failure

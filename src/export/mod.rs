@@ -56,4 +56,30 @@ pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
 }
 pub(crate) use target::Target;
 
+/// What the gRPC transport reads of a response's status: `(code, message)` of a failure.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_grpc_status(headers: &::http::HeaderMap) -> Option<Result<(), (i32, String)>> {
+    let status = client::status_from(headers)?;
+    Some(status.map_err(|s| (s.code() as i32, s.message().to_owned())))
+}
+
+/// What the OTLP/HTTP transport reads of a response: the partial-success report of a success;
+/// the retry delay and message of a failure.
+#[cfg(all(any(test, feature = "fuzzing"), feature = "otlp-http"))]
+pub(crate) fn fuzz_http_response(
+    status: ::http::StatusCode,
+    headers: &::http::HeaderMap,
+    body: &[u8],
+) -> Result<Option<(u64, String)>, (Option<std::time::Duration>, String)> {
+    let body = bytes::Bytes::copy_from_slice(body);
+    match http::read_response(status, headers, body) {
+        Ok(partial) => Ok(partial.map(|p| (p.rejected, p.message))),
+        Err(failed) => Err((failed.retry_after, failed.status.message().to_owned())),
+    }
+}
+
+/// The longest `grpc-message` the gRPC transport keeps.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) const FUZZ_MAX_MESSAGE: usize = client::MAX_MESSAGE;
+
 pub(crate) use crate::signal::Signal;

@@ -41,6 +41,25 @@ pub fn gunzip(data: &[u8]) -> Option<Vec<u8>> {
     crate::export::fuzz_gunzip(data)
 }
 
+/// A gRPC response's status headers as the exporter reads them: `(code, message)` of a failure.
+pub fn grpc_status(headers: &http::HeaderMap) -> Option<Result<(), (i32, String)>> {
+    crate::export::fuzz_grpc_status(headers)
+}
+
+/// The longest `grpc-message` [`grpc_status`] keeps.
+pub const MAX_MESSAGE: usize = crate::export::FUZZ_MAX_MESSAGE;
+
+/// An OTLP/HTTP response as the exporter reads it: the partial-success report of a success, the
+/// retry delay and message of a failure.
+#[cfg(feature = "otlp-http")]
+pub fn http_response(
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Option<(u64, String)>, (Option<Duration>, String)> {
+    crate::export::fuzz_http_response(status, headers, body)
+}
+
 /// The most [`gunzip`] returns.
 pub const MAX_RESPONSE: usize = crate::export::FUZZ_MAX_RESPONSE;
 

@@ -176,8 +176,14 @@ pub fn redact(data: &[u8]) {
     let _ = r.redact_value("note", text);
 }
 
-/// An OTLP response body: the same report plain, framed or gzipped; gunzip within its bound.
+/// An OTLP response: the same report plain, framed or gzipped, gunzip within its bound; and, the
+/// input read as status, header values and body, what either transport makes of the response.
 pub fn otlp_response(data: &[u8]) {
+    response_body(data);
+    response_status(data);
+}
+
+fn response_body(data: &[u8]) {
     let plain = super::partial_success(data);
     if let Some((rejected, message)) = &plain {
         assert!(*rejected > 0 || !message.is_empty());
@@ -190,6 +196,64 @@ pub fn otlp_response(data: &[u8]) {
     assert_eq!(super::partial_success_grpc(&frame(1, &gz)), plain);
     if let Some(out) = super::gunzip(data) {
         assert!(out.len() <= super::MAX_RESPONSE);
+    }
+}
+
+/// `data` as `STATUS\nVALUE\nVALUE\nBODY`: an HTTP status (two bytes) and gzip flag (a third),
+/// `Retry-After` or `grpc-status`, `grpc-message`, the body.
+fn response_status(data: &[u8]) {
+    let mut parts = data.splitn(4, |&b| b == b'\n');
+    let head = parts.next().unwrap_or_default();
+    let (first, second) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let body = parts.next().unwrap_or_default();
+    let mut grpc = headers("grpc-status", &[first]);
+    grpc.extend(headers("grpc-message", &[second]));
+    if let Some(Err((code, message))) = super::grpc_status(&grpc) {
+        assert_ne!(code, 0);
+        assert!(
+            message.len() <= super::MAX_MESSAGE,
+            "{} bytes",
+            message.len()
+        );
+    }
+    #[cfg(feature = "otlp-http")]
+    http_response(head, first, body);
+    #[cfg(not(feature = "otlp-http"))]
+    let _ = (head, body);
+}
+
+#[cfg(feature = "otlp-http")]
+fn http_response(head: &[u8], retry_after: &[u8], body: &[u8]) {
+    let code = u16::from_be_bytes([
+        head.first().copied().unwrap_or(0),
+        head.get(1).copied().unwrap_or(0),
+    ]);
+    let status = http::StatusCode::from_u16(100 + code % 500).expect("100..600");
+    let mut h = headers("retry-after", &[retry_after]);
+    let gzip = head.get(2).is_some_and(|f| f & 1 == 1);
+    if gzip {
+        h.insert("content-encoding", http::HeaderValue::from_static("gzip"));
+    }
+    match super::http_response(status, &h, body) {
+        Ok(partial) => {
+            assert!(status.is_success(), "{status} taken as a success");
+            if !gzip {
+                assert_eq!(partial, super::partial_success(body));
+            }
+        }
+        Err((retry, message)) => {
+            assert!(!status.is_success());
+            let retryable = matches!(status.as_u16(), 429 | 502 | 503 | 504);
+            assert!(retry.is_none() || retryable, "{status} retried");
+            assert!(
+                retry.is_none_or(|d| d <= Duration::from_secs(300)),
+                "{retry:?}"
+            );
+            assert!(message.len() <= 80 + 256, "{} bytes", message.len());
+        }
     }
 }
 
