@@ -301,12 +301,15 @@ impl Config {
     }
 
     fn resolve_log(&self, env: &Env<'_>) -> Result<LogSettings, Error> {
-        let filter = match &self.log_filter {
-            Some(f) => f.clone(),
-            None => env.get(RUST_LOG).unwrap_or("info").to_owned(),
+        let (name, filter) = match &self.log_filter {
+            Some(f) => ("with_log_filter", crate::control::tidy_filter(f)),
+            None => (
+                RUST_LOG,
+                crate::control::tidy_filter(env.get(RUST_LOG).unwrap_or("info")),
+            ),
         };
         tracing_subscriber::EnvFilter::try_new(&filter)
-            .map_err(|e| Error::invalid("with_log_filter", filter.clone(), e))?;
+            .map_err(|e| Error::invalid(name, filter.clone(), e))?;
         let diagnostics = env.parse(OTEL_LOG_LEVEL, parse_log_level)?;
         if let Some(sampling) = &self.log_sampling {
             check_log_sampling(sampling)?;

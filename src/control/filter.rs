@@ -31,6 +31,14 @@ pub(crate) struct FilterSlot {
     tracks_spans: AtomicBool,
 }
 
+/// `filter`'s directives each trimmed, empty ones dropped: `EnvFilter` parses a directive with
+/// surrounding whitespace at the wrong offsets (a panic when a character is wider than a byte),
+/// and `info, app=debug` means what it says.
+pub(crate) fn tidy(filter: &str) -> String {
+    let directives = filter.split(',').map(str::trim).filter(|d| !d.is_empty());
+    directives.collect::<Vec<_>>().join(",")
+}
+
 /// A level filter as a number: 0 off … 5 trace; 6 when the filter gives no hint.
 fn level_code(hint: Option<LevelFilter>) -> u8 {
     match hint {
@@ -58,6 +66,7 @@ impl FilterSlot {
     /// A slot holding `directives` (already validated; falls back to `info`) with the
     /// diagnostics level of [`with_diagnostics`].
     pub(crate) fn new(directives: &str, diagnostics: Option<&'static str>) -> Self {
+        let directives = &tidy(directives);
         let filter = EnvFilter::try_new(with_diagnostics(directives, diagnostics))
             .unwrap_or_else(|_| EnvFilter::new("info"));
         FilterSlot {
@@ -73,6 +82,7 @@ impl FilterSlot {
     /// regex is compiled to a DFA, and a few hundred bytes of one (found by fuzzing the control
     /// endpoint) took minutes and gigabytes.
     pub(crate) fn set(&self, directives: &str) -> Result<(), String> {
+        let directives = &tidy(directives);
         let parse = |d: &str| EnvFilter::builder().with_regex(false).parse(d);
         parse(directives).map_err(|e| e.to_string())?;
         let filter =
@@ -176,6 +186,28 @@ impl<S: Subscriber> Layer<S> for DynamicFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (fuzz target `control_json`): `EnvFilter` panicked on a directive with
+    /// leading whitespace before a character wider than a byte.
+    #[test]
+    fn directives_with_surrounding_whitespace_parse_without_a_panic() {
+        let slot = FilterSlot::new("info", None);
+        for hostile in [
+            " u\u{0AAA}[BBz[0zzzzzA",
+            "yanse=trace,\u{85}Z[AAJfilAAA ",
+            " \u{e9}=info",
+        ] {
+            let _ = slot.set(hostile);
+            let _ = FilterSlot::new(hostile, None);
+        }
+        assert_eq!(tidy(" info, app=debug ,,"), "info,app=debug");
+        slot.set("warn, checkout=debug").unwrap();
+        let now = slot.current().to_string();
+        assert!(
+            now.contains("checkout=debug") && now.contains(",warn"),
+            "{now}"
+        );
+    }
 
     /// Found by fuzzing (fuzz target `control_json`): a field value regex of a few hundred
     /// bytes took over a minute and 2 GB to compile. Literal values parse at once.

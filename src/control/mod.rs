@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
 
-pub(crate) use filter::{DynamicFilter, FilterSlot};
+pub(crate) use filter::{tidy as tidy_filter, DynamicFilter, FilterSlot};
 pub use service::ControlService;
 
 use crate::error::Error;
