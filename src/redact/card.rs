@@ -137,8 +137,7 @@ pub(super) fn mask_cards(text: &str) -> Cow<'_, str> {
             let mut count = 0;
             let end = scan_run(bytes, i, |_, _| count += 1);
             if count >= 13 {
-                let (digits, groups) = digit_run(bytes, i);
-                if let Some(masked) = mask_run(&digits, &groups) {
+                if let Some(masked) = mask_run(&DigitRun::at(bytes, i)) {
                     splice.replace(decoded.origin(i), decoded.origin(end), &masked);
                 }
             }
@@ -148,38 +147,60 @@ pub(super) fn mask_cards(text: &str) -> Cow<'_, str> {
     })
 }
 
-/// The digits of the run starting at `i` (see [`scan_run`]) and the digit index where each of
-/// its groups begins.
-pub(super) fn digit_run(bytes: &[u8], i: usize) -> (Vec<u8>, Vec<usize>) {
-    let mut digits = Vec::with_capacity(24);
-    let mut groups = vec![0];
-    scan_run(bytes, i, |digit, new_group| {
-        if new_group {
-            groups.push(digits.len());
-        }
-        digits.push(digit);
-    });
-    (digits, groups)
+/// A run of digits as written: its digits, and where each group after the first begins, with
+/// the separator written before it.
+#[derive(Debug, Default)]
+pub(super) struct DigitRun {
+    digits: Vec<u8>,
+    breaks: Vec<(usize, u8)>,
+}
+
+impl DigitRun {
+    /// The run starting at `i` (see [`scan_run`]).
+    pub(super) fn at(bytes: &[u8], i: usize) -> DigitRun {
+        let mut run = DigitRun {
+            digits: Vec::with_capacity(24),
+            breaks: Vec::new(),
+        };
+        scan_run(bytes, i, |digit, separator| {
+            if let Some(separator) = separator {
+                run.breaks.push((run.digits.len(), separator));
+            }
+            run.digits.push(digit);
+        });
+        run
+    }
+
+    /// Digit indices where a candidate card number may start: the run's start and each break.
+    fn starts(&self) -> impl Iterator<Item = usize> + Clone + '_ {
+        std::iter::once(0).chain(self.breaks.iter().map(|&(at, _)| at))
+    }
+
+    /// Digit indices where a candidate may stop: each break and the run's end.
+    fn stops(&self) -> impl Iterator<Item = usize> + Clone + '_ {
+        let breaks = self.breaks.iter().map(|&(at, _)| at);
+        breaks.chain(std::iter::once(self.digits.len()))
+    }
 }
 
 /// Walk the digit run starting at `i` — digits, with single spaces, dashes or `+` between
-/// them — calling `visit(digit, starts_a_new_group)` for each digit; returns the run's end.
-pub(super) fn scan_run(bytes: &[u8], i: usize, mut visit: impl FnMut(u8, bool)) -> usize {
+/// them — calling `visit(digit, separator_before)` for each digit, the separator given for the
+/// first digit of each group after the first; returns the run's end.
+pub(super) fn scan_run(bytes: &[u8], i: usize, mut visit: impl FnMut(u8, Option<u8>)) -> usize {
     let mut j = i;
     let mut end = i;
-    let mut new_group = false;
+    let mut separator = None;
     while j < bytes.len() {
         let b = bytes[j];
         if b.is_ascii_digit() {
-            visit(b, new_group);
-            new_group = false;
+            visit(b, separator.take());
             j += 1;
             end = j;
         } else if matches!(b, b' ' | b'-' | b'+')
             && bytes.get(j + 1).is_some_and(u8::is_ascii_digit)
             && j > i
         {
-            new_group = true;
+            separator = Some(b);
             j += 1;
         } else {
             break;
@@ -191,32 +212,44 @@ pub(super) fn scan_run(bytes: &[u8], i: usize, mut visit: impl FnMut(u8, bool)) 
 /// Mask every card number in one digit run. Candidates start and end at group boundaries (the
 /// whole run is one group when written without separators), so `6 4111 1111 1111 1111` masks
 /// the card after the stray digit. Each valid candidate keeps at most its first 6 and last 4
-/// digits; overlapping candidates are masked as one. `None` when nothing matched.
-pub(super) fn mask_run(digits: &[u8], groups: &[usize]) -> Option<String> {
+/// digits and loses its separators (the one masking format); separators outside a card stay,
+/// so what a card kept never joins the digits beside it into a new number. `None` when nothing
+/// matched.
+pub(super) fn mask_run(run: &DigitRun) -> Option<String> {
+    let digits = &run.digits;
     if digits.len() < 13 {
         return None;
     }
-    let mut bounds: Vec<usize> = groups.to_vec();
-    bounds.push(digits.len());
     let mut hidden = vec![false; digits.len()];
+    let mut joined = vec![false; run.breaks.len()];
     let mut found = false;
-    for &start in groups {
-        for &stop in &bounds {
+    for start in run.starts() {
+        for stop in run.stops() {
             if stop > start && (13..=19).contains(&(stop - start)) && luhn(&digits[start..stop]) {
                 found = true;
-                hidden[start + 6..stop - 4]
-                    .iter_mut()
-                    .for_each(|h| *h = true);
+                hidden[start + 6..stop - 4].fill(true);
+                for (joined, &(at, _)) in joined.iter_mut().zip(&run.breaks) {
+                    *joined |= start < at && at < stop;
+                }
             }
         }
     }
-    found.then(|| {
-        digits
-            .iter()
-            .zip(&hidden)
-            .map(|(&d, &h)| if h { '*' } else { d as char })
-            .collect()
-    })
+    found.then(|| written(run, &hidden, &joined))
+}
+
+/// The run with `hidden` digits as `*` and the separators of `joined` breaks left out.
+fn written(run: &DigitRun, hidden: &[bool], joined: &[bool]) -> String {
+    let mut out = String::with_capacity(run.digits.len() + run.breaks.len());
+    let mut breaks = run.breaks.iter().zip(joined).peekable();
+    for (k, (&digit, &hide)) in run.digits.iter().zip(hidden).enumerate() {
+        if let Some((&(_, separator), &joined)) = breaks.next_if(|((at, _), _)| *at == k) {
+            if !joined {
+                out.push(char::from(separator));
+            }
+        }
+        out.push(if hide { '*' } else { char::from(digit) });
+    }
+    out
 }
 
 pub(super) fn luhn(digits: &[u8]) -> bool {

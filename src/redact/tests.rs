@@ -125,6 +125,28 @@ fn pans_are_masked_in_one_format() {
     }
 }
 
+/// Found by fuzzing (fuzz target `redact`): a masked card lost the separator before the next
+/// group, so the 4 digits it kept joined that group into a new run, here a valid card number
+/// the text had elsewhere.
+#[test]
+fn separators_beside_a_masked_card_stay() {
+    let cases = [
+        ("4111 1111 1111 1111 2025", "411111******1111 2025"),
+        ("7 4111 1111 1111 1111", "7 411111******1111"),
+        (
+            "4111 1111 1111 1111 5169 2369 6920 4326",
+            "411111******1111 516923******4326",
+        ),
+        (
+            "111111111111145500 00000000000004",
+            "111111********5500 00000000000004",
+        ),
+    ];
+    for (input, want) in cases {
+        assert_eq!(r().mask_pan(input), want, "{input}");
+    }
+}
+
 #[test]
 fn other_digit_runs_are_untouched() {
     for input in [
