@@ -20,6 +20,7 @@ pub(crate) mod client;
 pub(crate) mod console;
 pub(crate) mod diagnosis;
 mod frame;
+pub(crate) mod health;
 mod http;
 pub(crate) mod otlp;
 mod outcome;

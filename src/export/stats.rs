@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
+use super::health::{Health, HealthState};
 use super::Signal;
 use crate::signal::PerSignal;
 
@@ -34,7 +35,8 @@ pub(crate) struct SignalStats {
     queued_bytes_peak: IntGauge,
     pub(crate) exports: IntCounter,
     pub(crate) export_failures: IntCounter,
-    pub(crate) state: IntGauge,
+    /// Shown as `paytrace_exporter_state`.
+    pub(crate) health: Health,
     last_success: IntGauge,
     last_success_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -123,7 +125,7 @@ impl ExportStats {
                 queued_bytes_peak: queued_peak.with_label_values(&l),
                 exports: exports.with_label_values(&l),
                 export_failures: failures.with_label_values(&l),
-                state: state.with_label_values(&l),
+                health: Health::new(state.with_label_values(&l)),
                 last_success: last.with_label_values(&l),
                 last_success_ms: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -140,9 +142,6 @@ impl ExportStats {
     }
 }
 
-/// `paytrace_exporter_state` of a failing signal (`HealthState::Failing`).
-pub(crate) const STATE_FAILING: i64 = 2;
-
 impl SignalStats {
     /// An accepted request of `items`, of which the collector `rejected` some.
     pub(crate) fn record_success(&self, items: u64, rejected: u64) {
@@ -153,9 +152,9 @@ impl SignalStats {
         let now = unix_millis();
         let first = self.last_success_ms.swap(now, Ordering::Relaxed) == 0;
         self.last_success.set((now / 1000) as i64);
-        if first && self.state.get() == STATE_FAILING {
+        if first {
             // Failing only because nothing had got through yet: now something has.
-            self.state.set(0);
+            self.health.clear_failing();
         }
     }
 
@@ -168,7 +167,7 @@ impl SignalStats {
         if self.last_success_ms() == 0 {
             // Exports attempted and none accepted: failing from the first one, not after a
             // window (a deploy with a wrong endpoint must not read as healthy).
-            self.state.set(STATE_FAILING);
+            self.health.set(HealthState::Failing);
         }
     }
 
