@@ -91,51 +91,58 @@ impl Sanitizer {
             u64::from(span.dropped_attributes_count) + u64::from(dropped),
         );
         for event in &span.events.events {
-            w.message(span::EVENTS, |w| {
-                w.fixed64(event::TIME_UNIX_NANO, nanos(event.timestamp));
-                w.bytes(event::NAME, self.text(&event.name).as_bytes());
-                let dropped = self.attributes(w, event::ATTRIBUTES, key_values(&event.attributes));
-                w.uint(
-                    event::DROPPED_ATTRIBUTES_COUNT,
-                    u64::from(event.dropped_attributes_count) + u64::from(dropped),
-                );
-            });
+            w.message(span::EVENTS, |w| self.event(w, event));
         }
         w.uint(span::DROPPED_EVENTS_COUNT, span.events.dropped_count.into());
         for link in &span.links.links {
-            let cx = &link.span_context;
-            w.message(span::LINKS, |w| {
-                w.bytes(link::TRACE_ID, &cx.trace_id().to_bytes());
-                w.bytes(link::SPAN_ID, &cx.span_id().to_bytes());
-                w.bytes(link::TRACE_STATE, cx.trace_state().header().as_bytes());
-                let dropped = self.attributes(w, link::ATTRIBUTES, key_values(&link.attributes));
-                w.uint(
-                    link::DROPPED_ATTRIBUTES_COUNT,
-                    u64::from(link.dropped_attributes_count) + u64::from(dropped),
-                );
-                w.fixed32(
-                    link::FLAGS,
-                    span_flags(cx.trace_flags().to_u8(), cx.is_remote()),
-                );
-            });
+            w.message(span::LINKS, |w| self.link(w, link));
         }
         w.uint(span::DROPPED_LINKS_COUNT, span.links.dropped_count.into());
         // Always present, as the SDK's own exporter sends it.
-        w.message(span::STATUS, |w| {
-            let code = match &span.status {
-                Status::Unset => StatusCode::Unset,
-                Status::Ok => StatusCode::Ok,
-                Status::Error { description } => {
-                    w.bytes(status::MESSAGE, self.text(description).as_bytes());
-                    StatusCode::Error
-                }
-            };
-            w.uint(status::CODE, code as u64);
-        });
+        w.message(span::STATUS, |w| self.status(w, &span.status));
         w.fixed32(
             span::FLAGS,
             span_flags(cx.trace_flags().to_u8(), span.parent_span_is_remote),
         );
+    }
+
+    /// A `Span.Event` message body.
+    fn event(&self, w: &mut Writer, event: &opentelemetry::trace::Event) {
+        w.fixed64(event::TIME_UNIX_NANO, nanos(event.timestamp));
+        w.bytes(event::NAME, self.text(&event.name).as_bytes());
+        let dropped = self.attributes(w, event::ATTRIBUTES, key_values(&event.attributes));
+        w.uint(
+            event::DROPPED_ATTRIBUTES_COUNT,
+            u64::from(event.dropped_attributes_count) + u64::from(dropped),
+        );
+    }
+
+    /// A `Span.Link` message body.
+    fn link(&self, w: &mut Writer, link: &opentelemetry::trace::Link) {
+        let cx = &link.span_context;
+        w.bytes(link::TRACE_ID, &cx.trace_id().to_bytes());
+        w.bytes(link::SPAN_ID, &cx.span_id().to_bytes());
+        w.bytes(link::TRACE_STATE, cx.trace_state().header().as_bytes());
+        let dropped = self.attributes(w, link::ATTRIBUTES, key_values(&link.attributes));
+        w.uint(
+            link::DROPPED_ATTRIBUTES_COUNT,
+            u64::from(link.dropped_attributes_count) + u64::from(dropped),
+        );
+        let flags = span_flags(cx.trace_flags().to_u8(), cx.is_remote());
+        w.fixed32(link::FLAGS, flags);
+    }
+
+    /// A `Status` message body.
+    fn status(&self, w: &mut Writer, outcome: &Status) {
+        let code = match outcome {
+            Status::Unset => StatusCode::Unset,
+            Status::Ok => StatusCode::Ok,
+            Status::Error { description } => {
+                w.bytes(status::MESSAGE, self.text(description).as_bytes());
+                StatusCode::Error
+            }
+        };
+        w.uint(status::CODE, code as u64);
     }
 
     /// A `LogRecord` message body.
