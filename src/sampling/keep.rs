@@ -1,6 +1,7 @@
 //! Tail keep: the spans of traces the ratio did not keep wait here, per trace, until the
-//! trace's local roots have ended; the trace is then kept whole if it failed, was slow or was
-//! forced ([`keep_current_trace`](crate::keep_current_trace)), and dropped otherwise.
+//! trace's outcome is known; the trace is then kept whole if it failed, was slow or was forced
+//! ([`keep_current_trace`](crate::keep_current_trace)), and dropped when its last local root
+//! ends without one.
 //!
 //! ```text
 //!  span ends ─► sampled? ──yes──► export queue
@@ -9,8 +10,13 @@
 //!        kept before? ──yes──► export queue (late, kept)
 //!                 │ no
 //!                 ▼
-//!        buffer of its trace ── last local root ends ─► keep (error|slow|forced) or drop
-//!                 ▲  (no buffer: late, dropped)          (forget the buffer, remember a keep)
+//!        buffer of its trace? ──no──► dropped (late: its trace was dropped and forgotten)
+//!                 │ yes: buffered
+//!                 ├─ an outcome (a root's error or slow flag, a forced span) ─► keep now
+//!                 └─ the last local root ends with none ─► drop
+//!        keep: the buffer to the export queue, the keep remembered (unless the storm cap
+//!              thins it: then a drop, marked in the `Thinned` record the exemplar claims read);
+//!        drop: the buffer freed, nothing remembered
 //!        sweep: root open past the slow threshold ─► keep now; past the TTL ─► decide now
 //! ```
 //!
