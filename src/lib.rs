@@ -111,6 +111,7 @@ pub use prometheus;
 
 pub use config::{Config, Propagator, Sampler};
 pub use error::Error;
+pub use export::health::HealthState;
 pub use exporter::{Exporter, Protocol};
 pub use log::LogFormat;
 pub use sampling::keep_current_trace;
@@ -118,7 +119,7 @@ pub use signal::Signal;
 pub use spans::{SpanError, SpanExt};
 pub use telemetry::global::init_tracer;
 pub use telemetry::Telemetry;
-pub use watchdog::{ExporterHealth, HealthState, SignalHealth};
+pub use watchdog::{ExporterHealth, SignalHealth};
 
 /// Every Rust block of `README.md`, compiled and run by `cargo test --doc`, so the README cannot
 /// drift from the API.

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::export::health::HealthState;
 use crate::export::stats::{ExportStats, SignalStats};
 use crate::export::Signal;
 use crate::signal::PerSignal;
@@ -29,50 +30,6 @@ pub(crate) struct WatchdogSettings {
     pub(crate) failure_threshold: u64,
     /// Warn when data waits and nothing got through for this many windows.
     pub(crate) stale_windows: u32,
-}
-
-/// The health of one signal's exports, as of the watchdog's last window.
-///
-/// ```
-/// use paytrace::HealthState;
-/// assert_eq!(HealthState::Failing.as_str(), "failing");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-#[non_exhaustive]
-pub enum HealthState {
-    /// Exports succeed (or there was nothing to export).
-    #[default]
-    Healthy,
-    /// Some exports failed in the last window, but not enough to call it an outage.
-    Degraded,
-    /// Every export so far failed (from the first failed export on, not only after a
-    /// window), more failures than the threshold in the last window, or no success for
-    /// several windows while data was waiting. The first successful export after "every export
-    /// failed" makes the signal healthy at once.
-    Failing,
-}
-
-impl HealthState {
-    /// `healthy`, `degraded` or `failing`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthState::Healthy => "healthy",
-            HealthState::Degraded => "degraded",
-            HealthState::Failing => "failing",
-        }
-    }
-
-    fn gauge(self) -> i64 {
-        self as i64
-    }
-
-    fn from_gauge(v: i64) -> Self {
-        match v {
-            1 => HealthState::Degraded,
-            2 => HealthState::Failing,
-            _ => HealthState::Healthy,
-        }
-    }
 }
 
 /// One signal's export figures since start.
@@ -167,7 +124,7 @@ pub(crate) fn snapshot(stats: &ExportStats) -> ExporterHealth {
         let ms = s.last_success_ms();
         SignalHealth {
             signal,
-            state: HealthState::from_gauge(s.state.get()),
+            state: s.health.get(),
             exported: s.exported.get(),
             rejected: s.rejected.get(),
             failed: s.failed.get(),
@@ -295,7 +252,7 @@ impl Watchdog {
         } else {
             (HealthState::Healthy, Verdict::Quiet)
         };
-        s.state.set(state.gauge());
+        s.health.set(state);
         match verdict {
             Verdict::Quiet if state == HealthState::Healthy && w.warned => {
                 w.warned = false;
@@ -376,15 +333,6 @@ pub(crate) fn report(verdicts: &PerSignal<Verdict>, stats: &ExportStats) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_stats_know_the_failing_gauge() {
-        assert_eq!(
-            HealthState::Failing.gauge(),
-            crate::export::stats::STATE_FAILING
-        );
-        assert_eq!(HealthState::Healthy.gauge(), 0);
-    }
-
     /// No signal has items queued.
     fn idle() -> PerSignal<bool> {
         PerSignal::default()
@@ -464,6 +412,28 @@ mod tests {
         assert_eq!(
             snapshot(&stats).get(Signal::Logs).state,
             HealthState::Healthy
+        );
+    }
+
+    #[test]
+    fn the_snapshot_reads_the_watchdog_state_which_the_gauge_shows() {
+        let registry = prometheus::Registry::new();
+        let stats = Arc::new(ExportStats::new(&registry).unwrap());
+        let mut dog = Watchdog::new(stats.clone(), 10, 5);
+        stats.get(Signal::Traces).record_success(1, 0);
+        stats.get(Signal::Traces).record_dropped(1, 0);
+        dog.check(idle());
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains(r#"paytrace_exporter_state{signal="traces"} 1"#),
+            "{text}"
+        );
+        stats.get(Signal::Traces).health.gauge().set(0);
+        assert_eq!(
+            snapshot(&stats).get(Signal::Traces).state,
+            HealthState::Degraded
         );
     }
 

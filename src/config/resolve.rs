@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::Temporality;
 
 use super::env::*;
 use super::parse::*;
@@ -180,8 +181,42 @@ impl Config {
         }))
     }
 
+    /// Export settings; the checks run in this order, so the first invalid setting is the
+    /// one reported.
     fn resolve_export(&self, env: &Env<'_>) -> Result<ExportSettings, Error> {
         let targets = PerSignal::try_from_fn(|signal| self.resolve_target(env, signal))?;
+        let (span_batch, log_batch) = self.resolve_batches(env)?;
+        let metric_interval = positive_duration(
+            "with_metric_interval",
+            self.metric_interval,
+            env.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_millis)?,
+            DEFAULT_METRIC_INTERVAL,
+        )?;
+        let limits = self.resolve_limits(env)?;
+        let metric_timeout = positive_duration(
+            OTEL_METRIC_EXPORT_TIMEOUT,
+            None,
+            env.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_millis)?,
+            DEFAULT_METRIC_TIMEOUT,
+        )?;
+        let temporality = self.resolve_temporality(env)?;
+        let max_request_bytes = self.resolve_max_request_bytes()?;
+        Ok(ExportSettings {
+            targets,
+            retry: self.retry.unwrap_or(true),
+            span_batch,
+            log_batch,
+            metric_interval,
+            metric_timeout,
+            temporality,
+            limits,
+            exemplars_off: exemplars_off(env)?,
+            max_request_bytes,
+        })
+    }
+
+    /// The span and log queues: code, then the `OTEL_BSP_*` and `OTEL_BLRP_*` variables.
+    fn resolve_batches(&self, env: &Env<'_>) -> Result<(BatchSettings, BatchSettings), Error> {
         let span_batch = self.span_queue.resolve(
             env,
             [
@@ -202,20 +237,11 @@ impl Config {
             ],
             DEFAULT_LOG_QUEUE_BYTES,
         )?;
-        let metric_interval = positive_duration(
-            "with_metric_interval",
-            self.metric_interval,
-            env.parse(OTEL_METRIC_EXPORT_INTERVAL, parse_millis)?,
-            DEFAULT_METRIC_INTERVAL,
-        )?;
-        let limits = self.resolve_limits(env)?;
-        let metric_timeout = positive_duration(
-            OTEL_METRIC_EXPORT_TIMEOUT,
-            None,
-            env.parse(OTEL_METRIC_EXPORT_TIMEOUT, parse_millis)?,
-            DEFAULT_METRIC_TIMEOUT,
-        )?;
-        let temporality = match self.temporality {
+        Ok((span_batch, log_batch))
+    }
+
+    fn resolve_temporality(&self, env: &Env<'_>) -> Result<Temporality, Error> {
+        Ok(match self.temporality {
             Some(t) => t,
             None => env
                 .parse(
@@ -223,7 +249,10 @@ impl Config {
                     parse_temporality,
                 )?
                 .unwrap_or_default(),
-        };
+        })
+    }
+
+    fn resolve_max_request_bytes(&self) -> Result<usize, Error> {
         let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         if max_request_bytes < 1024 {
             return Err(Error::invalid(
@@ -232,31 +261,7 @@ impl Config {
                 "must be at least 1024",
             ));
         }
-        Ok(ExportSettings {
-            targets,
-            retry: self.retry.unwrap_or(true),
-            span_batch,
-            log_batch,
-            metric_interval,
-            metric_timeout,
-            temporality,
-            limits,
-            exemplars_off: match env.get(OTEL_METRICS_EXEMPLAR_FILTER).map(str::trim) {
-                None => false,
-                Some(v) => match v.to_ascii_lowercase().as_str() {
-                    "always_off" => true,
-                    "trace_based" | "always_on" => false,
-                    _ => {
-                        return Err(Error::invalid(
-                            OTEL_METRICS_EXEMPLAR_FILTER,
-                            v,
-                            "expected `trace_based`, `always_off` or `always_on`",
-                        ))
-                    }
-                },
-            },
-            max_request_bytes,
-        })
+        Ok(max_request_bytes)
     }
 
     /// Each signal's own variable, then the general one, then the default.
@@ -322,6 +327,22 @@ impl Config {
             sampling: self.log_sampling.clone(),
             span_events: self.span_events.unwrap_or(false),
         })
+    }
+}
+
+/// Whether `OTEL_METRICS_EXEMPLAR_FILTER` turns exemplars off (`always_off`).
+fn exemplars_off(env: &Env<'_>) -> Result<bool, Error> {
+    let Some(v) = env.get(OTEL_METRICS_EXEMPLAR_FILTER).map(str::trim) else {
+        return Ok(false);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "always_off" => Ok(true),
+        "trace_based" | "always_on" => Ok(false),
+        _ => Err(Error::invalid(
+            OTEL_METRICS_EXEMPLAR_FILTER,
+            v,
+            "expected `trace_based`, `always_off` or `always_on`",
+        )),
     }
 }
 

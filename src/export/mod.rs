@@ -13,13 +13,15 @@
 //!   exponential backoff and jitter on retryable codes *and* transport failures, within the
 //!   export timeout ([`client`]);
 //! - every outcome is counted per [`Signal`] ([`stats`]), which feeds the watchdog and the
-//!   `paytrace_exporter_*` metrics.
+//!   `paytrace_exporter_*` metrics; each signal's health ([`health`]) is set by the watchdog and
+//!   the export path, and shown by a gauge.
 
 pub(crate) mod batch;
 pub(crate) mod client;
 pub(crate) mod console;
 pub(crate) mod diagnosis;
 mod frame;
+pub(crate) mod health;
 #[cfg(feature = "otlp-http")]
 mod http;
 #[cfg(not(feature = "otlp-http"))]

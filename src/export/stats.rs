@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
+use super::health::{Health, HealthState};
 use super::Signal;
 use crate::signal::PerSignal;
 
@@ -34,7 +35,8 @@ pub(crate) struct SignalStats {
     queued_bytes_peak: IntGauge,
     pub(crate) exports: IntCounter,
     pub(crate) export_failures: IntCounter,
-    pub(crate) state: IntGauge,
+    /// Shown as `paytrace_exporter_state`.
+    pub(crate) health: Health,
     last_success: IntGauge,
     last_success_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -53,85 +55,112 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntG
     Ok(vec)
 }
 
+/// The `paytrace_exporter_*` families, each with a `signal` label.
+struct Families {
+    exported: IntCounterVec,
+    rejected: IntCounterVec,
+    failed: IntCounterVec,
+    /// Also labelled by `class`.
+    dropped: IntCounterVec,
+    queued: IntGaugeVec,
+    queued_peak: IntGaugeVec,
+    exports: IntCounterVec,
+    failures: IntCounterVec,
+    state: IntGaugeVec,
+    last: IntGaugeVec,
+}
+
+impl Families {
+    fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str| counter(registry, name, help);
+        let gauge = |name: &str, help: &str| gauge(registry, name, help);
+        Ok(Families {
+            exported: counter(
+                "paytrace_exporter_items_exported_total",
+                "Items (spans, metric points, log records) accepted by the collector.",
+            )?,
+            rejected: counter(
+                "paytrace_exporter_items_rejected_total",
+                "Items the collector rejected in requests it accepted (OTLP partial success).",
+            )?,
+            failed: counter(
+                "paytrace_exporter_items_failed_total",
+                "Items lost because their export failed after retries.",
+            )?,
+            dropped: dropped_by_class(registry)?,
+            queued: gauge(
+                "paytrace_exporter_queue_bytes",
+                "Estimated encoded bytes waiting in the export queue.",
+            )?,
+            queued_peak: gauge(
+                "paytrace_exporter_queue_bytes_peak",
+                "The most estimated encoded bytes the export queue has held.",
+            )?,
+            exports: counter(
+                "paytrace_exporter_exports_total",
+                "Export requests attempted (after retries, one per batch).",
+            )?,
+            failures: counter(
+                "paytrace_exporter_export_failures_total",
+                "Export requests that failed after retries.",
+            )?,
+            state: gauge(
+                "paytrace_exporter_state",
+                "Exporter health: 0 healthy, 1 degraded, 2 failing.",
+            )?,
+            last: gauge(
+                "paytrace_exporter_last_success_timestamp_seconds",
+                "Unix time of the last successful export; 0 if none yet.",
+            )?,
+        })
+    }
+
+    /// One signal's children of every family.
+    fn bind(&self, signal: Signal) -> SignalStats {
+        let l = [signal.as_str()];
+        SignalStats {
+            signal,
+            exported: self.exported.with_label_values(&l),
+            rejected: self.rejected.with_label_values(&l),
+            failed: self.failed.with_label_values(&l),
+            dropped_ordinary: self
+                .dropped
+                .with_label_values(&[signal.as_str(), "ordinary"]),
+            dropped_priority: self
+                .dropped
+                .with_label_values(&[signal.as_str(), "priority"]),
+            queued_bytes: self.queued.with_label_values(&l),
+            queued_bytes_peak: self.queued_peak.with_label_values(&l),
+            exports: self.exports.with_label_values(&l),
+            export_failures: self.failures.with_label_values(&l),
+            health: Health::new(self.state.with_label_values(&l)),
+            last_success: self.last.with_label_values(&l),
+            last_success_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            drop_warned: AtomicBool::new(false),
+        }
+    }
+}
+
+fn dropped_by_class(registry: &Registry) -> prometheus::Result<IntCounterVec> {
+    let dropped = IntCounterVec::new(
+        Opts::new(
+            "paytrace_exporter_items_dropped_total",
+            "Items dropped before export (queue full, shutdown), by class: error and slow \
+             spans and WARN+ records are `priority`, dropped only when no `ordinary` item is left.",
+        ),
+        &["signal", "class"],
+    )?;
+    registry.register(Box::new(dropped.clone()))?;
+    Ok(dropped)
+}
+
 impl ExportStats {
     /// Register the `paytrace_exporter_*` families in `registry`.
     pub(crate) fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let exported = counter(
-            registry,
-            "paytrace_exporter_items_exported_total",
-            "Items (spans, metric points, log records) accepted by the collector.",
-        )?;
-        let rejected = counter(
-            registry,
-            "paytrace_exporter_items_rejected_total",
-            "Items the collector rejected in requests it accepted (OTLP partial success).",
-        )?;
-        let failed = counter(
-            registry,
-            "paytrace_exporter_items_failed_total",
-            "Items lost because their export failed after retries.",
-        )?;
-        let dropped = IntCounterVec::new(
-            Opts::new(
-                "paytrace_exporter_items_dropped_total",
-                "Items dropped before export (queue full, shutdown), by class: error and slow \
-                 spans and WARN+ records are `priority`, dropped only when no `ordinary` item is left.",
-            ),
-            &["signal", "class"],
-        )?;
-        registry.register(Box::new(dropped.clone()))?;
-        let queued = gauge(
-            registry,
-            "paytrace_exporter_queue_bytes",
-            "Estimated encoded bytes waiting in the export queue.",
-        )?;
-        let queued_peak = gauge(
-            registry,
-            "paytrace_exporter_queue_bytes_peak",
-            "The most estimated encoded bytes the export queue has held.",
-        )?;
-        let exports = counter(
-            registry,
-            "paytrace_exporter_exports_total",
-            "Export requests attempted (after retries, one per batch).",
-        )?;
-        let failures = counter(
-            registry,
-            "paytrace_exporter_export_failures_total",
-            "Export requests that failed after retries.",
-        )?;
-        let state = gauge(
-            registry,
-            "paytrace_exporter_state",
-            "Exporter health: 0 healthy, 1 degraded, 2 failing.",
-        )?;
-        let last = gauge(
-            registry,
-            "paytrace_exporter_last_success_timestamp_seconds",
-            "Unix time of the last successful export; 0 if none yet.",
-        )?;
-        let make = |signal: Signal| {
-            let l = [signal.as_str()];
-            Arc::new(SignalStats {
-                signal,
-                exported: exported.with_label_values(&l),
-                rejected: rejected.with_label_values(&l),
-                failed: failed.with_label_values(&l),
-                dropped_ordinary: dropped.with_label_values(&[signal.as_str(), "ordinary"]),
-                dropped_priority: dropped.with_label_values(&[signal.as_str(), "priority"]),
-                queued_bytes: queued.with_label_values(&l),
-                queued_bytes_peak: queued_peak.with_label_values(&l),
-                exports: exports.with_label_values(&l),
-                export_failures: failures.with_label_values(&l),
-                state: state.with_label_values(&l),
-                last_success: last.with_label_values(&l),
-                last_success_ms: AtomicU64::new(0),
-                last_error: Mutex::new(None),
-                drop_warned: AtomicBool::new(false),
-            })
-        };
+        let families = Families::register(registry)?;
         Ok(ExportStats {
-            signals: PerSignal::from_fn(make),
+            signals: PerSignal::from_fn(|signal| Arc::new(families.bind(signal))),
         })
     }
 
@@ -139,9 +168,6 @@ impl ExportStats {
         self.signals.get(signal)
     }
 }
-
-/// `paytrace_exporter_state` of a failing signal (`HealthState::Failing`).
-pub(crate) const STATE_FAILING: i64 = 2;
 
 impl SignalStats {
     /// An accepted request of `items`, of which the collector `rejected` some.
@@ -153,9 +179,9 @@ impl SignalStats {
         let now = unix_millis();
         let first = self.last_success_ms.swap(now, Ordering::Relaxed) == 0;
         self.last_success.set((now / 1000) as i64);
-        if first && self.state.get() == STATE_FAILING {
+        if first {
             // Failing only because nothing had got through yet: now something has.
-            self.state.set(0);
+            self.health.clear_failing();
         }
     }
 
@@ -168,7 +194,7 @@ impl SignalStats {
         if self.last_success_ms() == 0 {
             // Exports attempted and none accepted: failing from the first one, not after a
             // window (a deploy with a wrong endpoint must not read as healthy).
-            self.state.set(STATE_FAILING);
+            self.health.set(HealthState::Failing);
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::{Metric, MetricFamily, MetricType};
 
 use crate::exemplars::{Exemplar, ExemplarStore};
 use crate::util::hex_into;
@@ -16,119 +16,100 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// Every family as OpenMetrics text, ending in `# EOF`.
 pub(crate) fn encode(families: &[MetricFamily], exemplars: Option<&ExemplarStore>) -> String {
     let mut out = String::with_capacity(16 * 1024);
-    for family in families {
-        if family.get_metric().is_empty() {
+    for family in families.iter().filter(|f| !f.get_metric().is_empty()) {
+        let Some((kind, base)) = kind_and_base(family) else {
             continue;
-        }
-        let name = family.name();
-        if matches!(
-            family.get_field_type(),
-            MetricType::SUMMARY | MetricType::UNTYPED
-        ) {
-            continue;
-        }
-        let (kind, base) = match family.get_field_type() {
-            MetricType::COUNTER => match name.strip_suffix("_total") {
-                Some(base) => ("counter", base),
-                // A counter sample must end in `_total`: without it, say nothing of its kind.
-                None => ("unknown", name),
-            },
-            MetricType::GAUGE => ("gauge", name),
-            MetricType::HISTOGRAM => ("histogram", name),
-            MetricType::SUMMARY => ("summary", name),
-            MetricType::UNTYPED => ("unknown", name),
         };
-        let _ = writeln!(out, "# TYPE {base} {kind}");
-        out.push_str("# HELP ");
-        out.push_str(base);
-        out.push(' ');
-        escape(family.help(), false, &mut out);
-        out.push('\n');
+        header(&mut out, family, kind, base);
         for metric in family.get_metric() {
-            let labels: Vec<(&str, &str)> = metric
-                .get_label()
-                .iter()
-                .map(|l| (l.name(), l.value()))
-                .collect();
-            match family.get_field_type() {
-                MetricType::COUNTER => {
-                    let sample = if kind == "counter" {
-                        format!("{base}_total")
-                    } else {
-                        name.to_owned()
-                    };
-                    line(
-                        &mut out,
-                        &sample,
-                        &labels,
-                        None,
-                        metric.get_counter().get_value(),
-                        None,
-                    );
-                }
-                MetricType::GAUGE => {
-                    line(
-                        &mut out,
-                        name,
-                        &labels,
-                        None,
-                        metric.get_gauge().get_value(),
-                        None,
-                    );
-                }
-                MetricType::HISTOGRAM => {
-                    let h = metric.get_histogram();
-                    let stored = exemplars.and_then(|s| s.lookup(name, metric));
-                    let bucket = format!("{name}_bucket");
-                    let mut inf_seen = false;
-                    for (i, b) in h.get_bucket().iter().enumerate() {
-                        let le = number(b.upper_bound());
-                        inf_seen |= b.upper_bound().is_infinite();
-                        let exemplar = stored.as_ref().and_then(|s| s.get(i).copied().flatten());
-                        line(
-                            &mut out,
-                            &bucket,
-                            &labels,
-                            Some(&le),
-                            b.cumulative_count() as f64,
-                            exemplar,
-                        );
-                    }
-                    if !inf_seen {
-                        let exemplar = stored.as_ref().and_then(|s| s.last().copied().flatten());
-                        line(
-                            &mut out,
-                            &bucket,
-                            &labels,
-                            Some("+Inf"),
-                            h.get_sample_count() as f64,
-                            exemplar,
-                        );
-                    }
-                    line(
-                        &mut out,
-                        &format!("{name}_sum"),
-                        &labels,
-                        None,
-                        h.get_sample_sum(),
-                        None,
-                    );
-                    line(
-                        &mut out,
-                        &format!("{name}_count"),
-                        &labels,
-                        None,
-                        h.get_sample_count() as f64,
-                        None,
-                    );
-                }
-                // paytrace registers neither; their samples are left out rather than guessed.
-                MetricType::SUMMARY | MetricType::UNTYPED => {}
-            }
+            samples(&mut out, family, metric, exemplars);
         }
     }
     out.push_str("# EOF\n");
     out
+}
+
+/// A family's OpenMetrics kind and the name its `# TYPE` and `# HELP` lines give; `None` for
+/// summaries and untyped families, which paytrace does not register: left out, not guessed.
+fn kind_and_base(family: &MetricFamily) -> Option<(&'static str, &str)> {
+    let name = family.name();
+    Some(match family.get_field_type() {
+        MetricType::COUNTER => match name.strip_suffix("_total") {
+            Some(base) => ("counter", base),
+            // A counter sample must end in `_total`: without it, say nothing of its kind.
+            None => ("unknown", name),
+        },
+        MetricType::GAUGE => ("gauge", name),
+        MetricType::HISTOGRAM => ("histogram", name),
+        MetricType::SUMMARY | MetricType::UNTYPED => return None,
+    })
+}
+
+fn header(out: &mut String, family: &MetricFamily, kind: &str, base: &str) {
+    let _ = writeln!(out, "# TYPE {base} {kind}");
+    out.push_str("# HELP ");
+    out.push_str(base);
+    out.push(' ');
+    escape(family.help(), false, out);
+    out.push('\n');
+}
+
+/// The sample lines of one series; a counter's sample keeps the family's name (`_total`
+/// included when it has it).
+fn samples(
+    out: &mut String,
+    family: &MetricFamily,
+    metric: &Metric,
+    exemplars: Option<&ExemplarStore>,
+) {
+    let name = family.name();
+    let labels: Vec<(&str, &str)> = metric
+        .get_label()
+        .iter()
+        .map(|l| (l.name(), l.value()))
+        .collect();
+    match family.get_field_type() {
+        MetricType::COUNTER => {
+            let value = metric.get_counter().get_value();
+            line(out, name, &labels, None, value, None);
+        }
+        MetricType::GAUGE => {
+            let value = metric.get_gauge().get_value();
+            line(out, name, &labels, None, value, None);
+        }
+        MetricType::HISTOGRAM => histogram(out, name, metric, &labels, exemplars),
+        MetricType::SUMMARY | MetricType::UNTYPED => {}
+    }
+}
+
+/// A histogram's `_bucket` lines (with their exemplars, `+Inf` added when the buckets lack
+/// it), then `_sum` and `_count`.
+fn histogram(
+    out: &mut String,
+    name: &str,
+    metric: &Metric,
+    labels: &[(&str, &str)],
+    exemplars: Option<&ExemplarStore>,
+) {
+    let h = metric.get_histogram();
+    let stored = exemplars.and_then(|s| s.lookup(name, metric));
+    let bucket = format!("{name}_bucket");
+    let mut inf_seen = false;
+    for (i, b) in h.get_bucket().iter().enumerate() {
+        let le = number(b.upper_bound());
+        inf_seen |= b.upper_bound().is_infinite();
+        let exemplar = stored.as_ref().and_then(|s| s.get(i).copied().flatten());
+        let count = b.cumulative_count() as f64;
+        line(out, &bucket, labels, Some(&le), count, exemplar);
+    }
+    let count = h.get_sample_count() as f64;
+    if !inf_seen {
+        let exemplar = stored.as_ref().and_then(|s| s.last().copied().flatten());
+        line(out, &bucket, labels, Some("+Inf"), count, exemplar);
+    }
+    let sum = h.get_sample_sum();
+    line(out, &format!("{name}_sum"), labels, None, sum, None);
+    line(out, &format!("{name}_count"), labels, None, count, None);
 }
 
 /// One sample line, with its exemplar when it has one.

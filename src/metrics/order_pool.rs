@@ -199,94 +199,160 @@ impl OrderPoolMetricsBuilder {
         if !self.reasons.iter().any(|r| r == ABANDONED) {
             self.reasons.push(ABANDONED.to_owned());
         }
-        let err = |e: prometheus::Error| Error::invalid("OrderPoolMetrics", "order_pool_*", e);
-        let counter = |name: &str, help: &str| -> Result<IntCounter, Error> {
-            let c = IntCounter::new(name, help).map_err(err)?;
-            registry.register(Box::new(c.clone())).map_err(err)?;
-            Ok(c)
-        };
-        let gauge = |name: &str, help: &str| -> Result<IntGauge, Error> {
-            let g = IntGauge::new(name, help).map_err(err)?;
-            registry.register(Box::new(g.clone())).map_err(err)?;
-            Ok(g)
-        };
-        let gauge_vec = |name: &str, help: &str, label: &str| -> Result<IntGaugeVec, Error> {
-            let g = IntGaugeVec::new(Opts::new(name, help), &[label]).map_err(err)?;
-            registry.register(Box::new(g.clone())).map_err(err)?;
-            Ok(g)
-        };
-        let histogram = |name: &str, help: &str, buckets: &[f64]| -> Result<Histogram, Error> {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                &[],
-            )
-            .map_err(err)?;
-            registry.register(Box::new(h.clone())).map_err(err)?;
-            Ok(h.with_label_values::<&str>(&[]))
-        };
-        let failed = IntCounterVec::new(
-            Opts::new(
-                "order_pool_failed_total",
-                "Orders whose processing failed, by reason.",
-            ),
-            &["reason"],
-        )
-        .map_err(err)?;
-        registry.register(Box::new(failed.clone())).map_err(err)?;
-        let channel = gauge_vec(
-            "order_channel_concurrency",
-            "Orders in flight per payment channel.",
-            "channel",
-        )?;
-        let road = gauge_vec(
-            "order_road_concurrency",
-            "Orders in flight per road (supplier route).",
-            "road",
-        )?;
-        let face_value = gauge_vec(
-            "order_face_value_concurrency",
-            "Orders in flight per face value.",
-            "face_value",
-        )?;
-        let exemplars = exemplars.map(|store| TimerExemplars {
-            processing: store.series("order_pool_processing_seconds", &[], PROCESSING_BUCKETS),
-            query: store.series("order_query_seconds", &[], QUERY_BUCKETS),
-        });
-        let instruments = Instruments {
-            exemplars,
-            processed: counter(
+        let r = Registrar(registry);
+        let labelled = self.labelled(&r)?;
+        let instruments = Instruments::register(&r, labelled, exemplars)?;
+        Ok(OrderPoolMetrics {
+            inner: Arc::new(instruments),
+        })
+    }
+
+    /// The families with a label, bound to the builder's values.
+    fn labelled(&self, r: &Registrar<'_>) -> Result<Labelled, Error> {
+        Ok(Labelled {
+            failed: r.counters(
+                (
+                    "order_pool_failed_total",
+                    "Orders whose processing failed, by reason.",
+                ),
+                "reason",
+                &self.reasons,
+            )?,
+            channel: r.gauges(
+                (
+                    "order_channel_concurrency",
+                    "Orders in flight per payment channel.",
+                ),
+                "channel",
+                &self.channels,
+            )?,
+            road: r.gauges(
+                (
+                    "order_road_concurrency",
+                    "Orders in flight per road (supplier route).",
+                ),
+                "road",
+                &self.roads,
+            )?,
+            face_value: r.gauges(
+                (
+                    "order_face_value_concurrency",
+                    "Orders in flight per face value.",
+                ),
+                "face_value",
+                &self.face_values,
+            )?,
+        })
+    }
+}
+
+/// The labelled instruments, registered before the others.
+struct Labelled {
+    failed: Bound<IntCounter>,
+    channel: Bound<IntGauge>,
+    road: Bound<IntGauge>,
+    face_value: Bound<IntGauge>,
+}
+
+impl Instruments {
+    /// The families without a label, registered, with `labelled` and the timers' exemplars.
+    fn register(
+        r: &Registrar<'_>,
+        labelled: Labelled,
+        exemplars: Option<&ExemplarStore>,
+    ) -> Result<Self, Error> {
+        Ok(Instruments {
+            exemplars: exemplars.map(TimerExemplars::new),
+            processed: r.counter(
                 "order_pool_processed_total",
                 "Orders processed successfully by the order pool.",
             )?,
-            failed: Bound::new(&self.reasons, |r| failed.with_label_values(&[r])),
-            processing: histogram(
+            failed: labelled.failed,
+            processing: r.histogram(
                 "order_pool_processing_seconds",
                 "Time to process one order, seconds.",
                 PROCESSING_BUCKETS,
             )?,
-            pool_size: gauge(
+            pool_size: r.gauge(
                 "order_pool_size",
                 "Orders currently held by the order pool.",
             )?,
-            capacity: gauge("order_pool_capacity", "Capacity of the order pool.")?,
-            queue_length: gauge("order_queue_length", "Orders waiting in the queue.")?,
-            query: histogram(
+            capacity: r.gauge("order_pool_capacity", "Capacity of the order pool.")?,
+            queue_length: r.gauge("order_queue_length", "Orders waiting in the queue.")?,
+            query: r.histogram(
                 "order_query_seconds",
                 "Time of one order query to the supplier, seconds.",
                 QUERY_BUCKETS,
             )?,
-            query_failed: counter("order_query_failed_total", "Order queries that failed.")?,
-            redis_errors: counter(
+            query_failed: r.counter("order_query_failed_total", "Order queries that failed.")?,
+            redis_errors: r.counter(
                 "order_redis_errors_total",
                 "Redis errors met by the order pool.",
             )?,
-            channel: Bound::new(&self.channels, |v| channel.with_label_values(&[v])),
-            road: Bound::new(&self.roads, |v| road.with_label_values(&[v])),
-            face_value: Bound::new(&self.face_values, |v| face_value.with_label_values(&[v])),
-        };
-        Ok(OrderPoolMetrics {
-            inner: Arc::new(instruments),
+            channel: labelled.channel,
+            road: labelled.road,
+            face_value: labelled.face_value,
         })
+    }
+}
+
+impl TimerExemplars {
+    fn new(store: &ExemplarStore) -> Self {
+        TimerExemplars {
+            processing: store.series("order_pool_processing_seconds", &[], PROCESSING_BUCKETS),
+            query: store.series("order_query_seconds", &[], QUERY_BUCKETS),
+        }
+    }
+}
+
+/// Creates the order pool's families and registers them, each error an [`Error::invalid`].
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn register<C: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        made: prometheus::Result<C>,
+    ) -> Result<C, Error> {
+        let err = |e| Error::invalid("OrderPoolMetrics", "order_pool_*", e);
+        let collector = made.map_err(err)?;
+        self.0.register(Box::new(collector.clone())).map_err(err)?;
+        Ok(collector)
+    }
+
+    fn counter(&self, name: &str, help: &str) -> Result<IntCounter, Error> {
+        self.register(IntCounter::new(name, help))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, Error> {
+        self.register(IntGauge::new(name, help))
+    }
+
+    fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, Error> {
+        let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+        let vec = self.register(HistogramVec::new(opts, &[]))?;
+        Ok(vec.with_label_values::<&str>(&[]))
+    }
+
+    /// A counter family with one label, bound to each of `values` and `other`.
+    fn counters(
+        &self,
+        (name, help): (&str, &str),
+        label: &str,
+        values: &[String],
+    ) -> Result<Bound<IntCounter>, Error> {
+        let vec = self.register(IntCounterVec::new(Opts::new(name, help), &[label]))?;
+        Ok(Bound::new(values, |v| vec.with_label_values(&[v])))
+    }
+
+    /// A gauge family with one label, bound to each of `values` and `other`.
+    fn gauges(
+        &self,
+        (name, help): (&str, &str),
+        label: &str,
+        values: &[String],
+    ) -> Result<Bound<IntGauge>, Error> {
+        let vec = self.register(IntGaugeVec::new(Opts::new(name, help), &[label]))?;
+        Ok(Bound::new(values, |v| vec.with_label_values(&[v])))
     }
 }
 

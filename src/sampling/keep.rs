@@ -1,6 +1,7 @@
 //! Tail keep: the spans of traces the ratio did not keep wait here, per trace, until the
-//! trace's local roots have ended; the trace is then kept whole if it failed, was slow or was
-//! forced ([`keep_current_trace`](crate::keep_current_trace)), and dropped otherwise.
+//! trace's outcome is known; the trace is then kept whole if it failed, was slow or was forced
+//! ([`keep_current_trace`](crate::keep_current_trace)), and dropped when its last local root
+//! ends without one.
 //!
 //! ```text
 //!  span ends ─► sampled? ──yes──► export queue
@@ -9,8 +10,13 @@
 //!        kept before? ──yes──► export queue (late, kept)
 //!                 │ no
 //!                 ▼
-//!        buffer of its trace ── last local root ends ─► keep (error|slow|forced) or drop
-//!                 ▲  (no buffer: late, dropped)          (forget the buffer, remember a keep)
+//!        buffer of its trace? ──no──► dropped (late: its trace was dropped and forgotten)
+//!                 │ yes: buffered
+//!                 ├─ an outcome (a root's error or slow flag, a forced span) ─► keep now
+//!                 └─ the last local root ends with none ─► drop
+//!        keep: the buffer to the export queue, the keep remembered (unless the storm cap
+//!              thins it: then a drop, marked in the `Thinned` record the exemplar claims read);
+//!        drop: the buffer freed, nothing remembered
 //!        sweep: root open past the slow threshold ─► keep now; past the TTL ─► decide now
 //! ```
 //!
@@ -28,6 +34,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 use rustc_hash::FxHashMap;
 
+use super::exemplar::Thinned;
 use super::head::{randomness, Threshold};
 use super::outcome::{Eviction, Reason, FORCED, KEEP_PROBABILITY, REASON};
 use super::stats::KeepStats;
@@ -117,12 +124,8 @@ pub(crate) struct TailKeeper {
     state: Mutex<State>,
     settings: KeepSettings,
     stats: KeepStats,
-}
-
-thread_local! {
-    /// The last trace the storm cap thinned on this thread: the HTTP layer, whose span end
-    /// just handed it here, then writes no exemplar for it.
-    static THINNED: std::cell::Cell<Option<TraceId>> = const { std::cell::Cell::new(None) };
+    /// Where thinned traces are marked, for the exemplar claims of the spans that end them.
+    thinned: Thinned,
 }
 
 thread_local! {
@@ -159,24 +162,18 @@ fn recycle(mut spans: Vec<SpanData>) {
     });
 }
 
-/// Whether `trace_id` was just thinned away on this thread (see [`THINNED`]).
-pub(crate) fn just_thinned(trace_id: TraceId) -> bool {
-    THINNED
-        .try_with(|t| t.get() == Some(trace_id))
-        .unwrap_or(false)
-}
-
 /// Is this span the root of its trace in this process (no parent, or a remote one)?
 pub(crate) fn is_local_root(parent: SpanId, parent_is_remote: bool) -> bool {
     parent == SpanId::INVALID || parent_is_remote
 }
 
 impl TailKeeper {
-    pub(crate) fn new(settings: KeepSettings, stats: KeepStats) -> Self {
+    pub(crate) fn new(settings: KeepSettings, stats: KeepStats, thinned: Thinned) -> Self {
         TailKeeper {
             state: Mutex::new(State::default()),
             settings,
             stats,
+            thinned,
         }
     }
 
@@ -360,7 +357,7 @@ impl TailKeeper {
                 }),
                 None => {
                     self.stats.thinned();
-                    THINNED.with(|t| t.set(Some(trace_id)));
+                    self.thinned.mark(trace_id);
                     None
                 }
             },
@@ -472,9 +469,14 @@ mod tests {
     use super::*;
 
     fn keeper(settings: KeepSettings) -> TailKeeper {
+        keeper_marking(settings, Thinned::default())
+    }
+
+    fn keeper_marking(settings: KeepSettings, thinned: Thinned) -> TailKeeper {
         TailKeeper::new(
             settings,
             KeepStats::new(&prometheus::Registry::new()).unwrap(),
+            thinned,
         )
     }
 
@@ -673,20 +675,25 @@ mod tests {
 
     #[test]
     fn an_error_storm_is_thinned_by_trace_randomness() {
-        let k = keeper(KeepSettings {
-            max_keeps_per_second: 10,
-            ..KeepSettings::default()
-        });
+        let thinned = Thinned::default();
+        let k = keeper_marking(
+            KeepSettings {
+                max_keeps_per_second: 10,
+                ..KeepSettings::default()
+            },
+            thinned.clone(),
+        );
         let mut kept = 0;
         for t in 1..=1_000u128 {
             // Random-looking trace ids: the low 56 bits are the randomness.
             let id = t.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
             k.root_started(TraceId::from(id));
+            let since = thinned.marks();
             let out = end(&k, span(id, 1, 0, Status::error("storm"), vec![]));
             assert_eq!(
                 out.is_empty(),
-                just_thinned(TraceId::from(id)),
-                "told on this thread"
+                thinned.marked_since(since, TraceId::from(id)),
+                "marked in the record"
             );
             if let Some(s) = out.first() {
                 kept += 1;

@@ -28,7 +28,7 @@ pub(crate) mod stats;
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::KeyValue;
 
-pub(crate) use exemplar::ExemplarClaim;
+pub(crate) use exemplar::{ExemplarClaim, Thinned};
 pub(crate) use head::{ConsistentSampler, HeadControl};
 pub(crate) use keep::{KeepSettings, TailKeeper};
 pub(crate) use processor::TailKeepQueue;

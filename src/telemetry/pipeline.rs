@@ -25,7 +25,7 @@ use crate::export::stats::ExportStats;
 use crate::export::Signal;
 use crate::exporter::Exporter;
 use crate::metrics::Bridge;
-use crate::sampling::{KeepStats, TailKeepQueue, TailKeeper};
+use crate::sampling::{TailKeepQueue, TailKeeper};
 use crate::signal::PerSignal;
 use crate::watchdog::{self, Watchdog, WatchdogSettings};
 
@@ -50,7 +50,7 @@ pub(super) fn start_pipeline(
     let logs = Arc::new(senders.batcher(&rt, Signal::Logs)?);
     let metrics = senders.metrics(&rt)?;
     drop(entered);
-    let keeper = start_keeper(settings, shared.keep_stats.clone(), &spans, &rt);
+    let keeper = start_keeper(settings, shared, &spans, &rt);
     let watchdog = start_watchdog(&settings.watchdog, &shared.stats, host, &rt, &spans, &logs);
     let bridge = start_metrics_export(export, shared, resource, &metrics, console, &rt);
     Ok(Pipeline {
@@ -147,7 +147,7 @@ impl<'a> Senders<'a> {
 /// Tail keep, when it is on and spans go over OTLP; its sweep runs on the export runtime.
 fn start_keeper(
     settings: &Settings,
-    stats: KeepStats,
+    shared: &Shared,
     spans: &Arc<Batcher<SpanData>>,
     rt: &Handle,
 ) -> Option<TailKeepQueue> {
@@ -155,7 +155,11 @@ fn start_keeper(
         .tail_keep
         .filter(|_| settings.export.targets.traces.exporter == Exporter::Otlp)?;
     let queue = TailKeepQueue {
-        keeper: Arc::new(TailKeeper::new(keep, stats)),
+        keeper: Arc::new(TailKeeper::new(
+            keep,
+            shared.keep_stats.clone(),
+            shared.thinned.clone(),
+        )),
         spans: spans.clone(),
         flush_timeout: settings.shutdown_timeout,
     };

@@ -1,5 +1,6 @@
 //! What every stage of [`Telemetry::start`](super::Telemetry::start) shares: paytrace's own
-//! instruments, the export counters, the exemplar store, tail keep's counters, the redactor.
+//! instruments, the export counters, the exemplar store, tail keep's counters and thinned
+//! traces, the redactor.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use crate::error::Error;
 use crate::exemplars::ExemplarStore;
 use crate::export::stats::ExportStats;
 use crate::redact::Redactor;
-use crate::sampling::KeepStats;
+use crate::sampling::{KeepStats, Thinned};
 
 /// paytrace's own instruments and what every stage shares.
 pub(super) struct Shared {
@@ -16,6 +17,8 @@ pub(super) struct Shared {
     pub(super) stats: Arc<ExportStats>,
     pub(super) exemplars: Arc<ExemplarStore>,
     pub(super) keep_stats: KeepStats,
+    /// Traces tail keep thinned, for the layers' exemplar claims.
+    pub(super) thinned: Thinned,
     pub(super) redactor: Redactor,
 }
 
@@ -37,6 +40,7 @@ impl Shared {
             stats: Arc::new(stats),
             exemplars: Arc::new(exemplars),
             keep_stats,
+            thinned: Thinned::default(),
             redactor: Redactor::default(),
         })
     }

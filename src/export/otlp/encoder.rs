@@ -10,12 +10,18 @@ use opentelemetry::logs::AnyValue as LogValue;
 use opentelemetry::trace::{SpanId, Status};
 use opentelemetry::{Array, InstrumentationScope, Key, Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span, status, SpanFlags};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoSpanKind;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use opentelemetry_proto::tonic::trace::v1::SpanFlags;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 
+use super::fields::{
+    any_value, array_value, event, export_request, key_value, key_value_list, link, log_record,
+    resource_items, scope, scope_items, span, status,
+};
 use super::sanitize::Sanitizer;
 use super::wire::{field_len, Writer};
 use crate::redact::{OwnIds, REDACTED};
@@ -32,10 +38,10 @@ impl Sanitizer {
         let mut attributes = attributes;
         for (key, value) in attributes.by_ref().take(self.count_limit) {
             w.message(tag, |w| {
-                w.bytes(1, key.as_str().as_bytes());
-                w.message(2, |w| {
+                w.bytes(key_value::KEY, key.as_str().as_bytes());
+                w.message(key_value::VALUE, |w| {
                     if self.is_sensitive(key) {
-                        w.bytes_always(1, REDACTED.as_bytes());
+                        w.bytes_always(any_value::STRING_VALUE, REDACTED.as_bytes());
                     } else {
                         value.write(self, w);
                     }
@@ -47,9 +53,16 @@ impl Sanitizer {
 
     /// An `InstrumentationScope` message body, `name` standing in for the scope's own.
     fn scope(&self, w: &mut Writer, scope: &InstrumentationScope, name: &str) {
-        w.bytes(1, name.as_bytes());
-        w.bytes(2, scope.version().unwrap_or_default().as_bytes());
-        self.attributes(w, 3, scope.attributes().map(|kv| (&kv.key, &kv.value)));
+        w.bytes(scope::NAME, name.as_bytes());
+        w.bytes(
+            scope::VERSION,
+            scope.version().unwrap_or_default().as_bytes(),
+        );
+        self.attributes(
+            w,
+            scope::ATTRIBUTES,
+            scope.attributes().map(|kv| (&kv.key, &kv.value)),
+        );
     }
 
     /// A `Span` message body.
@@ -59,64 +72,77 @@ impl Sanitizer {
             cx.trace_id().to_bytes(),
             cx.span_id().to_bytes(),
         )));
-        w.bytes(1, &cx.trace_id().to_bytes());
-        w.bytes(2, &cx.span_id().to_bytes());
-        w.bytes(3, cx.trace_state().header().as_bytes());
+        w.bytes(span::TRACE_ID, &cx.trace_id().to_bytes());
+        w.bytes(span::SPAN_ID, &cx.span_id().to_bytes());
+        w.bytes(span::TRACE_STATE, cx.trace_state().header().as_bytes());
         if span.parent_span_id != SpanId::INVALID {
-            w.bytes(4, &span.parent_span_id.to_bytes());
+            w.bytes(span::PARENT_SPAN_ID, &span.parent_span_id.to_bytes());
         }
-        w.bytes(5, self.redactor.mask_pan(&span.name).as_bytes());
-        w.uint(6, span::SpanKind::from(span.span_kind.clone()) as u64);
-        w.fixed64(7, nanos(span.start_time));
-        w.fixed64(8, nanos(span.end_time));
-        let dropped = self.attributes(w, 9, key_values(&span.attributes));
+        w.bytes(span::NAME, self.redactor.mask_pan(&span.name).as_bytes());
         w.uint(
-            10,
+            span::KIND,
+            ProtoSpanKind::from(span.span_kind.clone()) as u64,
+        );
+        w.fixed64(span::START_TIME_UNIX_NANO, nanos(span.start_time));
+        w.fixed64(span::END_TIME_UNIX_NANO, nanos(span.end_time));
+        let dropped = self.attributes(w, span::ATTRIBUTES, key_values(&span.attributes));
+        w.uint(
+            span::DROPPED_ATTRIBUTES_COUNT,
             u64::from(span.dropped_attributes_count) + u64::from(dropped),
         );
         for event in &span.events.events {
-            w.message(11, |w| {
-                w.fixed64(1, nanos(event.timestamp));
-                w.bytes(2, self.text(&event.name).as_bytes());
-                let dropped = self.attributes(w, 3, key_values(&event.attributes));
-                w.uint(
-                    4,
-                    u64::from(event.dropped_attributes_count) + u64::from(dropped),
-                );
-            });
+            w.message(span::EVENTS, |w| self.event(w, event));
         }
-        w.uint(12, span.events.dropped_count.into());
+        w.uint(span::DROPPED_EVENTS_COUNT, span.events.dropped_count.into());
         for link in &span.links.links {
-            let cx = &link.span_context;
-            w.message(13, |w| {
-                w.bytes(1, &cx.trace_id().to_bytes());
-                w.bytes(2, &cx.span_id().to_bytes());
-                w.bytes(3, cx.trace_state().header().as_bytes());
-                let dropped = self.attributes(w, 4, key_values(&link.attributes));
-                w.uint(
-                    5,
-                    u64::from(link.dropped_attributes_count) + u64::from(dropped),
-                );
-                w.fixed32(6, span_flags(cx.trace_flags().to_u8(), cx.is_remote()));
-            });
+            w.message(span::LINKS, |w| self.link(w, link));
         }
-        w.uint(14, span.links.dropped_count.into());
+        w.uint(span::DROPPED_LINKS_COUNT, span.links.dropped_count.into());
         // Always present, as the SDK's own exporter sends it.
-        w.message(15, |w| {
-            let code = match &span.status {
-                Status::Unset => status::StatusCode::Unset,
-                Status::Ok => status::StatusCode::Ok,
-                Status::Error { description } => {
-                    w.bytes(2, self.text(description).as_bytes());
-                    status::StatusCode::Error
-                }
-            };
-            w.uint(3, code as u64);
-        });
+        w.message(span::STATUS, |w| self.status(w, &span.status));
         w.fixed32(
-            16,
+            span::FLAGS,
             span_flags(cx.trace_flags().to_u8(), span.parent_span_is_remote),
         );
+    }
+
+    /// A `Span.Event` message body.
+    fn event(&self, w: &mut Writer, event: &opentelemetry::trace::Event) {
+        w.fixed64(event::TIME_UNIX_NANO, nanos(event.timestamp));
+        w.bytes(event::NAME, self.text(&event.name).as_bytes());
+        let dropped = self.attributes(w, event::ATTRIBUTES, key_values(&event.attributes));
+        w.uint(
+            event::DROPPED_ATTRIBUTES_COUNT,
+            u64::from(event.dropped_attributes_count) + u64::from(dropped),
+        );
+    }
+
+    /// A `Span.Link` message body.
+    fn link(&self, w: &mut Writer, link: &opentelemetry::trace::Link) {
+        let cx = &link.span_context;
+        w.bytes(link::TRACE_ID, &cx.trace_id().to_bytes());
+        w.bytes(link::SPAN_ID, &cx.span_id().to_bytes());
+        w.bytes(link::TRACE_STATE, cx.trace_state().header().as_bytes());
+        let dropped = self.attributes(w, link::ATTRIBUTES, key_values(&link.attributes));
+        w.uint(
+            link::DROPPED_ATTRIBUTES_COUNT,
+            u64::from(link.dropped_attributes_count) + u64::from(dropped),
+        );
+        let flags = span_flags(cx.trace_flags().to_u8(), cx.is_remote());
+        w.fixed32(link::FLAGS, flags);
+    }
+
+    /// A `Status` message body.
+    fn status(&self, w: &mut Writer, outcome: &Status) {
+        let code = match outcome {
+            Status::Unset => StatusCode::Unset,
+            Status::Ok => StatusCode::Ok,
+            Status::Error { description } => {
+                w.bytes(status::MESSAGE, self.text(description).as_bytes());
+                StatusCode::Error
+            }
+        };
+        w.uint(status::CODE, code as u64);
     }
 
     /// A `LogRecord` message body.
@@ -128,21 +154,30 @@ impl Sanitizer {
         );
         // The tracing bridge sets only the observed time, which is the event's time.
         let observed = record.observed_timestamp().or(record.timestamp());
-        w.fixed64(1, record.timestamp().or(observed).map_or(0, nanos));
-        w.uint(2, record.severity_number().map_or(0, |s| s as u64));
-        w.bytes(3, record.severity_text().unwrap_or_default().as_bytes());
+        let time = record.timestamp().or(observed);
+        w.fixed64(log_record::TIME_UNIX_NANO, time.map_or(0, nanos));
+        let severity = record.severity_number().map_or(0, |s| s as u64);
+        w.uint(log_record::SEVERITY_NUMBER, severity);
+        let severity_text = record.severity_text().unwrap_or_default();
+        w.bytes(log_record::SEVERITY_TEXT, severity_text.as_bytes());
         if let Some(body) = record.body() {
-            w.message(5, |w| body.write(self, w));
+            w.message(log_record::BODY, |w| body.write(self, w));
         }
-        let dropped = self.attributes(w, 6, record.attributes_iter().map(|(k, v)| (k, v)));
-        w.uint(7, dropped.into());
+        let attributes = record.attributes_iter().map(|(k, v)| (k, v));
+        let dropped = self.attributes(w, log_record::ATTRIBUTES, attributes);
+        w.uint(log_record::DROPPED_ATTRIBUTES_COUNT, dropped.into());
         if let Some(cx) = record.trace_context() {
-            w.fixed32(8, cx.trace_flags.map_or(0, |f| f.to_u8().into()));
-            w.bytes(9, &cx.trace_id.to_bytes());
-            w.bytes(10, &cx.span_id.to_bytes());
+            let flags = cx.trace_flags.map_or(0, |f| f.to_u8().into());
+            w.fixed32(log_record::FLAGS, flags);
+            w.bytes(log_record::TRACE_ID, &cx.trace_id.to_bytes());
+            w.bytes(log_record::SPAN_ID, &cx.span_id.to_bytes());
         }
-        w.fixed64(11, observed.map_or(0, nanos));
-        w.bytes(12, record.event_name().unwrap_or_default().as_bytes());
+        w.fixed64(
+            log_record::OBSERVED_TIME_UNIX_NANO,
+            observed.map_or(0, nanos),
+        );
+        let event_name = record.event_name().unwrap_or_default();
+        w.bytes(log_record::EVENT_NAME, event_name.as_bytes());
     }
 }
 
@@ -151,30 +186,23 @@ trait AnyValueBody {
     fn write(&self, sanitizer: &Sanitizer, w: &mut Writer);
 }
 
-// AnyValue fields: 1 string, 2 bool, 3 int, 4 double, 5 array, 6 kvlist, 7 bytes.
-
 impl AnyValueBody for Value {
     fn write(&self, s: &Sanitizer, w: &mut Writer) {
         match self {
-            Value::Bool(b) => w.uint_always(2, u64::from(*b)),
-            Value::I64(i) => w.uint_always(3, *i as u64),
-            Value::F64(f) => w.fixed64_always(4, f.to_bits()),
-            Value::String(v) => w.bytes_always(1, s.text(v.as_str()).as_bytes()),
-            Value::Array(array) => w.message(5, |w| {
-                let mut each = |element: &dyn Fn(&mut Writer)| w.message(1, element);
+            Value::Bool(b) => bool_value(w, *b),
+            Value::I64(i) => int_value(w, *i),
+            Value::F64(f) => double_value(w, *f),
+            Value::String(v) => string_value(w, s, v.as_str()),
+            Value::Array(array) => w.message(any_value::ARRAY_VALUE, |w| {
+                let mut each =
+                    |element: &dyn Fn(&mut Writer)| w.message(array_value::VALUES, element);
                 match array {
-                    Array::Bool(v) => v
-                        .iter()
-                        .for_each(|b| each(&|w| w.uint_always(2, u64::from(*b)))),
-                    Array::I64(v) => v
-                        .iter()
-                        .for_each(|i| each(&|w| w.uint_always(3, *i as u64))),
-                    Array::F64(v) => v
-                        .iter()
-                        .for_each(|f| each(&|w| w.fixed64_always(4, f.to_bits()))),
+                    Array::Bool(v) => v.iter().for_each(|b| each(&|w| bool_value(w, *b))),
+                    Array::I64(v) => v.iter().for_each(|i| each(&|w| int_value(w, *i))),
+                    Array::F64(v) => v.iter().for_each(|f| each(&|w| double_value(w, *f))),
                     Array::String(v) => v
                         .iter()
-                        .for_each(|t| each(&|w| w.bytes_always(1, s.text(t.as_str()).as_bytes()))),
+                        .for_each(|t| each(&|w| string_value(w, s, t.as_str()))),
                     // A kind added to the API later: an empty array rather than a wrong value.
                     _ => {}
                 }
@@ -188,22 +216,40 @@ impl AnyValueBody for Value {
 impl AnyValueBody for LogValue {
     fn write(&self, s: &Sanitizer, w: &mut Writer) {
         match self {
-            LogValue::Int(i) => w.uint_always(3, *i as u64),
-            LogValue::Double(f) => w.fixed64_always(4, f.to_bits()),
-            LogValue::String(v) => w.bytes_always(1, s.text(v.as_str()).as_bytes()),
-            LogValue::Boolean(b) => w.uint_always(2, u64::from(*b)),
-            LogValue::Bytes(b) => w.bytes_always(7, b),
-            LogValue::ListAny(values) => w.message(5, |w| {
+            LogValue::Int(i) => int_value(w, *i),
+            LogValue::Double(f) => double_value(w, *f),
+            LogValue::String(v) => string_value(w, s, v.as_str()),
+            LogValue::Boolean(b) => bool_value(w, *b),
+            LogValue::Bytes(b) => w.bytes_always(any_value::BYTES_VALUE, b),
+            LogValue::ListAny(values) => w.message(any_value::ARRAY_VALUE, |w| {
                 for v in values.iter() {
-                    w.message(1, |w| v.write(s, w));
+                    w.message(array_value::VALUES, |w| v.write(s, w));
                 }
             }),
-            LogValue::Map(map) => w.message(6, |w| {
-                s.attributes(w, 1, map.iter());
+            LogValue::Map(map) => w.message(any_value::KVLIST_VALUE, |w| {
+                s.attributes(w, key_value_list::VALUES, map.iter());
             }),
             _ => {}
         }
     }
+}
+
+// The scalar members of the `AnyValue` oneof, written whatever their value.
+
+fn bool_value(w: &mut Writer, b: bool) {
+    w.uint_always(any_value::BOOL_VALUE, u64::from(b));
+}
+
+fn int_value(w: &mut Writer, i: i64) {
+    w.uint_always(any_value::INT_VALUE, i as u64);
+}
+
+fn double_value(w: &mut Writer, f: f64) {
+    w.fixed64_always(any_value::DOUBLE_VALUE, f.to_bits());
+}
+
+fn string_value(w: &mut Writer, s: &Sanitizer, text: &str) {
+    w.bytes_always(any_value::STRING_VALUE, s.text(text).as_bytes());
 }
 
 fn key_values(attributes: &[opentelemetry::KeyValue]) -> impl Iterator<Item = (&Key, &Value)> {
@@ -256,8 +302,8 @@ const GROUP_OVERHEAD: usize = 8;
 /// buffers are kept from batch to batch (growing them per batch cost page faults and copies).
 ///
 /// Traces and logs share the request layout and its field numbers: the request holds one
-/// `Resource{Spans,Logs}` (1), which holds the resource (1) and one `Scope{Spans,Logs}` (2) per
-/// scope, each holding its scope (1) and items (2).
+/// `Resource{Spans,Logs}`, which holds the resource and one `Scope{Spans,Logs}` per scope, each
+/// holding its scope and items.
 #[derive(Debug)]
 pub(crate) struct Encoder {
     sanitizer: Sanitizer,
@@ -357,7 +403,9 @@ impl Encoder {
                 self.active - 1
             }
         };
-        self.groups[index].items.bytes_always(2, &self.item.buf);
+        self.groups[index]
+            .items
+            .bytes_always(scope_items::ITEMS, &self.item.buf);
         self.size += size;
         self.items += 1;
     }
@@ -375,11 +423,11 @@ impl Encoder {
                 .sum::<usize>();
         let w = &mut self.request;
         w.clear();
-        w.header(1, resource_len);
-        w.bytes_always(1, &self.resource);
+        w.header(export_request::RESOURCE_ITEMS, resource_len);
+        w.bytes_always(resource_items::RESOURCE, &self.resource);
         for group in groups.iter_mut() {
-            w.header(2, group_len(group));
-            w.bytes_always(1, &group.scope.buf);
+            w.header(resource_items::SCOPE_ITEMS, group_len(group));
+            w.bytes_always(scope_items::SCOPE, &group.scope.buf);
             w.buf.extend_from_slice(&group.items.buf);
             group.items.recycle(self.max_bytes);
         }

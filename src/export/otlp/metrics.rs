@@ -183,6 +183,13 @@ fn nanos(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The cumulative interval every point of a request covers, in Unix nanoseconds.
+#[derive(Debug, Clone, Copy)]
+struct Interval {
+    start: u64,
+    now: u64,
+}
+
 /// Convert gathered families into one OTLP request.
 pub(crate) fn to_request(
     families: &[MetricFamily],
@@ -191,91 +198,124 @@ pub(crate) fn to_request(
     now: SystemTime,
     exemplars: Option<&ExemplarStore>,
 ) -> ExportMetricsServiceRequest {
-    let (start, now) = (nanos(start), nanos(now));
-    let number = |attributes, value: f64| NumberDataPoint {
-        attributes,
-        start_time_unix_nano: start,
-        time_unix_nano: now,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        ..Default::default()
+    let interval = Interval {
+        start: nanos(start),
+        now: nanos(now),
     };
     let metrics = families
         .iter()
         .filter(|f| !f.get_metric().is_empty())
-        .filter_map(|family| {
-            let (name, unit) = identity(family.name());
-            let points = family.get_metric();
-            let data = match family.get_field_type() {
-                MetricType::COUNTER => metric::Data::Sum(Sum {
-                    data_points: points
-                        .iter()
-                        .map(|m| number(attributes(m), m.get_counter().get_value()))
-                        .collect(),
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                    is_monotonic: true,
-                }),
-                MetricType::GAUGE => metric::Data::Gauge(Gauge {
-                    data_points: points
-                        .iter()
-                        .map(|m| number(attributes(m), m.get_gauge().get_value()))
-                        .collect(),
-                }),
-                MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
-                    data_points: points
-                        .iter()
-                        .map(|m| {
-                            let h = m.get_histogram();
-                            let mut bounds = Vec::with_capacity(h.get_bucket().len());
-                            let mut counts = Vec::with_capacity(h.get_bucket().len() + 1);
-                            let mut below = 0;
-                            for b in h.get_bucket() {
-                                if b.upper_bound().is_infinite() {
-                                    continue;
-                                }
-                                bounds.push(b.upper_bound());
-                                counts.push(b.cumulative_count().saturating_sub(below));
-                                below = b.cumulative_count();
-                            }
-                            counts.push(h.get_sample_count().saturating_sub(below));
-                            HistogramDataPoint {
-                                attributes: attributes(m),
-                                start_time_unix_nano: start,
-                                time_unix_nano: now,
-                                count: h.get_sample_count(),
-                                sum: Some(h.get_sample_sum()),
-                                bucket_counts: counts,
-                                explicit_bounds: bounds,
-                                exemplars: exemplars
-                                    .and_then(|s| s.lookup(family.name(), m))
-                                    .into_iter()
-                                    .flatten()
-                                    .flatten()
-                                    .map(|e| ProtoExemplar {
-                                        time_unix_nano: e.time_nanos,
-                                        span_id: e.span_id.to_vec(),
-                                        trace_id: e.trace_id.to_vec(),
-                                        value: Some(exemplar::Value::AsDouble(e.value)),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                                ..Default::default()
-                            }
-                        })
-                        .collect(),
-                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                }),
-                // paytrace registers no summaries or untyped families.
-                _ => return None,
-            };
-            Some(Metric {
-                name,
-                description: family.help().to_owned(),
-                unit: unit.to_owned(),
-                data: Some(data),
+        .filter_map(|family| convert(family, interval, exemplars))
+        .collect();
+    request(resource, metrics)
+}
+
+/// One family as an OTLP metric; `None` for summaries and untyped families, which paytrace
+/// does not register.
+fn convert(
+    family: &MetricFamily,
+    interval: Interval,
+    exemplars: Option<&ExemplarStore>,
+) -> Option<Metric> {
+    let (name, unit) = identity(family.name());
+    let points = family.get_metric();
+    let data = match family.get_field_type() {
+        MetricType::COUNTER => metric::Data::Sum(Sum {
+            data_points: numbers(points, interval, |m| m.get_counter().get_value()),
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        }),
+        MetricType::GAUGE => metric::Data::Gauge(Gauge {
+            data_points: numbers(points, interval, |m| m.get_gauge().get_value()),
+        }),
+        MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
+            data_points: points
+                .iter()
+                .map(|m| histogram_point(family.name(), m, interval, exemplars))
+                .collect(),
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        }),
+        _ => return None,
+    };
+    Some(Metric {
+        name,
+        description: family.help().to_owned(),
+        unit: unit.to_owned(),
+        data: Some(data),
+        ..Default::default()
+    })
+}
+
+fn numbers(
+    points: &[prometheus::proto::Metric],
+    interval: Interval,
+    value: impl Fn(&prometheus::proto::Metric) -> f64,
+) -> Vec<NumberDataPoint> {
+    points
+        .iter()
+        .map(|m| NumberDataPoint {
+            attributes: attributes(m),
+            start_time_unix_nano: interval.start,
+            time_unix_nano: interval.now,
+            value: Some(number_data_point::Value::AsDouble(value(m))),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn histogram_point(
+    family: &str,
+    m: &prometheus::proto::Metric,
+    interval: Interval,
+    exemplars: Option<&ExemplarStore>,
+) -> HistogramDataPoint {
+    let h = m.get_histogram();
+    let (bounds, counts) = per_bucket(h);
+    HistogramDataPoint {
+        attributes: attributes(m),
+        start_time_unix_nano: interval.start,
+        time_unix_nano: interval.now,
+        count: h.get_sample_count(),
+        sum: Some(h.get_sample_sum()),
+        bucket_counts: counts,
+        explicit_bounds: bounds,
+        exemplars: exemplars
+            .and_then(|s| s.lookup(family, m))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| ProtoExemplar {
+                time_unix_nano: e.time_nanos,
+                span_id: e.span_id.to_vec(),
+                trace_id: e.trace_id.to_vec(),
+                value: Some(exemplar::Value::AsDouble(e.value)),
                 ..Default::default()
             })
-        })
-        .collect();
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Prometheus' cumulative buckets as OTLP's explicit bounds and per-bucket counts, the last
+/// count for the bucket above every bound.
+fn per_bucket(h: &prometheus::proto::Histogram) -> (Vec<f64>, Vec<u64>) {
+    let mut bounds = Vec::with_capacity(h.get_bucket().len());
+    let mut counts = Vec::with_capacity(h.get_bucket().len() + 1);
+    let mut below = 0;
+    for b in h.get_bucket() {
+        if b.upper_bound().is_infinite() {
+            continue;
+        }
+        bounds.push(b.upper_bound());
+        counts.push(b.cumulative_count().saturating_sub(below));
+        below = b.cumulative_count();
+    }
+    counts.push(h.get_sample_count().saturating_sub(below));
+    (bounds, counts)
+}
+
+/// The request: one resource, paytrace's scope, every metric.
+fn request(resource: &Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource.clone()),

@@ -1,10 +1,11 @@
 //! OTLP protobuf: spans and log records encoded straight to bytes (`encoder`) after the
-//! sanitizer (`sanitize`) applied limits and redaction, with a small protobuf writer (`wire`);
-//! paytrace's Prometheus registry converted to an OTLP metrics request (`metrics`), as deltas
-//! when asked (`delta`).
+//! sanitizer (`sanitize`) applied limits and redaction, with a small protobuf writer (`wire`) and
+//! the OTLP field numbers by name (`fields`); paytrace's Prometheus registry converted to an OTLP
+//! metrics request (`metrics`), as deltas when asked (`delta`).
 
 pub(crate) mod delta;
 mod encoder;
+mod fields;
 pub(crate) mod metrics;
 mod sanitize;
 mod wire;

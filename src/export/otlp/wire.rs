@@ -125,6 +125,7 @@ pub(crate) fn field_len(len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::otlp::fields::{self, array_value, key_value};
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, ArrayValue, KeyValue};
     use prost::Message;
 
@@ -133,11 +134,12 @@ mod tests {
         for len in [0usize, 1, 120, 127, 128, 300, 16_383, 16_384, 70_000] {
             let text = "x".repeat(len);
             let mut w = Writer::default();
-            // KeyValue { key, value: AnyValue { array_value: [string_value] } }
-            w.bytes(1, b"k");
-            w.message(2, |w| {
-                w.message(5, |w| {
-                    w.message(1, |w| w.bytes_always(1, text.as_bytes()));
+            w.bytes(key_value::KEY, b"k");
+            w.message(key_value::VALUE, |w| {
+                w.message(fields::any_value::ARRAY_VALUE, |w| {
+                    w.message(array_value::VALUES, |w| {
+                        w.bytes_always(fields::any_value::STRING_VALUE, text.as_bytes())
+                    });
                 })
             });
             let expected = KeyValue {
