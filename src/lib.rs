@@ -62,6 +62,7 @@ mod exporter;
 mod fixtures;
 pub mod grpc;
 pub mod http;
+mod keys;
 pub mod log;
 pub mod metrics;
 pub mod propagation;

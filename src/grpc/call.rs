@@ -20,6 +20,7 @@ use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use crate::keys::{ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT, SLOW};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
 use crate::sampling::ExemplarClaim;
@@ -29,11 +30,6 @@ const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
 const RPC_METHOD: Key = Key::from_static_str(sc::RPC_METHOD);
 const RPC_METHOD_ORIGINAL: Key = Key::from_static_str(sc::RPC_METHOD_ORIGINAL);
 const RPC_RESPONSE_STATUS_CODE: Key = Key::from_static_str(sc::RPC_RESPONSE_STATUS_CODE);
-const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
-const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
-const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
-const SLOW: Key = Key::from_static_str("paytrace.slow");
-const CANCELLED_ATTR: Key = Key::from_static_str("paytrace.request.cancelled");
 
 /// A dropped call this close to its deadline (or a tenth of its timeout, if more) is over
 /// because of it: the client's timer starts before the request leaves, so its reset can beat
@@ -266,7 +262,7 @@ impl Call {
             end_attrs[4] = Some(KeyValue::new(SLOW, true));
         }
         if dropped {
-            end_attrs[5] = Some(KeyValue::new(CANCELLED_ATTR, true));
+            end_attrs[5] = Some(KeyValue::new(crate::keys::CANCELLED, true));
         }
         span.set_attributes(end_attrs.into_iter().flatten());
         if failed {

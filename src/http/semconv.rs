@@ -20,21 +20,11 @@ pub(crate) const URL_TEMPLATE: Key = Key::from_static_str(sc::URL_TEMPLATE);
 pub(crate) const HTTP_ROUTE: Key = Key::from_static_str(sc::HTTP_ROUTE);
 pub(crate) const HTTP_RESPONSE_STATUS_CODE: Key =
     Key::from_static_str(sc::HTTP_RESPONSE_STATUS_CODE);
-pub(crate) const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
-pub(crate) const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
 pub(crate) const CLIENT_ADDRESS: Key = Key::from_static_str(sc::CLIENT_ADDRESS);
 pub(crate) const USER_AGENT_ORIGINAL: Key = Key::from_static_str(sc::USER_AGENT_ORIGINAL);
 pub(crate) const NETWORK_PROTOCOL_VERSION: Key = Key::from_static_str(sc::NETWORK_PROTOCOL_VERSION);
 pub(crate) const HTTP_REQUEST_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_REQUEST_BODY_SIZE);
 pub(crate) const HTTP_RESPONSE_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_RESPONSE_BODY_SIZE);
-pub(crate) const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
-
-/// `paytrace.request_id`: the request id returned in `x-request-id`.
-pub(crate) const REQUEST_ID: Key = Key::from_static_str("paytrace.request_id");
-/// `paytrace.slow`: present (and `true`) when the request took longer than the threshold.
-pub(crate) const SLOW: Key = Key::from_static_str("paytrace.slow");
-/// `paytrace.request.cancelled`: present (and `true`) when the future or body was dropped first.
-pub(crate) const CANCELLED: Key = Key::from_static_str("paytrace.request.cancelled");
 
 /// The `error.type` of a request whose future or body was dropped before it completed.
 pub(crate) const CANCELLED_ERROR: &str = "cancelled";

@@ -10,6 +10,7 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 use super::options::Options;
 use super::value_cache;
 use crate::http::semconv::*;
+use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::util::truncate;
 
 /// Room for a typical request's attributes, start and end, so the span's vector is allocated

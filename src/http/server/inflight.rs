@@ -18,6 +18,7 @@ use super::attrs::request_attributes;
 use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
 use crate::http::semconv::*;
+use crate::keys::{CANCELLED, ERROR_TYPE, REQUEST_ID, SLOW};
 use crate::propagation::{upstream, valid_request_id};
 use crate::sampling::ExemplarClaim;
 use crate::util::hex_into;
