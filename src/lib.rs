@@ -55,6 +55,7 @@
 mod config;
 pub mod control;
 mod error;
+mod exchange;
 mod exemplars;
 pub(crate) mod export;
 mod exporter;

@@ -20,6 +20,7 @@ use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use crate::exchange::server_address;
 use crate::keys::{ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT, SLOW};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
@@ -109,14 +110,7 @@ impl Call {
         // Room for the end attributes too: the span's vector never grows.
         let mut attrs = Vec::with_capacity(9 + state.metadata.len());
         attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
-        // Shared and masked as the HTTP layer does it: an authority is client input.
-        let server = authority.and_then(|a| {
-            let redactor = &state.redactor;
-            crate::http::cached_server(redactor.policy_id(), a.as_str(), |authority| {
-                let (host, port) = crate::http::split_host_port(authority)?;
-                Some((Arc::from(&*redactor.mask_pan(truncate(host, 255))), port))
-            })
-        });
+        let server = authority.and_then(|a| server_address(&state.redactor, a.as_str()));
         if let Some((host, port)) = server {
             attrs.push(KeyValue::new(SERVER_ADDRESS, host));
             if let Some(port) = port {

@@ -37,7 +37,7 @@ impl Method {
     fn new(name: &str) -> Arc<Method> {
         Arc::new(Method {
             name: Arc::from(name),
-            span_name: match crate::http::intern(name) {
+            span_name: match crate::exchange::intern(name) {
                 Some(s) => std::borrow::Cow::Borrowed(s),
                 None => std::borrow::Cow::Owned(name.to_owned()),
             },

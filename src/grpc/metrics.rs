@@ -9,8 +9,8 @@ use prometheus::{
 use super::side::Side;
 use super::status::name;
 use crate::error::Error;
+use crate::exchange::DURATION_BUCKETS;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
-use crate::http::DURATION_BUCKETS;
 
 /// `rpc_server_call_duration_seconds` (OTLP `rpc.server.call.duration`).
 pub(crate) const SERVER_DURATION: &str = "rpc_server_call_duration_seconds";

@@ -16,6 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::semconv::*;
+use crate::exchange::split_host_port;
 use crate::keys::{CANCELLED, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{inject_context, strip_context_headers, PropagateTo};
 use crate::redact::{Redactor, REDACTED};

@@ -8,7 +8,7 @@ use http::request::Parts;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use super::options::Options;
-use super::value_cache;
+use crate::exchange::{server_address, value_cache};
 use crate::http::semconv::*;
 use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::util::truncate;
@@ -58,12 +58,7 @@ pub(crate) fn request_attributes(
         Some(a) => Some(a.as_str()),
         None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
     };
-    let server = authority.and_then(|authority| {
-        value_cache::server(redactor.policy_id(), authority, |authority| {
-            let (host, port) = split_host_port(authority)?;
-            Some((Arc::from(&*redactor.mask_pan(host)), port))
-        })
-    });
+    let server = authority.and_then(|authority| server_address(redactor, authority));
     if let Some((host, port)) = server {
         attrs.push(KeyValue::new(SERVER_ADDRESS, host));
         if let Some(port) = port.or_else(|| default_port(scheme)) {
