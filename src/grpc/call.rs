@@ -15,11 +15,12 @@ use opentelemetry::{Context, Key, KeyValue, StringValue};
 use opentelemetry_sdk::trace::Tracer;
 use opentelemetry_semantic_conventions::attribute as sc;
 use tokio::time::Instant;
+use tonic::Code;
 
 use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
-use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use super::status::{self, GRPC_MESSAGE};
 use crate::exchange::server_address;
 use crate::keys::{ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT, SLOW};
 use crate::propagation::{PropagateTo, Trust};
@@ -64,7 +65,7 @@ pub(crate) enum End {
     /// The stream ended: its status is the one the response carried.
     Complete,
     /// The service or the body failed; the status the error stands for, when it says.
-    Failed(Option<u8>),
+    Failed(Option<Code>),
     /// The future or body was dropped first.
     Dropped,
 }
@@ -79,7 +80,7 @@ pub(crate) struct Call {
     deadline: Option<Instant>,
     /// Whether the span is its trace's root in this process, whose outcome tail keep reads.
     local_root: bool,
-    status: Option<u8>,
+    status: Option<Code>,
     message: Option<String>,
     done: bool,
 }
@@ -167,7 +168,7 @@ impl Call {
     /// The response headers arrived: a trailers-only response carries its status here.
     pub(crate) fn on_response<B>(&mut self, res: &http::Response<B>) {
         if let Some(s) = res.extensions().get::<tonic::Status>() {
-            self.status = Some(s.code() as u8);
+            self.status = Some(s.code());
             self.message = Some(s.message().to_owned());
         } else if let Some(code) = status::from_headers(res.headers()) {
             self.status = Some(code);
@@ -206,20 +207,20 @@ impl Call {
         let dropped = matches!(end, End::Dropped) && self.status.is_none();
         let code = match (self.status, end) {
             // tonic's server answers its own expired timer with `CANCELLED`, "Timeout expired".
-            (Some(CANCELLED), _) if self.past_deadline() => DEADLINE_EXCEEDED,
+            (Some(Code::Cancelled), _) if self.past_deadline() => Code::DeadlineExceeded,
             (Some(code), _) => code,
             (None, End::Complete) => {
                 no_trailers_once(state.side);
-                UNKNOWN
+                Code::Unknown
             }
             (None, End::Failed(Some(code))) => code,
             (None, End::Failed(None)) => match state.side {
-                Side::Server => UNKNOWN,
-                Side::Client if self.past_deadline() => DEADLINE_EXCEEDED,
-                Side::Client => UNAVAILABLE,
+                Side::Server => Code::Unknown,
+                Side::Client if self.past_deadline() => Code::DeadlineExceeded,
+                Side::Client => Code::Unavailable,
             },
-            (None, End::Dropped) if self.past_deadline() => DEADLINE_EXCEEDED,
-            (None, End::Dropped) => CANCELLED,
+            (None, End::Dropped) if self.past_deadline() => Code::DeadlineExceeded,
+            (None, End::Dropped) => Code::Cancelled,
         };
         let method = state.methods.settle(&self.lookup, code);
         let slow = elapsed > state.slow_threshold;
@@ -247,7 +248,7 @@ impl Call {
         }
         let failed = match state.side {
             Side::Server => status::is_server_error(code),
-            Side::Client => code != OK,
+            Side::Client => code != Code::Ok,
         };
         if failed {
             end_attrs[3] = Some(KeyValue::new(ERROR_TYPE, name));
@@ -294,7 +295,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         let end = if std::thread::panicking() {
-            End::Failed(Some(UNKNOWN))
+            End::Failed(Some(Code::Unknown))
         } else {
             End::Dropped
         };
