@@ -5,27 +5,27 @@
 //! it. The status is read where the response carries it: the `tonic::Status` extension or
 //! `grpc-status` header (trailers-only), else the trailers at the end of the stream.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, StatusCode};
-use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Link, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, Key, KeyValue, StringValue};
 use opentelemetry_sdk::trace::Tracer;
 use opentelemetry_semantic_conventions::attribute as sc;
 use tokio::time::Instant;
 use tonic::Code;
 
-use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
+use super::methods::{Lookup, Method, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, GRPC_MESSAGE};
-use crate::exchange::server_address;
-use crate::keys::{ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT, SLOW};
+use crate::exchange::{server_address, End, SpanEnd};
+use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
-use crate::sampling::ExemplarClaim;
 use crate::util::truncate;
 
 const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
@@ -57,17 +57,6 @@ pub(crate) struct CallState {
     pub(crate) trust: Trust,
     /// Client side: which hosts get the context.
     pub(crate) propagate_to: PropagateTo,
-}
-
-/// How a call's response stream ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum End {
-    /// The stream ended: its status is the one the response carried.
-    Complete,
-    /// The service or the body failed; the status the error stands for, when it says.
-    Failed(Option<Code>),
-    /// The future or body was dropped first.
-    Dropped,
 }
 
 /// One traced call in flight.
@@ -197,98 +186,106 @@ impl Call {
     }
 
     /// End the span and record the call; idempotent.
-    pub(crate) fn finish(&mut self, end: End) {
-        if self.done {
+    pub(crate) fn finish(&mut self, end: End<Option<Code>>) {
+        if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.done = true;
         let elapsed = self.start.elapsed();
         let state = &*self.state;
-        let dropped = matches!(end, End::Dropped) && self.status.is_none();
-        let code = match (self.status, end) {
+        let code = self.code(end);
+        let method = state.methods.settle(&self.lookup, code);
+        let slow = elapsed > state.slow_threshold;
+        let failed = self.failed(code);
+        if method.is_other() && matches!(self.lookup, Lookup::Candidate { .. }) {
+            // Named after the path at the start; `_OTHER` calls are named `grpc`.
+            self.cx.span().update_name(OTHER_SPAN_NAME);
+        }
+        let span_end = SpanEnd {
+            error_type: failed.then(|| status::name(code).into()),
+            description: failed.then(|| self.description(code)).unwrap_or_default(),
+            slow,
+            cancelled: matches!(end, End::Dropped) && self.status.is_none(),
+            local_root: self.local_root,
+            at: self.start_time + elapsed,
+        };
+        let kept = span_end.end(&self.cx.span(), self.call_attributes(&method, code));
+        if let Some(metrics) = &state.metrics {
+            method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow, kept);
+        }
+        if slow {
+            self.warn_slow(&method, code, elapsed);
+        }
+    }
+
+    /// Whether a call ending with `code` failed: on the server, when the server is to blame
+    /// (semconv); on the client, anything but `OK`.
+    fn failed(&self, code: Code) -> bool {
+        match self.state.side {
+            Side::Server => status::is_server_error(code),
+            Side::Client => code != Code::Ok,
+        }
+    }
+
+    /// The call's status: the one its response carried, else what its end says.
+    fn code(&self, end: End<Option<Code>>) -> Code {
+        match (self.status, end) {
             // tonic's server answers its own expired timer with `CANCELLED`, "Timeout expired".
             (Some(Code::Cancelled), _) if self.past_deadline() => Code::DeadlineExceeded,
             (Some(code), _) => code,
             (None, End::Complete) => {
-                no_trailers_once(state.side);
+                no_trailers_once(self.state.side);
                 Code::Unknown
             }
             (None, End::Failed(Some(code))) => code,
-            (None, End::Failed(None)) => match state.side {
+            (None, End::Failed(None)) => match self.state.side {
                 Side::Server => Code::Unknown,
                 Side::Client if self.past_deadline() => Code::DeadlineExceeded,
                 Side::Client => Code::Unavailable,
             },
             (None, End::Dropped) if self.past_deadline() => Code::DeadlineExceeded,
             (None, End::Dropped) => Code::Cancelled,
-        };
-        let method = state.methods.settle(&self.lookup, code);
-        let slow = elapsed > state.slow_threshold;
-        let span = self.cx.span();
+        }
+    }
 
+    /// `rpc.method` and `rpc.response.status_code`; for an `_OTHER` method,
+    /// `rpc.method_original` too.
+    fn call_attributes(&self, method: &Method, code: Code) -> impl Iterator<Item = KeyValue> {
+        let original = method.is_other().then(|| {
+            let original = self.state.redactor.redact_text(self.lookup.path());
+            KeyValue::new(RPC_METHOD_ORIGINAL, original.into_owned())
+        });
+        [
+            KeyValue::new(RPC_METHOD, StringValue::from(method.name.clone())),
+            KeyValue::new(RPC_RESPONSE_STATUS_CODE, status::name(code)),
+        ]
+        .into_iter()
+        .chain(original)
+    }
+
+    /// The Error status description: the status name, and its message (redacted, bounded).
+    fn description(&self, code: Code) -> Cow<'static, str> {
         let name = status::name(code);
-        let mut end_attrs: [Option<KeyValue>; 6] = Default::default();
-        end_attrs[0] = Some(KeyValue::new(
-            RPC_METHOD,
-            StringValue::from(method.name.clone()),
-        ));
-        end_attrs[1] = Some(KeyValue::new(RPC_RESPONSE_STATUS_CODE, name));
-        if method.is_other() {
-            let original = match &self.lookup {
-                Lookup::Candidate { method, .. } => method.clone(),
-                Lookup::Other { original } => original.clone(),
-                Lookup::Known(m) => m.name.clone(),
-            };
-            let original = state.redactor.redact_text(&original).into_owned();
-            end_attrs[2] = Some(KeyValue::new(RPC_METHOD_ORIGINAL, original));
-            if matches!(self.lookup, Lookup::Candidate { .. }) {
-                // Named after the path at the start; `_OTHER` calls are named `grpc`.
-                span.update_name(OTHER_SPAN_NAME);
+        match self.message.as_deref() {
+            Some(m) if !m.is_empty() => {
+                let m = self.state.redactor.redact_text(truncate(m, MAX_MESSAGE));
+                Cow::Owned(format!("{name}: {m}"))
             }
+            _ => Cow::Borrowed(name),
         }
-        let failed = match state.side {
-            Side::Server => status::is_server_error(code),
-            Side::Client => code != Code::Ok,
-        };
-        if failed {
-            end_attrs[3] = Some(KeyValue::new(ERROR_TYPE, name));
-        }
-        if slow {
-            end_attrs[4] = Some(KeyValue::new(SLOW, true));
-        }
-        if dropped {
-            end_attrs[5] = Some(KeyValue::new(crate::keys::CANCELLED, true));
-        }
-        span.set_attributes(end_attrs.into_iter().flatten());
-        if failed {
-            let description = match self.message.as_deref() {
-                Some(m) if !m.is_empty() => {
-                    let m = state.redactor.redact_text(truncate(m, MAX_MESSAGE));
-                    format!("{name}: {m}")
-                }
-                _ => name.to_owned(),
-            };
-            span.set_status(Status::error(description));
-        }
-        // Its duration is an exemplar when its trace is exported.
-        let claim = ExemplarClaim::before_end(&span, self.local_root && (failed || slow));
-        span.end_with_timestamp(self.start_time + elapsed);
-        let kept = claim.and_then(ExemplarClaim::after_end);
-        if let Some(metrics) = &state.metrics {
-            method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow, kept);
-        }
-        if slow {
-            let _guard = self.cx.clone().attach();
-            tracing::warn!(
-                target: "paytrace::grpc",
-                side = match state.side { Side::Server => "server", Side::Client => "client" },
-                method = &*method.name,
-                status = name,
-                duration_ms = elapsed.as_millis() as u64,
-                threshold_ms = state.slow_threshold.as_millis() as u64,
-                "slow gRPC call"
-            );
-        }
+    }
+
+    fn warn_slow(&self, method: &Method, code: Code, elapsed: Duration) {
+        // Attached so log bridges stamp the record with this call's trace and span ids.
+        let _guard = self.cx.clone().attach();
+        tracing::warn!(
+            target: "paytrace::grpc",
+            side = match self.state.side { Side::Server => "server", Side::Client => "client" },
+            method = &*method.name,
+            status = status::name(code),
+            duration_ms = elapsed.as_millis() as u64,
+            threshold_ms = self.state.slow_threshold.as_millis() as u64,
+            "slow gRPC call"
+        );
     }
 }
 

@@ -94,6 +94,15 @@ pub(crate) enum Lookup {
 }
 
 impl Lookup {
+    /// The method path as the call named it (`pkg.Service/Method`, or the raw path).
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Lookup::Known(m) => &m.name,
+            Lookup::Candidate { method, .. } => method,
+            Lookup::Other { original } => original,
+        }
+    }
+
     pub(crate) fn span_name(&self) -> std::borrow::Cow<'static, str> {
         match self {
             Lookup::Known(m) if !m.is_other() => m.span_name.clone(),

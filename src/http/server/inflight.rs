@@ -10,29 +10,18 @@ use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
 use super::attrs::request_attributes;
 use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
+use crate::exchange::{End, Kept, SpanEnd};
 use crate::http::semconv::*;
-use crate::keys::{CANCELLED, ERROR_TYPE, REQUEST_ID, SLOW};
+use crate::keys::REQUEST_ID;
 use crate::propagation::{upstream, valid_request_id};
-use crate::sampling::ExemplarClaim;
 use crate::util::hex_into;
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome {
-    /// The response (headers and body) completed.
-    Complete,
-    /// The inner service or the response body failed; the error's type name.
-    Error(&'static str),
-    /// The future or body was dropped first (client gone, timeout).
-    Cancelled,
-}
 
 /// One traced request in flight.
 pub(crate) struct Inflight {
@@ -166,80 +155,56 @@ impl Inflight {
     }
 
     /// End the span and record the request; idempotent.
-    pub(crate) fn finish(&mut self, outcome: Outcome) {
-        if self.done {
+    pub(crate) fn finish(&mut self, end: End<&'static str>) {
+        if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.done = true;
         let elapsed = self.start.elapsed();
-        let opts = &self.state.opts;
-        let slow = elapsed > opts.slow_threshold;
+        let slow = elapsed > self.state.opts.slow_threshold;
         let status = self.status.map(|s| s.as_u16());
-        let span = self.cx.span();
-
-        let mut end: [Option<KeyValue>; 6] = Default::default();
-        end[5] = self
+        let (error_type, description) = error(end, status);
+        let span_end = SpanEnd {
+            error_type,
+            description: Cow::Borrowed(description),
+            slow,
+            cancelled: matches!(end, End::Dropped),
+            // The server span is its trace's local root.
+            local_root: true,
+            at: self.start_time + elapsed,
+        };
+        let response = response_attributes(status, self.response_size);
+        let generated_id = self
             .generated_id
             .take()
             .map(|id| KeyValue::new(REQUEST_ID, id));
-        if let Some(code) = status {
-            end[0] = Some(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
-            end[1] = Some(KeyValue::new(
-                HTTP_RESPONSE_BODY_SIZE,
-                i64::try_from(self.response_size).unwrap_or(i64::MAX),
-            ));
-        }
-        let (error_type, description): (Option<StringValue>, &'static str) = match outcome {
-            Outcome::Error(type_name) => (Some(type_name.into()), type_name),
-            Outcome::Cancelled => {
-                end[3] = Some(KeyValue::new(CANCELLED, true));
-                (
-                    Some(CANCELLED_ERROR.into()),
-                    "request cancelled before the response completed",
-                )
-            }
-            // Server side: 5xx is an error, 4xx is the client's (semconv).
-            Outcome::Complete => match status {
-                Some(code) if code >= 500 => (Some(status_error_type(code)), ""),
-                _ => (None, ""),
-            },
-        };
-        let failed = error_type.is_some();
-        if let Some(e) = error_type {
-            end[2] = Some(KeyValue::new(ERROR_TYPE, e));
-        }
+        let kept = span_end.end(&self.cx.span(), response.chain(generated_id));
+        self.record(status, elapsed, slow, kept);
         if slow {
-            end[4] = Some(KeyValue::new(SLOW, true));
+            self.warn_slow(elapsed, status, matches!(end, End::Dropped));
         }
-        span.set_attributes(end.into_iter().flatten());
-        if failed {
-            span.set_status(Status::error(description));
-        }
-        // Its duration is an exemplar when its trace is exported (the server span is its
-        // trace's local root).
-        let claim = ExemplarClaim::before_end(&span, failed || slow);
-        span.end_with_timestamp(self.start_time + elapsed);
-        let kept = claim.and_then(ExemplarClaim::after_end);
+    }
 
-        if let Some(m) = self.state.routes.metrics() {
-            if let Some(g) = m.active(self.method) {
-                g.dec();
-            }
+    /// The request leaves the active gauge and counts in its route's instruments.
+    fn record(&self, status: Option<u16>, duration: Duration, slow: bool, kept: Option<Kept>) {
+        if let Some(g) = self
+            .state
+            .routes
+            .metrics()
+            .and_then(|m| m.active(self.method))
+        {
+            g.dec();
         }
         self.entry.record(
             self.method,
             status,
             &Recorded {
-                duration: elapsed,
+                duration,
                 kept,
                 request_size: self.request_size,
                 response_size: self.response_size,
                 slow,
             },
         );
-        if slow {
-            self.warn_slow(elapsed, status, matches!(outcome, Outcome::Cancelled));
-        }
     }
 
     fn warn_slow(&self, elapsed: Duration, status: Option<u16>, cancelled: bool) {
@@ -270,13 +235,43 @@ impl Drop for Inflight {
         // Dropped before the response (or its body) completed: the client went away or a
         // timeout fired — or the handler panicked and this is the unwinding. The span still
         // ends, and says which.
-        let outcome = if std::thread::panicking() {
-            Outcome::Error(PANIC_ERROR)
+        let end = if std::thread::panicking() {
+            End::Failed(PANIC_ERROR)
         } else {
-            Outcome::Cancelled
+            End::Dropped
         };
-        self.finish(outcome);
+        self.finish(end);
     }
+}
+
+/// `error.type` and the status description of a request that ended so; server side a 5xx is
+/// an error and a 4xx is not (the client erred), as semconv says.
+fn error(end: End<&'static str>, status: Option<u16>) -> (Option<StringValue>, &'static str) {
+    match end {
+        End::Failed(type_name) => (Some(type_name.into()), type_name),
+        End::Dropped => (
+            Some(CANCELLED_ERROR.into()),
+            "request cancelled before the response completed",
+        ),
+        End::Complete => match status {
+            Some(code) if code >= 500 => (Some(status_error_type(code)), ""),
+            _ => (None, ""),
+        },
+    }
+}
+
+/// `http.response.status_code` and `http.response.body.size`, once a response started.
+fn response_attributes(status: Option<u16>, body_size: u64) -> impl Iterator<Item = KeyValue> {
+    let body_size = i64::try_from(body_size).unwrap_or(i64::MAX);
+    status
+        .map(|code| {
+            [
+                KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)),
+                KeyValue::new(HTTP_RESPONSE_BODY_SIZE, body_size),
+            ]
+        })
+        .into_iter()
+        .flatten()
 }
 
 /// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of the span
