@@ -25,13 +25,20 @@ pub(crate) enum End<F> {
 /// The trace and span ids a kept span's duration exemplar names.
 pub(crate) type Kept = ([u8; 16], [u8; 8]);
 
+/// Why a request failed, as its span says it.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// `error.type`.
+    pub(crate) error_type: StringValue,
+    /// The description of the span's Error status.
+    pub(crate) description: Cow<'static, str>,
+}
+
 /// What every end writes on its span beside the protocol's own attributes.
 #[derive(Debug)]
 pub(crate) struct SpanEnd {
-    /// `error.type` of a failed request; set, it also makes the span status Error.
-    pub(crate) error_type: Option<StringValue>,
-    /// The Error status description; read only when `error_type` is set.
-    pub(crate) description: Cow<'static, str>,
+    /// Set when the request failed: `error.type` and an Error status.
+    pub(crate) failure: Option<Failure>,
     /// `paytrace.slow`: the request took longer than its layer's threshold.
     pub(crate) slow: bool,
     /// `paytrace.request.cancelled`: the request was dropped before it completed.
@@ -52,15 +59,16 @@ impl SpanEnd {
         span: &SpanRef<'_>,
         protocol: impl IntoIterator<Item = KeyValue>,
     ) -> Option<Kept> {
-        let failed = self.error_type.is_some();
+        let failed = self.failure.is_some();
+        let (error_type, description) = self.failure.map(|f| (f.error_type, f.description)).unzip();
         let own = [
-            self.error_type.map(|e| KeyValue::new(ERROR_TYPE, e)),
+            error_type.map(|e| KeyValue::new(ERROR_TYPE, e)),
             self.slow.then(|| KeyValue::new(SLOW, true)),
             self.cancelled.then(|| KeyValue::new(CANCELLED, true)),
         ];
         span.set_attributes(protocol.into_iter().chain(own.into_iter().flatten()));
-        if failed {
-            span.set_status(Status::error(self.description));
+        if let Some(description) = description {
+            span.set_status(Status::error(description));
         }
         let claim = ExemplarClaim::before_end(span, self.local_root && (failed || self.slow));
         span.end_with_timestamp(self.at);
@@ -99,8 +107,7 @@ mod tests {
 
     fn span_end(at: SystemTime) -> SpanEnd {
         SpanEnd {
-            error_type: None,
-            description: Cow::Borrowed(""),
+            failure: None,
             slow: false,
             cancelled: false,
             local_root: true,
@@ -112,8 +119,10 @@ mod tests {
     fn a_failed_slow_cancelled_end_says_so_by_name() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let end = SpanEnd {
-            error_type: Some("cancelled".into()),
-            description: "request cancelled".into(),
+            failure: Some(Failure {
+                error_type: "cancelled".into(),
+                description: "request cancelled".into(),
+            }),
             slow: true,
             cancelled: true,
             ..span_end(at)

@@ -8,7 +8,7 @@ mod measure;
 pub(crate) mod value_cache;
 
 pub(crate) use authority::{server_address, split_host_port};
-pub(crate) use end::{End, Kept, SpanEnd};
+pub(crate) use end::{End, Failure, Kept, SpanEnd};
 pub(crate) use intern::intern;
 pub use measure::DEFAULT_SLOW_THRESHOLD;
 pub(crate) use measure::DURATION_BUCKETS;

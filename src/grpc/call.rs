@@ -22,7 +22,7 @@ use super::methods::{Lookup, Method, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
 use super::status::{self, GRPC_MESSAGE};
-use crate::exchange::{server_address, End, SpanEnd};
+use crate::exchange::{server_address, End, Failure, SpanEnd};
 use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
@@ -195,14 +195,12 @@ impl Call {
         let code = self.code(end);
         let method = state.methods.settle(&self.lookup, code);
         let slow = elapsed > state.slow_threshold;
-        let failed = self.failed(code);
         if method.is_other() && matches!(self.lookup, Lookup::Candidate { .. }) {
             // Named after the path at the start; `_OTHER` calls are named `grpc`.
             self.cx.span().update_name(OTHER_SPAN_NAME);
         }
         let span_end = SpanEnd {
-            error_type: failed.then(|| status::name(code).into()),
-            description: failed.then(|| self.description(code)).unwrap_or_default(),
+            failure: self.failed(code).then(|| self.failure(code)),
             slow,
             cancelled: matches!(end, End::Dropped) && self.status.is_none(),
             local_root: self.local_root,
@@ -262,15 +260,20 @@ impl Call {
         .chain(original)
     }
 
-    /// The Error status description: the status name, and its message (redacted, bounded).
-    fn description(&self, code: Code) -> Cow<'static, str> {
+    /// A failed call's `error.type` (the status name) and Error description: the name, and
+    /// the status message (redacted, bounded) when there is one.
+    fn failure(&self, code: Code) -> Failure {
         let name = status::name(code);
-        match self.message.as_deref() {
+        let description = match self.message.as_deref() {
             Some(m) if !m.is_empty() => {
                 let m = self.state.redactor.redact_text(truncate(m, MAX_MESSAGE));
                 Cow::Owned(format!("{name}: {m}"))
             }
             _ => Cow::Borrowed(name),
+        };
+        Failure {
+            error_type: name.into(),
+            description,
         }
     }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::attrs::request_attributes;
 use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
-use crate::exchange::{End, Kept, SpanEnd};
+use crate::exchange::{End, Failure, Kept, SpanEnd};
 use crate::http::semconv::*;
 use crate::keys::REQUEST_ID;
 use crate::propagation::{upstream, valid_request_id};
@@ -162,10 +162,8 @@ impl Inflight {
         let elapsed = self.start.elapsed();
         let slow = elapsed > self.state.opts.slow_threshold;
         let status = self.status.map(|s| s.as_u16());
-        let (error_type, description) = error(end, status);
         let span_end = SpanEnd {
-            error_type,
-            description: Cow::Borrowed(description),
+            failure: failure(end, status),
             slow,
             cancelled: matches!(end, End::Dropped),
             // The server span is its trace's local root.
@@ -244,20 +242,24 @@ impl Drop for Inflight {
     }
 }
 
-/// `error.type` and the status description of a request that ended so; server side a 5xx is
-/// an error and a 4xx is not (the client erred), as semconv says.
-fn error(end: End<&'static str>, status: Option<u16>) -> (Option<StringValue>, &'static str) {
-    match end {
-        End::Failed(type_name) => (Some(type_name.into()), type_name),
+/// How a request that ended so failed, if it did; server side a 5xx is a failure and a 4xx is
+/// not (the client erred), as semconv says.
+fn failure(end: End<&'static str>, status: Option<u16>) -> Option<Failure> {
+    let (error_type, description) = match end {
+        End::Failed(type_name) => (type_name.into(), type_name),
         End::Dropped => (
-            Some(CANCELLED_ERROR.into()),
+            CANCELLED_ERROR.into(),
             "request cancelled before the response completed",
         ),
         End::Complete => match status {
-            Some(code) if code >= 500 => (Some(status_error_type(code)), ""),
-            _ => (None, ""),
+            Some(code) if code >= 500 => (status_error_type(code), ""),
+            _ => return None,
         },
-    }
+    };
+    Some(Failure {
+        error_type,
+        description: Cow::Borrowed(description),
+    })
 }
 
 /// `http.response.status_code` and `http.response.body.size`, once a response started.
