@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, StatusCode};
 use opentelemetry::trace::{Link, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
-use opentelemetry::{Context, Key, KeyValue, StringValue};
+use opentelemetry::{Context, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::Tracer;
 use opentelemetry_semantic_conventions::attribute as sc;
 use tokio::time::Instant;
@@ -93,37 +93,9 @@ impl Call {
         parent: &Context,
         link: Option<Link>,
     ) -> Call {
-        let authority = parts.uri.authority().or(state.authority.as_ref());
         let start = Instant::now();
         let start_time = SystemTime::now();
         let lookup = state.methods.lookup(parts.uri.path());
-        // Room for the end attributes too: the span's vector never grows.
-        let mut attrs = Vec::with_capacity(9 + state.metadata.len());
-        attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
-        let server = authority.and_then(|a| server_address(&state.redactor, a.as_str()));
-        if let Some((host, port)) = server {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host));
-            if let Some(port) = port {
-                attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-            }
-        }
-        for (name, key) in &state.metadata {
-            let values: Vec<StringValue> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(|v| {
-                    StringValue::from(state.redactor.redact_text(truncate(v, 256)).into_owned())
-                })
-                .collect();
-            if !values.is_empty() {
-                attrs.push(KeyValue::new(
-                    key.clone(),
-                    opentelemetry::Value::Array(values.into()),
-                ));
-            }
-        }
         let kind = match state.side {
             Side::Server => SpanKind::Server,
             Side::Client => SpanKind::Client,
@@ -131,7 +103,7 @@ impl Call {
         let mut builder = SpanBuilder::from_name(lookup.span_name())
             .with_kind(kind)
             .with_start_time(start_time);
-        builder.attributes = Some(attrs);
+        builder.attributes = Some(start_attributes(state, parts));
         builder.links = link.map(|link| vec![link]);
         let local_root = !parent.has_active_span() || parent.span().span_context().is_remote();
         let span = state.tracer.build_with_context(builder, parent);
@@ -301,6 +273,34 @@ impl Drop for Call {
         };
         self.finish(end);
     }
+}
+
+/// The start attributes of a call's span, with room for the end attributes: the span's vector
+/// never grows.
+fn start_attributes(state: &CallState, parts: &http::request::Parts) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(9 + state.metadata.len());
+    attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
+    let authority = parts.uri.authority().or(state.authority.as_ref());
+    let server = authority.and_then(|a| server_address(&state.redactor, a.as_str()));
+    if let Some((host, port)) = server {
+        attrs.push(KeyValue::new(SERVER_ADDRESS, host));
+        if let Some(port) = port {
+            attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+    }
+    for (name, key) in &state.metadata {
+        let values: Vec<StringValue> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| StringValue::from(state.redactor.redact_text(truncate(v, 256)).into_owned()))
+            .collect();
+        if !values.is_empty() {
+            attrs.push(KeyValue::new(key.clone(), Value::Array(values.into())));
+        }
+    }
+    attrs
 }
 
 /// A 200 response that ended without trailers breaks the gRPC protocol (a proxy that drops
