@@ -66,16 +66,9 @@ impl Inflight {
         let (mut attrs, request_size) =
             request_attributes(opts, parts, method, resolved.route.clone());
         let mut request_id = None;
-        if opts.request_id {
-            if let Some(v) = parts.headers.get(&REQUEST_ID_HEADER) {
-                if valid_request_id(v.as_bytes()) {
-                    // Valid ids are visible ASCII, so `to_str` cannot fail.
-                    if let Ok(s) = v.to_str() {
-                        attrs.push(KeyValue::new(REQUEST_ID, s.to_owned()));
-                        request_id = Some(v.clone());
-                    }
-                }
-            }
+        if let Some((value, attribute)) = opts.request_id.then(|| incoming_id(parts)).flatten() {
+            attrs.push(attribute);
+            request_id = Some(value);
         }
 
         let mut builder = SpanBuilder::from_name(resolved.span_name)
@@ -87,9 +80,7 @@ impl Inflight {
         let parent = upstream.parent;
         let span = opts.tracer.build_with_context(builder, &parent);
         let mut cx = crate::propagation::mark_random(&parent, parent.with_span(span));
-        if !opts.critical_routes.is_empty()
-            && opts.critical_routes.iter().any(|r| *r == *resolved.route)
-        {
+        if opts.critical_routes.iter().any(|r| *r == *resolved.route) {
             // Log records of this request escape log sampling.
             cx = cx.with_value(crate::log::KeepLogs);
         }
@@ -102,10 +93,8 @@ impl Inflight {
             // Recorded with the end attributes: one span lock fewer.
             generated_id = Some(text);
         }
-        if let Some(m) = state.routes.metrics() {
-            if let Some(g) = m.active(method) {
-                g.inc();
-            }
+        if let Some(g) = state.routes.metrics().and_then(|m| m.active(method)) {
+            g.inc();
         }
         Inflight {
             cx,
@@ -274,6 +263,17 @@ fn response_attributes(status: Option<u16>, body_size: u64) -> impl Iterator<Ite
         })
         .into_iter()
         .flatten()
+}
+
+/// A valid incoming `x-request-id`: the header value, and the `paytrace.request_id` attribute.
+fn incoming_id(parts: &Parts) -> Option<(HeaderValue, KeyValue)> {
+    let value = parts.headers.get(&REQUEST_ID_HEADER)?;
+    if !valid_request_id(value.as_bytes()) {
+        return None;
+    }
+    // Valid ids are visible ASCII, so `to_str` cannot fail.
+    let text = value.to_str().ok()?.to_owned();
+    Some((value.clone(), KeyValue::new(REQUEST_ID, text)))
 }
 
 /// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of the span
