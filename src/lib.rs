@@ -60,6 +60,7 @@
 mod config;
 pub mod control;
 mod error;
+mod exchange;
 mod exemplars;
 pub(crate) mod export;
 mod exporter;
@@ -69,6 +70,7 @@ mod fixtures;
 #[cfg_attr(docsrs, doc(cfg(feature = "grpc")))]
 pub mod grpc;
 pub mod http;
+mod keys;
 pub mod log;
 pub mod metrics;
 pub mod propagation;

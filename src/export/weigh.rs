@@ -12,6 +12,7 @@ use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 
 use super::queue::{Weigh, Weight};
+use crate::keys::SLOW;
 
 /// Ids, times, kind, flags and status of a span, with their framing.
 const SPAN_FIXED: usize = 80;
@@ -24,9 +25,6 @@ const SCALAR: usize = 9;
 /// An event or a link beyond its attributes.
 const EVENT: usize = 32;
 
-/// The attribute the HTTP and gRPC layers set on slow requests.
-const SLOW: &str = "paytrace.slow";
-
 impl Weigh for SpanData {
     #[inline]
     fn weigh(&self) -> Weight {
@@ -34,7 +32,7 @@ impl Weigh for SpanData {
         let mut slow = false;
         for kv in &self.attributes {
             bytes += ATTRIBUTE_FRAMING + kv.key.as_str().len() + value_size(&kv.value);
-            slow |= matches!(kv.value, Value::Bool(true)) && kv.key.as_str() == SLOW;
+            slow |= matches!(kv.value, Value::Bool(true)) && kv.key == SLOW;
         }
         for event in &self.events.events {
             bytes += EVENT + event.name.len() + event.attributes.len() * (ATTRIBUTE_FRAMING + 24);

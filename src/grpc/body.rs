@@ -7,9 +7,10 @@ use std::task::{ready, Context, Poll};
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::call::{Call, End};
+use super::call::Call;
 use super::side::Side;
 use super::status;
+use crate::exchange::End;
 
 pin_project! {
     /// The response body of a traced gRPC call (server or client side): the inner body,

@@ -5,35 +5,33 @@
 //! it. The status is read where the response carries it: the `tonic::Status` extension or
 //! `grpc-status` header (trailers-only), else the trailers at the end of the stream.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, StatusCode};
-use opentelemetry::trace::{Link, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
-use opentelemetry::{Context, Key, KeyValue, StringValue};
+use opentelemetry::trace::{Link, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, Key, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::Tracer;
 use opentelemetry_semantic_conventions::attribute as sc;
 use tokio::time::Instant;
+use tonic::Code;
 
-use super::methods::{Lookup, Methods, OTHER_SPAN_NAME};
+use super::methods::{Lookup, Method, Methods, OTHER_SPAN_NAME};
 use super::metrics::GrpcMetrics;
 use super::side::Side;
-use super::status::{self, CANCELLED, DEADLINE_EXCEEDED, GRPC_MESSAGE, OK, UNAVAILABLE, UNKNOWN};
+use super::status::{self, GRPC_MESSAGE};
+use crate::exchange::{server_address, End, Failure, SpanEnd};
+use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
-use crate::sampling::ExemplarClaim;
 use crate::util::truncate;
 
 const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
 const RPC_METHOD: Key = Key::from_static_str(sc::RPC_METHOD);
 const RPC_METHOD_ORIGINAL: Key = Key::from_static_str(sc::RPC_METHOD_ORIGINAL);
 const RPC_RESPONSE_STATUS_CODE: Key = Key::from_static_str(sc::RPC_RESPONSE_STATUS_CODE);
-const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
-const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
-const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
-const SLOW: Key = Key::from_static_str("paytrace.slow");
-const CANCELLED_ATTR: Key = Key::from_static_str("paytrace.request.cancelled");
 
 /// A dropped call this close to its deadline (or a tenth of its timeout, if more) is over
 /// because of it: the client's timer starts before the request leaves, so its reset can beat
@@ -61,17 +59,6 @@ pub(crate) struct CallState {
     pub(crate) propagate_to: PropagateTo,
 }
 
-/// How a call's response stream ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum End {
-    /// The stream ended: its status is the one the response carried.
-    Complete,
-    /// The service or the body failed; the status the error stands for, when it says.
-    Failed(Option<u8>),
-    /// The future or body was dropped first.
-    Dropped,
-}
-
 /// One traced call in flight.
 pub(crate) struct Call {
     pub(crate) cx: Context,
@@ -82,7 +69,7 @@ pub(crate) struct Call {
     deadline: Option<Instant>,
     /// Whether the span is its trace's root in this process, whose outcome tail keep reads.
     local_root: bool,
-    status: Option<u8>,
+    status: Option<Code>,
     message: Option<String>,
     done: bool,
 }
@@ -106,44 +93,9 @@ impl Call {
         parent: &Context,
         link: Option<Link>,
     ) -> Call {
-        let authority = parts.uri.authority().or(state.authority.as_ref());
         let start = Instant::now();
         let start_time = SystemTime::now();
         let lookup = state.methods.lookup(parts.uri.path());
-        // Room for the end attributes too: the span's vector never grows.
-        let mut attrs = Vec::with_capacity(9 + state.metadata.len());
-        attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
-        // Shared and masked as the HTTP layer does it: an authority is client input.
-        let server = authority.and_then(|a| {
-            let redactor = &state.redactor;
-            crate::http::cached_server(redactor.policy_id(), a.as_str(), |authority| {
-                let (host, port) = crate::http::split_host_port(authority)?;
-                Some((Arc::from(&*redactor.mask_pan(truncate(host, 255))), port))
-            })
-        });
-        if let Some((host, port)) = server {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host));
-            if let Some(port) = port {
-                attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-            }
-        }
-        for (name, key) in &state.metadata {
-            let values: Vec<StringValue> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(|v| {
-                    StringValue::from(state.redactor.redact_text(truncate(v, 256)).into_owned())
-                })
-                .collect();
-            if !values.is_empty() {
-                attrs.push(KeyValue::new(
-                    key.clone(),
-                    opentelemetry::Value::Array(values.into()),
-                ));
-            }
-        }
         let kind = match state.side {
             Side::Server => SpanKind::Server,
             Side::Client => SpanKind::Client,
@@ -151,7 +103,7 @@ impl Call {
         let mut builder = SpanBuilder::from_name(lookup.span_name())
             .with_kind(kind)
             .with_start_time(start_time);
-        builder.attributes = Some(attrs);
+        builder.attributes = Some(start_attributes(state, parts));
         builder.links = link.map(|link| vec![link]);
         let local_root = !parent.has_active_span() || parent.span().span_context().is_remote();
         let span = state.tracer.build_with_context(builder, parent);
@@ -177,7 +129,7 @@ impl Call {
     /// The response headers arrived: a trailers-only response carries its status here.
     pub(crate) fn on_response<B>(&mut self, res: &http::Response<B>) {
         if let Some(s) = res.extensions().get::<tonic::Status>() {
-            self.status = Some(s.code() as u8);
+            self.status = Some(s.code());
             self.message = Some(s.message().to_owned());
         } else if let Some(code) = status::from_headers(res.headers()) {
             self.status = Some(code);
@@ -206,110 +158,149 @@ impl Call {
     }
 
     /// End the span and record the call; idempotent.
-    pub(crate) fn finish(&mut self, end: End) {
-        if self.done {
+    pub(crate) fn finish(&mut self, end: End<Option<Code>>) {
+        if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.done = true;
         let elapsed = self.start.elapsed();
         let state = &*self.state;
-        let dropped = matches!(end, End::Dropped) && self.status.is_none();
-        let code = match (self.status, end) {
-            // tonic's server answers its own expired timer with `CANCELLED`, "Timeout expired".
-            (Some(CANCELLED), _) if self.past_deadline() => DEADLINE_EXCEEDED,
-            (Some(code), _) => code,
-            (None, End::Complete) => {
-                no_trailers_once(state.side);
-                UNKNOWN
-            }
-            (None, End::Failed(Some(code))) => code,
-            (None, End::Failed(None)) => match state.side {
-                Side::Server => UNKNOWN,
-                Side::Client if self.past_deadline() => DEADLINE_EXCEEDED,
-                Side::Client => UNAVAILABLE,
-            },
-            (None, End::Dropped) if self.past_deadline() => DEADLINE_EXCEEDED,
-            (None, End::Dropped) => CANCELLED,
-        };
+        let code = self.code(end);
         let method = state.methods.settle(&self.lookup, code);
         let slow = elapsed > state.slow_threshold;
-        let span = self.cx.span();
-
-        let name = status::name(code);
-        let mut end_attrs: [Option<KeyValue>; 6] = Default::default();
-        end_attrs[0] = Some(KeyValue::new(
-            RPC_METHOD,
-            StringValue::from(method.name.clone()),
-        ));
-        end_attrs[1] = Some(KeyValue::new(RPC_RESPONSE_STATUS_CODE, name));
-        if method.is_other() {
-            let original = match &self.lookup {
-                Lookup::Candidate { method, .. } => method.clone(),
-                Lookup::Other { original } => original.clone(),
-                Lookup::Known(m) => m.name.clone(),
-            };
-            let original = state.redactor.redact_text(&original).into_owned();
-            end_attrs[2] = Some(KeyValue::new(RPC_METHOD_ORIGINAL, original));
-            if matches!(self.lookup, Lookup::Candidate { .. }) {
-                // Named after the path at the start; `_OTHER` calls are named `grpc`.
-                span.update_name(OTHER_SPAN_NAME);
-            }
+        if method.is_other() && matches!(self.lookup, Lookup::Candidate { .. }) {
+            // Named after the path at the start; `_OTHER` calls are named `grpc`.
+            self.cx.span().update_name(OTHER_SPAN_NAME);
         }
-        let failed = match state.side {
-            Side::Server => status::is_server_error(code),
-            Side::Client => code != OK,
+        let span_end = SpanEnd {
+            failure: self.failed(code).then(|| self.failure(code)),
+            slow,
+            cancelled: matches!(end, End::Dropped) && self.status.is_none(),
+            local_root: self.local_root,
+            at: self.start_time + elapsed,
         };
-        if failed {
-            end_attrs[3] = Some(KeyValue::new(ERROR_TYPE, name));
-        }
-        if slow {
-            end_attrs[4] = Some(KeyValue::new(SLOW, true));
-        }
-        if dropped {
-            end_attrs[5] = Some(KeyValue::new(CANCELLED_ATTR, true));
-        }
-        span.set_attributes(end_attrs.into_iter().flatten());
-        if failed {
-            let description = match self.message.as_deref() {
-                Some(m) if !m.is_empty() => {
-                    let m = state.redactor.redact_text(truncate(m, MAX_MESSAGE));
-                    format!("{name}: {m}")
-                }
-                _ => name.to_owned(),
-            };
-            span.set_status(Status::error(description));
-        }
-        // Its duration is an exemplar when its trace is exported.
-        let claim = ExemplarClaim::before_end(&span, self.local_root && (failed || slow));
-        span.end_with_timestamp(self.start_time + elapsed);
-        let kept = claim.and_then(ExemplarClaim::after_end);
+        let kept = span_end.end(&self.cx.span(), self.call_attributes(&method, code));
         if let Some(metrics) = &state.metrics {
             method.record(metrics, state.side, code, elapsed.as_secs_f64(), slow, kept);
         }
         if slow {
-            let _guard = self.cx.clone().attach();
-            tracing::warn!(
-                target: "paytrace::grpc",
-                side = match state.side { Side::Server => "server", Side::Client => "client" },
-                method = &*method.name,
-                status = name,
-                duration_ms = elapsed.as_millis() as u64,
-                threshold_ms = state.slow_threshold.as_millis() as u64,
-                "slow gRPC call"
-            );
+            self.warn_slow(&method, code, elapsed);
         }
+    }
+
+    /// Whether a call ending with `code` failed: on the server, when the server is to blame
+    /// (semconv); on the client, anything but `OK`.
+    fn failed(&self, code: Code) -> bool {
+        match self.state.side {
+            Side::Server => status::is_server_error(code),
+            Side::Client => code != Code::Ok,
+        }
+    }
+
+    /// The call's status: the one its response carried, else what its end says.
+    fn code(&self, end: End<Option<Code>>) -> Code {
+        match (self.status, end) {
+            // tonic's server answers its own expired timer with `CANCELLED`, "Timeout expired".
+            (Some(Code::Cancelled), _) if self.past_deadline() => Code::DeadlineExceeded,
+            (Some(code), _) => code,
+            (None, End::Complete) => {
+                no_trailers_once(self.state.side);
+                Code::Unknown
+            }
+            (None, End::Failed(Some(code))) => code,
+            (None, End::Failed(None)) => match self.state.side {
+                Side::Server => Code::Unknown,
+                Side::Client if self.past_deadline() => Code::DeadlineExceeded,
+                Side::Client => Code::Unavailable,
+            },
+            (None, End::Dropped) if self.past_deadline() => Code::DeadlineExceeded,
+            (None, End::Dropped) => Code::Cancelled,
+        }
+    }
+
+    /// `rpc.method` and `rpc.response.status_code`; for an `_OTHER` method,
+    /// `rpc.method_original` too.
+    fn call_attributes(&self, method: &Method, code: Code) -> impl Iterator<Item = KeyValue> {
+        let original = method.is_other().then(|| {
+            let original = self.state.redactor.redact_text(self.lookup.path());
+            KeyValue::new(RPC_METHOD_ORIGINAL, original.into_owned())
+        });
+        [
+            KeyValue::new(RPC_METHOD, StringValue::from(method.name.clone())),
+            KeyValue::new(RPC_RESPONSE_STATUS_CODE, status::name(code)),
+        ]
+        .into_iter()
+        .chain(original)
+    }
+
+    /// A failed call's `error.type` (the status name) and Error description: the name, and
+    /// the status message (redacted, bounded) when there is one.
+    fn failure(&self, code: Code) -> Failure {
+        let name = status::name(code);
+        let description = match self.message.as_deref() {
+            Some(m) if !m.is_empty() => {
+                let m = self.state.redactor.redact_text(truncate(m, MAX_MESSAGE));
+                Cow::Owned(format!("{name}: {m}"))
+            }
+            _ => Cow::Borrowed(name),
+        };
+        Failure {
+            error_type: name.into(),
+            description,
+        }
+    }
+
+    fn warn_slow(&self, method: &Method, code: Code, elapsed: Duration) {
+        // Attached so log bridges stamp the record with this call's trace and span ids.
+        let _guard = self.cx.clone().attach();
+        tracing::warn!(
+            target: "paytrace::grpc",
+            side = match self.state.side { Side::Server => "server", Side::Client => "client" },
+            method = &*method.name,
+            status = status::name(code),
+            duration_ms = elapsed.as_millis() as u64,
+            threshold_ms = self.state.slow_threshold.as_millis() as u64,
+            "slow gRPC call"
+        );
     }
 }
 
 impl Drop for Call {
     fn drop(&mut self) {
         let end = if std::thread::panicking() {
-            End::Failed(Some(UNKNOWN))
+            End::Failed(Some(Code::Unknown))
         } else {
             End::Dropped
         };
         self.finish(end);
     }
+}
+
+/// The start attributes of a call's span, with room for the end attributes: the span's vector
+/// never grows.
+fn start_attributes(state: &CallState, parts: &http::request::Parts) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(9 + state.metadata.len());
+    attrs.push(KeyValue::new(RPC_SYSTEM_NAME, "grpc"));
+    let authority = parts.uri.authority().or(state.authority.as_ref());
+    let server = authority.and_then(|a| server_address(&state.redactor, a.as_str()));
+    if let Some((host, port)) = server {
+        attrs.push(KeyValue::new(SERVER_ADDRESS, host));
+        if let Some(port) = port {
+            attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+        }
+    }
+    for (name, key) in &state.metadata {
+        let values: Vec<StringValue> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| StringValue::from(state.redactor.redact_text(truncate(v, 256)).into_owned()))
+            .collect();
+        if !values.is_empty() {
+            attrs.push(KeyValue::new(key.clone(), Value::Array(values.into())));
+        }
+    }
+    attrs
 }
 
 /// A 200 response that ended without trailers breaks the gRPC protocol (a proxy that drops

@@ -9,9 +9,10 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::body::GrpcBody;
-use super::call::{Call, End};
+use super::call::Call;
 use super::side::Side;
 use super::status;
+use crate::exchange::End;
 
 pin_project! {
     /// The response future of a traced gRPC call (server or client side). On the server each

@@ -17,7 +17,7 @@ use super::methods::{Methods, DEFAULT_MAX_METHODS};
 use super::metrics::GrpcMetrics;
 use super::service::Traced;
 use super::side::{side, ClientSide, Kind, ServerSide};
-use crate::http::DEFAULT_SLOW_THRESHOLD;
+use crate::exchange::DEFAULT_SLOW_THRESHOLD;
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
 

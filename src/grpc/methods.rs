@@ -12,7 +12,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::metrics::{DurationSeries, GrpcMetrics};
 use super::side::Side;
-use super::status::{NAMES, UNIMPLEMENTED};
+use super::status::CODES;
+use tonic::Code;
 
 /// `rpc.method` of a method that is not known.
 pub(crate) const OTHER: &str = "_OTHER";
@@ -29,7 +30,7 @@ pub(crate) struct Method {
     pub(crate) name: Arc<str>,
     /// The span name: interned once, so a call's span costs no string.
     span_name: std::borrow::Cow<'static, str>,
-    series: [OnceLock<Option<DurationSeries>>; NAMES.len()],
+    series: [OnceLock<Option<DurationSeries>>; CODES],
     slow: OnceLock<Option<IntCounter>>,
 }
 
@@ -37,7 +38,7 @@ impl Method {
     fn new(name: &str) -> Arc<Method> {
         Arc::new(Method {
             name: Arc::from(name),
-            span_name: match crate::http::intern(name) {
+            span_name: match crate::exchange::intern(name) {
                 Some(s) => std::borrow::Cow::Borrowed(s),
                 None => std::borrow::Cow::Owned(name.to_owned()),
             },
@@ -56,12 +57,12 @@ impl Method {
         &self,
         metrics: &GrpcMetrics,
         side: Side,
-        code: u8,
+        code: Code,
         secs: f64,
         slow: bool,
         kept: Option<([u8; 16], [u8; 8])>,
     ) {
-        if let Some(slot) = self.series.get(usize::from(code)) {
+        if let Some(slot) = self.series.get(code as usize) {
             if let Some(s) = slot.get_or_init(|| metrics.duration(side, &self.name, code)) {
                 s.histogram.observe(secs);
                 if let (Some((trace, span)), Some(exemplars)) = (kept, &s.exemplars) {
@@ -93,6 +94,15 @@ pub(crate) enum Lookup {
 }
 
 impl Lookup {
+    /// The method path as the call named it (`pkg.Service/Method`, or the raw path).
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Lookup::Known(m) => &m.name,
+            Lookup::Candidate { method, .. } => method,
+            Lookup::Other { original } => original,
+        }
+    }
+
     pub(crate) fn span_name(&self) -> std::borrow::Cow<'static, str> {
         match self {
             Lookup::Known(m) if !m.is_other() => m.span_name.clone(),
@@ -158,13 +168,13 @@ impl Methods {
 
     /// The method a call counts under, now that its status is known; `_OTHER` for an
     /// unregistered method the server does not implement, and past the cap.
-    pub(crate) fn settle(&self, lookup: &Lookup, code: u8) -> Arc<Method> {
+    pub(crate) fn settle(&self, lookup: &Lookup, code: Code) -> Arc<Method> {
         match lookup {
             Lookup::Known(m) => m.clone(),
             Lookup::Other { .. } => self.other.clone(),
             Lookup::Candidate {
                 registered: false, ..
-            } if code == UNIMPLEMENTED => self.other.clone(),
+            } if code == Code::Unimplemented => self.other.clone(),
             Lookup::Candidate { method, .. } => {
                 let Ok(mut known) = self.known.write() else {
                     return self.other.clone();
@@ -222,14 +232,17 @@ mod tests {
         let m = Methods::new(None, 2);
         let l = m.lookup("/s.S/Nope");
         assert!(matches!(l, Lookup::Candidate { .. }));
-        assert!(m.settle(&l, UNIMPLEMENTED).is_other());
+        assert!(m.settle(&l, Code::Unimplemented).is_other());
         let l = m.lookup("/s.S/A");
-        assert_eq!(&*m.settle(&l, 0).name, "s.S/A");
+        assert_eq!(&*m.settle(&l, Code::Ok).name, "s.S/A");
         assert!(matches!(m.lookup("/s.S/A"), Lookup::Known(_)));
         // An error other than UNIMPLEMENTED still means a handler answered.
-        assert_eq!(&*m.settle(&m.lookup("/s.S/B"), 13).name, "s.S/B");
+        assert_eq!(
+            &*m.settle(&m.lookup("/s.S/B"), Code::Internal).name,
+            "s.S/B"
+        );
         // The cap: the third distinct method is _OTHER.
-        assert!(m.settle(&m.lookup("/s.S/C"), 0).is_other());
+        assert!(m.settle(&m.lookup("/s.S/C"), Code::Ok).is_other());
     }
 
     #[test]
@@ -238,8 +251,11 @@ mod tests {
         let m = Methods::new(Some(set), 10);
         assert!(matches!(m.lookup("/s.S/B"), Lookup::Other { .. }));
         // Registered methods keep their name even when unimplemented.
-        assert_eq!(&*m.settle(&m.lookup("/s.S/A"), UNIMPLEMENTED).name, "s.S/A");
-        assert_eq!(&*m.settle(&m.lookup("/t.T/Any"), 0).name, "t.T/Any");
+        assert_eq!(
+            &*m.settle(&m.lookup("/s.S/A"), Code::Unimplemented).name,
+            "s.S/A"
+        );
+        assert_eq!(&*m.settle(&m.lookup("/t.T/Any"), Code::Ok).name, "t.T/Any");
         assert_eq!(m.lookup("/x/y").span_name(), "grpc");
     }
 }

@@ -9,8 +9,9 @@ use prometheus::{
 use super::side::Side;
 use super::status::name;
 use crate::error::Error;
+use crate::exchange::DURATION_BUCKETS;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
-use crate::http::DURATION_BUCKETS;
+use tonic::Code;
 
 /// `rpc_server_call_duration_seconds` (OTLP `rpc.server.call.duration`).
 pub(crate) const SERVER_DURATION: &str = "rpc_server_call_duration_seconds";
@@ -143,7 +144,7 @@ impl GrpcMetrics {
         let _ = self.inner.exemplars.set(store);
     }
 
-    pub(crate) fn duration(&self, side: Side, method: &str, code: u8) -> Option<DurationSeries> {
+    pub(crate) fn duration(&self, side: Side, method: &str, code: Code) -> Option<DurationSeries> {
         let (vec, family) = match side {
             Side::Server => (&self.inner.server, SERVER_DURATION),
             Side::Client => (&self.inner.client, CLIENT_DURATION),

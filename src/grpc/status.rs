@@ -4,85 +4,84 @@ use std::any::Any;
 use std::error::Error as StdError;
 
 use http::{HeaderMap, StatusCode};
+use tonic::Code;
 
 /// `grpc-status` and `grpc-message`, in response headers (trailers-only) or trailers.
 pub(crate) const GRPC_STATUS: &str = "grpc-status";
 pub(crate) const GRPC_MESSAGE: &str = "grpc-message";
 
-/// The canonical status names, indexed by code: the values of `rpc.response.status_code`.
-pub(crate) const NAMES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
+/// How many canonical codes there are: `Code`'s discriminants run from 0 to `CODES - 1`, so a
+/// table of one entry per code is indexed by `code as usize`.
+pub(crate) const CODES: usize = 17;
 
-pub(crate) const OK: u8 = 0;
-pub(crate) const CANCELLED: u8 = 1;
-pub(crate) const UNKNOWN: u8 = 2;
-pub(crate) const DEADLINE_EXCEEDED: u8 = 4;
-pub(crate) const UNIMPLEMENTED: u8 = 12;
-pub(crate) const INTERNAL: u8 = 13;
-pub(crate) const UNAVAILABLE: u8 = 14;
-
-/// The name of a code; codes outside the canonical 17 are `UNKNOWN`, as gRPC reads them.
-pub(crate) fn name(code: u8) -> &'static str {
-    NAMES.get(usize::from(code)).copied().unwrap_or("UNKNOWN")
+/// The canonical name of a code, as `rpc.response.status_code` and the metric label spell it.
+pub(crate) fn name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// Whether a server span with this status is an error (semantic conventions: the codes that
 /// say the server, not the caller, failed).
-pub(crate) fn is_server_error(code: u8) -> bool {
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+pub(crate) fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 /// A `grpc-status` value: a decimal code, unknown values read as `UNKNOWN`.
-pub(crate) fn parse(value: &[u8]) -> u8 {
-    let code = std::str::from_utf8(value)
+pub(crate) fn parse(value: &[u8]) -> Code {
+    std::str::from_utf8(value)
         .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    match code {
-        Some(c) if c < 17 => c as u8,
-        _ => UNKNOWN,
-    }
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .map_or(Code::Unknown, Code::from_i32)
 }
 
 /// The status a header map (response headers or trailers) carries, if any.
-pub(crate) fn from_headers(headers: &HeaderMap) -> Option<u8> {
+pub(crate) fn from_headers(headers: &HeaderMap) -> Option<Code> {
     headers.get(GRPC_STATUS).map(|v| parse(v.as_bytes()))
 }
 
 /// The status of a non-200 HTTP response without `grpc-status` (gRPC's HTTP to status
 /// mapping: what a proxy or load balancer answering for the server means).
-pub(crate) fn from_http(status: StatusCode) -> u8 {
+pub(crate) fn from_http(status: StatusCode) -> Code {
     match status.as_u16() {
-        400 => INTERNAL,
-        401 => 16,
-        403 => 7,
-        404 => UNIMPLEMENTED,
-        429 | 502 | 503 | 504 => UNAVAILABLE,
-        _ => UNKNOWN,
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
     }
 }
 
 /// The status a failure stands for, when the error says it: a `tonic::Status` (anywhere in
 /// the source chain), an expired `grpc-timeout`, a refused connection.
-pub(crate) fn from_error(error: &(dyn Any + 'static)) -> Option<u8> {
+pub(crate) fn from_error(error: &(dyn Any + 'static)) -> Option<Code> {
     if let Some(status) = error.downcast_ref::<tonic::Status>() {
-        return Some(status.code() as u8);
+        return Some(status.code());
     }
     let chain: &(dyn StdError + 'static) =
         if let Some(e) = error.downcast_ref::<Box<dyn StdError + Send + Sync>>() {
@@ -95,13 +94,13 @@ pub(crate) fn from_error(error: &(dyn Any + 'static)) -> Option<u8> {
     let mut next = Some(chain);
     while let Some(e) = next {
         if let Some(status) = e.downcast_ref::<tonic::Status>() {
-            return Some(status.code() as u8);
+            return Some(status.code());
         }
         if e.is::<tonic::TimeoutExpired>() {
-            return Some(DEADLINE_EXCEEDED);
+            return Some(Code::DeadlineExceeded);
         }
         if e.is::<tonic::ConnectError>() {
-            return Some(UNAVAILABLE);
+            return Some(Code::Unavailable);
         }
         next = e.source();
     }
@@ -155,25 +154,40 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Every code, in discriminant order.
+    fn all_codes() -> impl Iterator<Item = Code> {
+        (0..CODES as i32).map(Code::from_i32)
+    }
+
     #[test]
     fn codes_and_names() {
-        assert_eq!(parse(b"0"), OK);
-        assert_eq!(parse(b"14"), UNAVAILABLE);
-        assert_eq!(parse(b"17"), UNKNOWN);
-        assert_eq!(parse(b"x"), UNKNOWN);
-        assert_eq!(name(4), "DEADLINE_EXCEEDED");
-        assert_eq!(name(16), "UNAUTHENTICATED");
-        assert_eq!(name(99), "UNKNOWN");
-        for (code, n) in NAMES.iter().enumerate() {
-            // The same codes as tonic's, in the spec's spelling.
-            let tonic = format!("{:?}", tonic::Code::from_i32(code as i32));
-            assert_eq!(n.replace('_', "").to_lowercase(), tonic.to_lowercase());
+        assert_eq!(parse(b"0"), Code::Ok);
+        assert_eq!(parse(b"14"), Code::Unavailable);
+        assert_eq!(parse(b" 4 "), Code::DeadlineExceeded);
+        assert_eq!(parse(b"17"), Code::Unknown);
+        assert_eq!(parse(b"-1"), Code::Unknown);
+        assert_eq!(parse(b"x"), Code::Unknown);
+        assert_eq!(name(Code::DeadlineExceeded), "DEADLINE_EXCEEDED");
+        assert_eq!(name(Code::Unauthenticated), "UNAUTHENTICATED");
+        for (i, code) in all_codes().enumerate() {
+            assert_eq!(code as usize, i, "tables are indexed by discriminant");
+            // tonic's variant, in the spec's spelling.
+            let tonic = format!("{code:?}");
+            assert_eq!(
+                name(code).replace('_', "").to_lowercase(),
+                tonic.to_lowercase()
+            );
         }
+        assert_eq!(
+            Code::from_i32(CODES as i32),
+            Code::Unknown,
+            "CODES counts them all"
+        );
     }
 
     #[test]
     fn server_errors_follow_semconv() {
-        let errors: Vec<&str> = (0..17u8)
+        let errors: Vec<&str> = all_codes()
             .filter(|c| is_server_error(*c))
             .map(name)
             .collect();
@@ -193,19 +207,21 @@ mod tests {
     #[test]
     fn errors_map_to_their_status() {
         let status = tonic::Status::permission_denied("no");
-        assert_eq!(from_error(&status), Some(7));
+        assert_eq!(from_error(&status), Some(Code::PermissionDenied));
         let boxed: Box<dyn StdError + Send + Sync> = Box::new(tonic::TimeoutExpired(()));
-        assert_eq!(from_error(&boxed), Some(DEADLINE_EXCEEDED));
+        assert_eq!(from_error(&boxed), Some(Code::DeadlineExceeded));
         let boxed: Box<dyn StdError + Send + Sync> = Box::new(tonic::Status::data_loss("x"));
-        assert_eq!(from_error(&boxed), Some(15));
+        assert_eq!(from_error(&boxed), Some(Code::DataLoss));
         assert_eq!(from_error(&std::io::Error::other("x")), None);
     }
 
     #[test]
     fn http_statuses_map_like_grpc() {
-        assert_eq!(from_http(StatusCode::NOT_FOUND), UNIMPLEMENTED);
-        assert_eq!(from_http(StatusCode::BAD_GATEWAY), UNAVAILABLE);
-        assert_eq!(from_http(StatusCode::IM_A_TEAPOT), UNKNOWN);
+        assert_eq!(from_http(StatusCode::NOT_FOUND), Code::Unimplemented);
+        assert_eq!(from_http(StatusCode::UNAUTHORIZED), Code::Unauthenticated);
+        assert_eq!(from_http(StatusCode::FORBIDDEN), Code::PermissionDenied);
+        assert_eq!(from_http(StatusCode::BAD_GATEWAY), Code::Unavailable);
+        assert_eq!(from_http(StatusCode::IM_A_TEAPOT), Code::Unknown);
     }
 
     #[test]

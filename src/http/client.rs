@@ -16,6 +16,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::semconv::*;
+use crate::exchange::split_host_port;
+use crate::keys::{CANCELLED, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{inject_context, strip_context_headers, PropagateTo};
 use crate::redact::{Redactor, REDACTED};
 use crate::util::truncate;
@@ -306,17 +308,12 @@ impl ClientInflight {
             return;
         }
         let span = self.cx.span();
-        let mut attrs: [Option<KeyValue>; 3] = Default::default();
-        if let Some(code) = status {
-            attrs[0] = Some(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
-        }
         let failed = error.is_some();
-        if let Some(e) = error {
-            attrs[1] = Some(KeyValue::new(ERROR_TYPE, e));
-        }
-        if cancelled {
-            attrs[2] = Some(KeyValue::new(CANCELLED, true));
-        }
+        let attrs = [
+            status.map(|code| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code))),
+            error.map(|e| KeyValue::new(ERROR_TYPE, e)),
+            cancelled.then(|| KeyValue::new(CANCELLED, true)),
+        ];
         span.set_attributes(attrs.into_iter().flatten());
         if failed {
             span.set_status(Status::error(""));

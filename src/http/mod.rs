@@ -151,12 +151,11 @@ mod client;
 mod semconv;
 mod server;
 
+pub use crate::exchange::DEFAULT_SLOW_THRESHOLD;
 pub use client::{ClientFuture, ClientLayer, ClientService, UrlTemplate};
-pub(crate) use semconv::split_host_port;
-pub(crate) use server::{cached_server, intern, DURATION_BUCKETS};
 pub use server::{
     is_default_skip_path, HttpMetrics, ResponseBody, ResponseFuture, TraceLayer, TracedService,
-    DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD, REQUEST_ID_HEADER,
+    DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, REQUEST_ID_HEADER,
 };
 
 /// Inject the current OpenTelemetry context ([`opentelemetry::Context::current`]) into

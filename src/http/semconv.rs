@@ -20,21 +20,11 @@ pub(crate) const URL_TEMPLATE: Key = Key::from_static_str(sc::URL_TEMPLATE);
 pub(crate) const HTTP_ROUTE: Key = Key::from_static_str(sc::HTTP_ROUTE);
 pub(crate) const HTTP_RESPONSE_STATUS_CODE: Key =
     Key::from_static_str(sc::HTTP_RESPONSE_STATUS_CODE);
-pub(crate) const SERVER_ADDRESS: Key = Key::from_static_str(sc::SERVER_ADDRESS);
-pub(crate) const SERVER_PORT: Key = Key::from_static_str(sc::SERVER_PORT);
 pub(crate) const CLIENT_ADDRESS: Key = Key::from_static_str(sc::CLIENT_ADDRESS);
 pub(crate) const USER_AGENT_ORIGINAL: Key = Key::from_static_str(sc::USER_AGENT_ORIGINAL);
 pub(crate) const NETWORK_PROTOCOL_VERSION: Key = Key::from_static_str(sc::NETWORK_PROTOCOL_VERSION);
 pub(crate) const HTTP_REQUEST_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_REQUEST_BODY_SIZE);
 pub(crate) const HTTP_RESPONSE_BODY_SIZE: Key = Key::from_static_str(sc::HTTP_RESPONSE_BODY_SIZE);
-pub(crate) const ERROR_TYPE: Key = Key::from_static_str(sc::ERROR_TYPE);
-
-/// `paytrace.request_id`: the request id returned in `x-request-id`.
-pub(crate) const REQUEST_ID: Key = Key::from_static_str("paytrace.request_id");
-/// `paytrace.slow`: present (and `true`) when the request took longer than the threshold.
-pub(crate) const SLOW: Key = Key::from_static_str("paytrace.slow");
-/// `paytrace.request.cancelled`: present (and `true`) when the future or body was dropped first.
-pub(crate) const CANCELLED: Key = Key::from_static_str("paytrace.request.cancelled");
 
 /// The `error.type` of a request whose future or body was dropped before it completed.
 pub(crate) const CANCELLED_ERROR: &str = "cancelled";
@@ -115,40 +105,6 @@ pub(crate) fn status_error_type(code: u16) -> StringValue {
     s.into()
 }
 
-/// A host as clients send it (`Host` header or URI authority): length-bounded, host-name
-/// characters only, so a hostile value never reaches a span verbatim.
-pub(crate) fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    if authority.is_empty() || authority.len() > 261 {
-        return None;
-    }
-    // Credentials are never part of server.address. Byte searches: `rsplit` and friends go
-    // through the char-pattern machinery, dearer on every request.
-    let authority = match memchr::memrchr(b'@', authority.as_bytes()) {
-        Some(at) => &authority[at + 1..],
-        None => authority,
-    };
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        // [v6]:port
-        let end = memchr::memchr(b']', rest.as_bytes())?;
-        let host = &authority[..end + 2];
-        match &rest[end + 1..] {
-            "" => (host, None),
-            p => (host, Some(p.strip_prefix(':')?.parse().ok()?)),
-        }
-    } else {
-        match memchr::memrchr(b':', authority.as_bytes()) {
-            Some(at) => (&authority[..at], Some(authority[at + 1..].parse().ok()?)),
-            None => (authority, None),
-        }
-    };
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host.bytes().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']')
-        });
-    ok.then_some((host, port))
-}
-
 /// `url.scheme` of a server request: the request line's scheme when absolute, else
 /// `X-Forwarded-Proto` when it says `http`/`https` (a bounded value), else `http`.
 pub(crate) fn server_scheme(uri: &http::Uri, headers: &HeaderMap) -> &'static str {
@@ -192,23 +148,6 @@ mod tests {
         assert_eq!(span_name_method(OTHER), "HTTP");
         let long = Method::from_bytes("X".repeat(100).as_bytes()).unwrap();
         assert_eq!(method_original(&long).len(), 32);
-    }
-
-    #[test]
-    fn host_port_parsing() {
-        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
-        assert_eq!(
-            split_host_port("example.com:8443"),
-            Some(("example.com", Some(8443)))
-        );
-        assert_eq!(split_host_port("[::1]:80"), Some(("[::1]", Some(80))));
-        assert_eq!(split_host_port("[::1]"), Some(("[::1]", None)));
-        assert_eq!(split_host_port("user:pw@host:1"), Some(("host", Some(1))));
-        assert_eq!(split_host_port("host:99999"), None);
-        assert_eq!(split_host_port("bad host"), None);
-        assert_eq!(split_host_port("[::1"), None);
-        assert_eq!(split_host_port(""), None);
-        assert_eq!(split_host_port(&"a".repeat(300)), None);
     }
 
     #[test]

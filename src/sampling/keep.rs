@@ -39,9 +39,7 @@ use super::head::{randomness, Threshold};
 use super::outcome::{Eviction, Reason, FORCED, KEEP_PROBABILITY, REASON};
 use super::stats::KeepStats;
 use crate::export::queue::Weigh;
-
-/// The attribute the HTTP and gRPC layers set on slow requests.
-const SLOW: &str = "paytrace.slow";
+use crate::keys::SLOW;
 
 /// The keeper's bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -437,7 +435,7 @@ fn outcome(span: &SpanData, root: bool) -> Option<Reason> {
     for kv in &span.attributes {
         match kv.key.as_str() {
             FORCED => return Some(Reason::Forced),
-            SLOW if root && matches!(kv.value, Value::Bool(true)) => {
+            _ if kv.key == SLOW && root && matches!(kv.value, Value::Bool(true)) => {
                 reason = reason.or(Some(Reason::Slow));
             }
             _ => {}

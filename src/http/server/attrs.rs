@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
 use http::request::Parts;
-use opentelemetry::{Array, KeyValue, StringValue, Value};
+use http::HeaderName;
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 
 use super::options::Options;
-use super::value_cache;
+use crate::exchange::{server_address, value_cache};
 use crate::http::semconv::*;
+use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
+use crate::redact::Redactor;
 use crate::util::truncate;
 
 /// Room for a typical request's attributes, start and end, so the span's vector is allocated
@@ -30,45 +33,70 @@ pub(crate) fn request_attributes(
 ) -> (Vec<KeyValue>, Option<u64>) {
     let redactor = &opts.redactor;
     let mut attrs = Vec::with_capacity(ATTR_CAPACITY + opts.record_headers.len());
+    push_method(&mut attrs, redactor, parts, method);
+    let scheme = push_url(&mut attrs, redactor, parts);
+    attrs.push(KeyValue::new(HTTP_ROUTE, cow_value(route)));
+    push_server(&mut attrs, redactor, parts, scheme);
+    push_client(&mut attrs, redactor, parts);
+    if let Some(v) = protocol_version(parts.version) {
+        attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
+    }
+    let request_size = content_length(parts);
+    if let Some(size) = request_size {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
+        attrs.push(KeyValue::new(HTTP_REQUEST_BODY_SIZE, size));
+    }
+    push_headers(&mut attrs, redactor, parts, &opts.record_headers);
+    (attrs, request_size)
+}
+
+/// `http.request.method`, and `http.request.method_original` for a non-standard one.
+fn push_method(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, method: usize) {
     attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
     if method == OTHER {
         // Client-chosen tokens: masked like everything else a client sends.
+        let original = redactor.mask_pan(method_original(&parts.method));
         attrs.push(KeyValue::new(
             HTTP_REQUEST_METHOD_ORIGINAL,
-            redactor
-                .mask_pan(method_original(&parts.method))
-                .into_owned(),
+            original.into_owned(),
         ));
     }
+}
+
+/// `url.scheme`, `url.path` (card numbers masked) and `url.query` (sensitive parameters
+/// redacted); the scheme, whose default port `server.port` may need.
+fn push_url(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts) -> &'static str {
     let scheme = server_scheme(&parts.uri, &parts.headers);
     attrs.push(KeyValue::new(URL_SCHEME, scheme));
-    attrs.push(KeyValue::new(
-        URL_PATH,
-        bounded(redactor.mask_pan(parts.uri.path())),
-    ));
+    let path = bounded(redactor.mask_pan(parts.uri.path()));
+    attrs.push(KeyValue::new(URL_PATH, path));
     if let Some(query) = parts.uri.query() {
         attrs.push(KeyValue::new(
             URL_QUERY,
             bounded(redactor.redact_query(query)),
         ));
     }
-    attrs.push(KeyValue::new(HTTP_ROUTE, cow_value(route)));
+    scheme
+}
+
+/// `server.address` and `server.port` from the request's authority, else its `Host` header;
+/// the port defaults to the scheme's.
+fn push_server(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, scheme: &str) {
     let authority = match parts.uri.authority() {
         Some(a) => Some(a.as_str()),
         None => parts.headers.get(HOST).and_then(|v| v.to_str().ok()),
     };
-    let server = authority.and_then(|authority| {
-        value_cache::server(redactor.policy_id(), authority, |authority| {
-            let (host, port) = split_host_port(authority)?;
-            Some((Arc::from(&*redactor.mask_pan(host)), port))
-        })
-    });
-    if let Some((host, port)) = server {
-        attrs.push(KeyValue::new(SERVER_ADDRESS, host));
-        if let Some(port) = port.or_else(|| default_port(scheme)) {
-            attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-        }
+    let Some((host, port)) = authority.and_then(|a| server_address(redactor, a)) else {
+        return;
+    };
+    attrs.push(KeyValue::new(SERVER_ADDRESS, host));
+    if let Some(port) = port.or_else(|| default_port(scheme)) {
+        attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
+}
+
+/// `client.address` (from axum's `ConnectInfo`) and `user_agent.original` (masked, bounded).
+fn push_client(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts) {
     if let Some(ip) = client_ip(parts) {
         attrs.push(KeyValue::new(
             CLIENT_ADDRESS,
@@ -81,17 +109,16 @@ pub(crate) fn request_attributes(
         });
         attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, ua));
     }
-    if let Some(v) = protocol_version(parts.version) {
-        attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
-    }
-    let request_size = content_length(parts);
-    if let Some(size) = request_size {
-        attrs.push(KeyValue::new(
-            HTTP_REQUEST_BODY_SIZE,
-            i64::try_from(size).unwrap_or(i64::MAX),
-        ));
-    }
-    for (name, key) in opts.record_headers.iter() {
+}
+
+/// The allow-listed request headers, each under its key: up to eight values, redacted.
+fn push_headers(
+    attrs: &mut Vec<KeyValue>,
+    redactor: &Redactor,
+    parts: &Parts,
+    record_headers: &[(HeaderName, Key)],
+) {
+    for (name, key) in record_headers {
         // Checked again here: the redactor may have changed after the list was set.
         if redactor.is_sensitive_header(name) {
             continue;
@@ -113,7 +140,6 @@ pub(crate) fn request_attributes(
             ));
         }
     }
-    (attrs, request_size)
 }
 
 /// A masked value, cut to [`MAX_VALUE`] bytes (after masking, so no partial card number is

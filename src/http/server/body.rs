@@ -8,7 +8,8 @@ use bytes::Buf as _;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::inflight::{Inflight, Outcome};
+use super::inflight::Inflight;
+use crate::exchange::End;
 
 pin_project! {
     /// The response body of [`TracedService`](crate::http::TracedService): the inner body, unchanged,
@@ -59,16 +60,16 @@ impl<B: Body> Body for ResponseBody<B> {
                     inflight.add_body_bytes(data.remaining());
                 }
                 if this.inner.is_end_stream() {
-                    inflight.finish(Outcome::Complete);
+                    inflight.finish(End::Complete);
                     *this.inflight = None;
                 }
             }
             Some(Err(_)) => {
-                inflight.finish(Outcome::Error(std::any::type_name::<B::Error>()));
+                inflight.finish(End::Failed(std::any::type_name::<B::Error>()));
                 *this.inflight = None;
             }
             None => {
-                inflight.finish(Outcome::Complete);
+                inflight.finish(End::Complete);
                 *this.inflight = None;
             }
         }

@@ -9,7 +9,8 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
-use super::inflight::{Inflight, Outcome};
+use super::inflight::Inflight;
+use crate::exchange::End;
 
 pin_project! {
     /// The response future of [`TracedService`](crate::http::TracedService).
@@ -61,7 +62,7 @@ where
                 inflight.on_response(&mut parts);
                 let inflight = if body.is_end_stream() {
                     // Nothing to stream (HEAD, 204, empty): the request is over now.
-                    inflight.finish(Outcome::Complete);
+                    inflight.finish(End::Complete);
                     None
                 } else {
                     Some(inflight)
@@ -72,7 +73,7 @@ where
                 ))
             }
             Err(e) => {
-                inflight.finish(Outcome::Error(std::any::type_name::<E>()));
+                inflight.finish(End::Failed(std::any::type_name::<E>()));
                 Err(e)
             }
         })

@@ -10,28 +10,18 @@ use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue};
 use tokio::time::Instant;
 
 use super::attrs::request_attributes;
 use super::options::{LayerState, REQUEST_ID_HEADER, TRACERESPONSE_HEADER};
 use super::routes::{Recorded, RouteEntry};
+use crate::exchange::{End, Failure, Kept, SpanEnd};
 use crate::http::semconv::*;
+use crate::keys::REQUEST_ID;
 use crate::propagation::{upstream, valid_request_id};
-use crate::sampling::ExemplarClaim;
 use crate::util::hex_into;
-
-/// How a request ended.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome {
-    /// The response (headers and body) completed.
-    Complete,
-    /// The inner service or the response body failed; the error's type name.
-    Error(&'static str),
-    /// The future or body was dropped first (client gone, timeout).
-    Cancelled,
-}
 
 /// One traced request in flight.
 pub(crate) struct Inflight {
@@ -76,16 +66,9 @@ impl Inflight {
         let (mut attrs, request_size) =
             request_attributes(opts, parts, method, resolved.route.clone());
         let mut request_id = None;
-        if opts.request_id {
-            if let Some(v) = parts.headers.get(&REQUEST_ID_HEADER) {
-                if valid_request_id(v.as_bytes()) {
-                    // Valid ids are visible ASCII, so `to_str` cannot fail.
-                    if let Ok(s) = v.to_str() {
-                        attrs.push(KeyValue::new(REQUEST_ID, s.to_owned()));
-                        request_id = Some(v.clone());
-                    }
-                }
-            }
+        if let Some((value, attribute)) = opts.request_id.then(|| incoming_id(parts)).flatten() {
+            attrs.push(attribute);
+            request_id = Some(value);
         }
 
         let mut builder = SpanBuilder::from_name(resolved.span_name)
@@ -97,9 +80,7 @@ impl Inflight {
         let parent = upstream.parent;
         let span = opts.tracer.build_with_context(builder, &parent);
         let mut cx = crate::propagation::mark_random(&parent, parent.with_span(span));
-        if !opts.critical_routes.is_empty()
-            && opts.critical_routes.iter().any(|r| *r == *resolved.route)
-        {
+        if opts.critical_routes.iter().any(|r| *r == *resolved.route) {
             // Log records of this request escape log sampling.
             cx = cx.with_value(crate::log::KeepLogs);
         }
@@ -112,10 +93,8 @@ impl Inflight {
             // Recorded with the end attributes: one span lock fewer.
             generated_id = Some(text);
         }
-        if let Some(m) = state.routes.metrics() {
-            if let Some(g) = m.active(method) {
-                g.inc();
-            }
+        if let Some(g) = state.routes.metrics().and_then(|m| m.active(method)) {
+            g.inc();
         }
         Inflight {
             cx,
@@ -165,80 +144,54 @@ impl Inflight {
     }
 
     /// End the span and record the request; idempotent.
-    pub(crate) fn finish(&mut self, outcome: Outcome) {
-        if self.done {
+    pub(crate) fn finish(&mut self, end: End<&'static str>) {
+        if std::mem::replace(&mut self.done, true) {
             return;
         }
-        self.done = true;
         let elapsed = self.start.elapsed();
-        let opts = &self.state.opts;
-        let slow = elapsed > opts.slow_threshold;
+        let slow = elapsed > self.state.opts.slow_threshold;
         let status = self.status.map(|s| s.as_u16());
-        let span = self.cx.span();
-
-        let mut end: [Option<KeyValue>; 6] = Default::default();
-        end[5] = self
+        let span_end = SpanEnd {
+            failure: failure(end, status),
+            slow,
+            cancelled: matches!(end, End::Dropped),
+            // The server span is its trace's local root.
+            local_root: true,
+            at: self.start_time + elapsed,
+        };
+        let response = response_attributes(status, self.response_size);
+        let generated_id = self
             .generated_id
             .take()
             .map(|id| KeyValue::new(REQUEST_ID, id));
-        if let Some(code) = status {
-            end[0] = Some(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
-            end[1] = Some(KeyValue::new(
-                HTTP_RESPONSE_BODY_SIZE,
-                i64::try_from(self.response_size).unwrap_or(i64::MAX),
-            ));
-        }
-        let (error_type, description): (Option<StringValue>, &'static str) = match outcome {
-            Outcome::Error(type_name) => (Some(type_name.into()), type_name),
-            Outcome::Cancelled => {
-                end[3] = Some(KeyValue::new(CANCELLED, true));
-                (
-                    Some(CANCELLED_ERROR.into()),
-                    "request cancelled before the response completed",
-                )
-            }
-            // Server side: 5xx is an error, 4xx is the client's (semconv).
-            Outcome::Complete => match status {
-                Some(code) if code >= 500 => (Some(status_error_type(code)), ""),
-                _ => (None, ""),
-            },
-        };
-        let failed = error_type.is_some();
-        if let Some(e) = error_type {
-            end[2] = Some(KeyValue::new(ERROR_TYPE, e));
-        }
+        let kept = span_end.end(&self.cx.span(), response.chain(generated_id));
+        self.record(status, elapsed, slow, kept);
         if slow {
-            end[4] = Some(KeyValue::new(SLOW, true));
+            self.warn_slow(elapsed, status, matches!(end, End::Dropped));
         }
-        span.set_attributes(end.into_iter().flatten());
-        if failed {
-            span.set_status(Status::error(description));
-        }
-        // Its duration is an exemplar when its trace is exported (the server span is its
-        // trace's local root).
-        let claim = ExemplarClaim::before_end(&span, failed || slow);
-        span.end_with_timestamp(self.start_time + elapsed);
-        let kept = claim.and_then(ExemplarClaim::after_end);
+    }
 
-        if let Some(m) = self.state.routes.metrics() {
-            if let Some(g) = m.active(self.method) {
-                g.dec();
-            }
+    /// The request leaves the active gauge and counts in its route's instruments.
+    fn record(&self, status: Option<u16>, duration: Duration, slow: bool, kept: Option<Kept>) {
+        if let Some(g) = self
+            .state
+            .routes
+            .metrics()
+            .and_then(|m| m.active(self.method))
+        {
+            g.dec();
         }
         self.entry.record(
             self.method,
             status,
             &Recorded {
-                duration: elapsed,
+                duration,
                 kept,
                 request_size: self.request_size,
                 response_size: self.response_size,
                 slow,
             },
         );
-        if slow {
-            self.warn_slow(elapsed, status, matches!(outcome, Outcome::Cancelled));
-        }
     }
 
     fn warn_slow(&self, elapsed: Duration, status: Option<u16>, cancelled: bool) {
@@ -269,13 +222,58 @@ impl Drop for Inflight {
         // Dropped before the response (or its body) completed: the client went away or a
         // timeout fired — or the handler panicked and this is the unwinding. The span still
         // ends, and says which.
-        let outcome = if std::thread::panicking() {
-            Outcome::Error(PANIC_ERROR)
+        let end = if std::thread::panicking() {
+            End::Failed(PANIC_ERROR)
         } else {
-            Outcome::Cancelled
+            End::Dropped
         };
-        self.finish(outcome);
+        self.finish(end);
     }
+}
+
+/// How a request that ended so failed, if it did; server side a 5xx is a failure and a 4xx is
+/// not (the client erred), as semconv says.
+fn failure(end: End<&'static str>, status: Option<u16>) -> Option<Failure> {
+    let (error_type, description) = match end {
+        End::Failed(type_name) => (type_name.into(), type_name),
+        End::Dropped => (
+            CANCELLED_ERROR.into(),
+            "request cancelled before the response completed",
+        ),
+        End::Complete => match status {
+            Some(code) if code >= 500 => (status_error_type(code), ""),
+            _ => return None,
+        },
+    };
+    Some(Failure {
+        error_type,
+        description: Cow::Borrowed(description),
+    })
+}
+
+/// `http.response.status_code` and `http.response.body.size`, once a response started.
+fn response_attributes(status: Option<u16>, body_size: u64) -> impl Iterator<Item = KeyValue> {
+    let body_size = i64::try_from(body_size).unwrap_or(i64::MAX);
+    status
+        .map(|code| {
+            [
+                KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)),
+                KeyValue::new(HTTP_RESPONSE_BODY_SIZE, body_size),
+            ]
+        })
+        .into_iter()
+        .flatten()
+}
+
+/// A valid incoming `x-request-id`: the header value, and the `paytrace.request_id` attribute.
+fn incoming_id(parts: &Parts) -> Option<(HeaderValue, KeyValue)> {
+    let value = parts.headers.get(&REQUEST_ID_HEADER)?;
+    if !valid_request_id(value.as_bytes()) {
+        return None;
+    }
+    // Valid ids are visible ASCII, so `to_str` cannot fail.
+    let text = value.to_str().ok()?.to_owned();
+    Some((value.clone(), KeyValue::new(REQUEST_ID, text)))
 }
 
 /// `00-{trace_id}-{span_id}-{flags}` (W3C Trace Context Level 2 `traceresponse`) of the span

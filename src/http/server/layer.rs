@@ -11,8 +11,9 @@ use opentelemetry_sdk::trace::Tracer;
 use tower_layer::Layer;
 
 use super::metrics::HttpMetrics;
-use super::options::{LayerState, Options, DEFAULT_FALLBACK_ROUTE, DEFAULT_SLOW_THRESHOLD};
+use super::options::{LayerState, Options, DEFAULT_FALLBACK_ROUTE};
 use super::service::TracedService;
+use crate::exchange::DEFAULT_SLOW_THRESHOLD;
 use crate::propagation::Trust;
 use crate::redact::Redactor;
 

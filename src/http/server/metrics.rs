@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::error::Error;
+use crate::exchange::DURATION_BUCKETS;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
 use crate::http::semconv::METHODS;
 
@@ -30,10 +31,6 @@ const L_METHOD: &str = "http_request_method";
 const L_ROUTE: &str = "http_route";
 const L_STATUS: &str = "http_response_status_code";
 
-/// The OpenTelemetry HTTP advisory buckets, in seconds.
-pub(crate) const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
 /// Body size buckets in bytes: empty, then ×4 steps from 64 B to 16 MiB.
 pub(crate) const SIZE_BUCKETS: [f64; 11] = [
     0.0,

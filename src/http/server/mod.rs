@@ -8,23 +8,17 @@ mod attrs;
 mod body;
 mod future;
 mod inflight;
-mod intern;
 mod layer;
 mod metrics;
 mod options;
 mod routes;
 mod service;
-mod value_cache;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub(crate) use intern::intern;
 pub use layer::TraceLayer;
 pub use metrics::HttpMetrics;
-pub(crate) use metrics::DURATION_BUCKETS;
 pub use options::{
-    is_default_skip_path, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, DEFAULT_SLOW_THRESHOLD,
-    REQUEST_ID_HEADER,
+    is_default_skip_path, DEFAULT_FALLBACK_ROUTE, DEFAULT_SKIP_PATHS, REQUEST_ID_HEADER,
 };
 pub use service::TracedService;
-pub(crate) use value_cache::server as cached_server;

@@ -23,9 +23,6 @@ pub const DEFAULT_SKIP_PATHS: &[&str] = &[
 /// [`TraceLayer::with_fallback_route`](crate::http::TraceLayer::with_fallback_route)).
 pub const DEFAULT_FALLBACK_ROUTE: &str = "unmatched";
 
-/// The default slow-request threshold: 5 seconds.
-pub const DEFAULT_SLOW_THRESHOLD: Duration = Duration::from_secs(5);
-
 /// The header that carries the request id, in and out.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use prometheus::IntCounter;
 use rustc_hash::FxHashMap;
 
-use super::intern::intern;
 use super::metrics::{HttpMetrics, StatusSeries};
+use crate::exchange::intern;
 use crate::http::semconv::{span_name_method, METHODS};
 
 /// Routes a layer caches; later distinct routes share the [`OVERFLOW_ROUTE`] label.
