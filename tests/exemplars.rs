@@ -27,10 +27,19 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 async fn run(ratio: f64, tail_keep: bool) {
+    run_with(ratio, tail_keep, None).await;
+}
+
+/// `keeps_per_second`: tail keep's storm cap, past which it thins outcome keeps away.
+async fn run_with(ratio: f64, tail_keep: bool, keeps_per_second: Option<u32>) {
     install_propagator();
     let collector = TestCollector::start().await.unwrap();
+    let mut config = Config::new();
+    if let Some(limit) = keeps_per_second {
+        config = config.with_tail_keep_rate_limit(limit);
+    }
     let telemetry = Telemetry::start(
-        Config::new()
+        config
             .with_endpoint(collector.endpoint())
             .with_install_subscriber(false)
             .with_log_format(LogFormat::Off)
@@ -180,4 +189,11 @@ async fn without_tail_keep_every_exemplar_names_an_exported_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_one_percent_every_exemplar_names_an_exported_trace() {
     run(0.01, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_an_error_storm_no_exemplar_names_a_thinned_trace() {
+    // 80 failed or slow requests in well under a second against a cap of 2 keeps a second:
+    // most outcome keeps are thinned away, and their exemplars with them.
+    run_with(0.01, true, Some(2)).await;
 }

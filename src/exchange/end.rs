@@ -8,7 +8,7 @@ use opentelemetry::trace::{SpanRef, Status};
 use opentelemetry::{KeyValue, StringValue};
 
 use crate::keys::{CANCELLED, ERROR_TYPE, SLOW};
-use crate::sampling::ExemplarClaim;
+use crate::sampling::{ExemplarClaim, Thinned};
 
 /// How a request or call ended. `F` is what the protocol knows of a failure: HTTP the error's
 /// type name, gRPC the status the error stands for (when it says).
@@ -36,7 +36,7 @@ pub(crate) struct Failure {
 
 /// What every end writes on its span beside the protocol's own attributes.
 #[derive(Debug)]
-pub(crate) struct SpanEnd {
+pub(crate) struct SpanEnd<'a> {
     /// Set when the request failed: `error.type` and an Error status.
     pub(crate) failure: Option<Failure>,
     /// `paytrace.slow`: the request took longer than its layer's threshold.
@@ -49,9 +49,11 @@ pub(crate) struct SpanEnd {
     pub(crate) local_root: bool,
     /// When the span ends: its start time plus the measured duration.
     pub(crate) at: SystemTime,
+    /// The traces tail keep thinned: an unsampled span's exemplar claim asks it.
+    pub(crate) thinned: &'a Thinned,
 }
 
-impl SpanEnd {
+impl SpanEnd<'_> {
     /// Write `protocol`'s attributes and the end's own (in one call: one span lock), set the
     /// status and end the span; the ids its duration exemplar names when its trace is exported.
     pub(crate) fn end(
@@ -70,7 +72,9 @@ impl SpanEnd {
         if let Some(description) = description {
             span.set_status(Status::error(description));
         }
-        let claim = ExemplarClaim::before_end(span, self.local_root && (failed || self.slow));
+        let claim = self
+            .thinned
+            .claim(span, self.local_root && (failed || self.slow));
         span.end_with_timestamp(self.at);
         claim.and_then(ExemplarClaim::after_end)
     }
@@ -85,7 +89,7 @@ mod tests {
     use std::time::Duration;
 
     /// End one sampled span with `end` and `protocol`; what was exported, and the kept ids.
-    fn ended(end: SpanEnd, protocol: Vec<KeyValue>) -> (SpanData, Option<Kept>) {
+    fn ended(end: SpanEnd<'_>, protocol: Vec<KeyValue>) -> (SpanData, Option<Kept>) {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
@@ -105,13 +109,17 @@ mod tests {
             .map(|kv| &kv.value)
     }
 
-    fn span_end(at: SystemTime) -> SpanEnd {
+    /// Thinned traces for ends that no keeper marks.
+    static NONE_THINNED: std::sync::LazyLock<Thinned> = std::sync::LazyLock::new(Thinned::default);
+
+    fn span_end(at: SystemTime) -> SpanEnd<'static> {
         SpanEnd {
             failure: None,
             slow: false,
             cancelled: false,
             local_root: true,
             at,
+            thinned: &NONE_THINNED,
         }
     }
 

@@ -26,6 +26,7 @@ use crate::exchange::{server_address, End, Failure, SpanEnd};
 use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
+use crate::sampling::Thinned;
 use crate::util::truncate;
 
 const RPC_SYSTEM_NAME: Key = Key::from_static_str(sc::RPC_SYSTEM_NAME);
@@ -57,6 +58,8 @@ pub(crate) struct CallState {
     pub(crate) trust: Trust,
     /// Client side: which hosts get the context.
     pub(crate) propagate_to: PropagateTo,
+    /// The traces tail keep thinned, which no exemplar may name.
+    pub(crate) thinned: Thinned,
 }
 
 /// One traced call in flight.
@@ -177,6 +180,7 @@ impl Call {
             cancelled: matches!(end, End::Dropped) && self.status.is_none(),
             local_root: self.local_root,
             at: self.start_time + elapsed,
+            thinned: &state.thinned,
         };
         let kept = span_end.end(&self.cx.span(), self.call_attributes(&method, code));
         if let Some(metrics) = &state.metrics {

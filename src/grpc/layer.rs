@@ -20,6 +20,7 @@ use super::side::{side, ClientSide, Kind, ServerSide};
 use crate::exchange::DEFAULT_SLOW_THRESHOLD;
 use crate::propagation::{PropagateTo, Trust};
 use crate::redact::Redactor;
+use crate::sampling::Thinned;
 
 /// The tower layer for tonic servers (`Server::builder().layer(...)`): one server span and one
 /// duration observation per call. See the [module docs](crate::grpc).
@@ -58,6 +59,7 @@ struct Options {
     authority: Option<Authority>,
     trust: Trust,
     propagate_to: PropagateTo,
+    thinned: Thinned,
 }
 
 impl<K> Clone for GrpcLayer<K> {
@@ -92,6 +94,7 @@ impl<K: Kind> GrpcLayer<K> {
             authority: None,
             trust: Trust::All,
             propagate_to: PropagateTo::All,
+            thinned: Thinned::default(),
         })
     }
 
@@ -117,6 +120,7 @@ impl<K: Kind> GrpcLayer<K> {
             authority: opts.authority.clone(),
             trust: opts.trust.clone(),
             propagate_to: opts.propagate_to.clone(),
+            thinned: opts.thinned.clone(),
         });
         GrpcLayer {
             opts,
@@ -227,6 +231,11 @@ impl<K: Kind> GrpcLayer<K> {
     pub fn with_request_metadata(self, keys: impl IntoIterator<Item = HeaderName>) -> Self {
         let keys = keys.into_iter().collect();
         self.with(|o| o.metadata = keys)
+    }
+
+    /// The record of traces the telemetry's tail keep thinned, which no exemplar may name.
+    pub(crate) fn with_thinned(self, thinned: Thinned) -> Self {
+        self.with(|o| o.thinned = thinned)
     }
 
     /// Both trust boundaries from the telemetry's settings: the server side reads `trust`,

@@ -35,8 +35,6 @@ impl Thinned {
         }
         last.push_back(trace_id);
         self.0.marks.fetch_add(1, Ordering::Release);
-        drop(last);
-        this_thread::mark(trace_id);
     }
 
     pub(super) fn marks(&self) -> u64 {
@@ -66,16 +64,20 @@ impl Thinned {
     /// (failed or slow, on its trace's local root) and recorded, which tail keep keeps unless
     /// its storm cap thins it (without tail keep an unsampled span is not recorded, and its
     /// trace is not exported).
-    // Unused until the HTTP and gRPC layers hold the record and claim through it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn claim(
         &self,
         span: &opentelemetry::trace::SpanRef<'_>,
         outcome: bool,
     ) -> Option<ExemplarClaim<'_>> {
-        let claim = ExemplarClaim::before_end(span, outcome)?;
-        let watch = (!claim.sampled).then(|| (self, self.marks()));
-        Some(ExemplarClaim { watch, ..claim })
+        let sc = span.span_context();
+        let sampled = sc.is_sampled();
+        (sampled || (outcome && span.is_recording())).then(|| ExemplarClaim {
+            sampled,
+            trace_id: sc.trace_id(),
+            span_id: sc.span_id(),
+            since: self.marks(),
+            thinned: self,
+        })
     }
 }
 
@@ -85,56 +87,17 @@ pub(crate) struct ExemplarClaim<'a> {
     sampled: bool,
     trace_id: TraceId,
     span_id: SpanId,
-    /// For an unsampled span, the keeper's record and its mark count before the span ended.
-    watch: Option<(&'a Thinned, u64)>,
+    /// The keeper's record, and its mark count before the span ended.
+    thinned: &'a Thinned,
+    since: u64,
 }
 
 impl ExemplarClaim<'_> {
-    /// [`Thinned::claim`] for callers that hold no record: whether the storm cap thinned the
-    /// trace is then learnt from the thread that ended the span, where the keeper decided it.
-    pub(crate) fn before_end(
-        span: &opentelemetry::trace::SpanRef<'_>,
-        outcome: bool,
-    ) -> Option<ExemplarClaim<'static>> {
-        let sc = span.span_context();
-        let sampled = sc.is_sampled();
-        (sampled || (outcome && span.is_recording())).then(|| ExemplarClaim {
-            sampled,
-            trace_id: sc.trace_id(),
-            span_id: sc.span_id(),
-            watch: None,
-        })
-    }
-
     /// After the span ended: its trace and span ids, unless an error storm thinned its outcome
     /// keep away.
     pub(crate) fn after_end(self) -> Option<([u8; 16], [u8; 8])> {
-        let thinned = match self.watch {
-            _ if self.sampled => false,
-            Some((record, since)) => record.marked_since(since, self.trace_id),
-            None => this_thread::just_thinned(self.trace_id),
-        };
+        let thinned = !self.sampled && self.thinned.marked_since(self.since, self.trace_id);
         (!thinned).then(|| (self.trace_id.to_bytes(), self.span_id.to_bytes()))
-    }
-}
-
-/// The last trace thinned on each thread, for claims made without a [`Thinned`] record.
-mod this_thread {
-    use std::cell::Cell;
-
-    use opentelemetry::trace::TraceId;
-
-    thread_local! {
-        static LAST: Cell<Option<TraceId>> = const { Cell::new(None) };
-    }
-
-    pub(super) fn mark(trace_id: TraceId) {
-        let _ = LAST.try_with(|t| t.set(Some(trace_id)));
-    }
-
-    pub(super) fn just_thinned(trace_id: TraceId) -> bool {
-        LAST.try_with(|t| t.get() == Some(trace_id))
-            .unwrap_or(false)
     }
 }
 

@@ -127,6 +127,7 @@ fn assemble(
         stats: shared.stats,
         redactor: shared.redactor,
         exemplars: shared.exemplars,
+        thinned: shared.thinned.clone(),
         stdout: logs.stdout,
         service_name: service_name(resource),
         sampled_out: logs.sampled_out,

@@ -48,5 +48,6 @@ impl Telemetry {
             .with_redactor(inner.redactor.clone())
             .with_metrics(metrics)
             .with_boundaries(inner.trust.clone(), inner.propagate_to.clone())
+            .with_thinned(inner.thinned.clone())
     }
 }

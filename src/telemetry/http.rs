@@ -69,6 +69,7 @@ impl TraceLayer {
             .with_redactor(inner.redactor.clone())
             .with_metrics(metrics)
             .with_critical_routes(critical)
+            .with_thinned(inner.thinned.clone())
             .with_trust(inner.trust.clone())
     }
 }

@@ -83,6 +83,8 @@ struct Inner {
     log: LogSettings,
     /// Exemplars of kept requests, read by `/metrics` (OpenMetrics) and the OTLP bridge.
     exemplars: Arc<crate::exemplars::ExemplarStore>,
+    /// The traces tail keep's storm cap thinned: no exemplar names them.
+    thinned: crate::sampling::Thinned,
     /// The log filter in force (runtime control swaps it).
     filter: Arc<crate::control::FilterSlot>,
     control: crate::control::Control,

@@ -158,6 +158,7 @@ impl Inflight {
             // The server span is its trace's local root.
             local_root: true,
             at: self.start_time + elapsed,
+            thinned: &self.state.opts.thinned,
         };
         let response = response_attributes(status, self.response_size);
         let generated_id = self

@@ -16,6 +16,7 @@ use super::service::TracedService;
 use crate::exchange::DEFAULT_SLOW_THRESHOLD;
 use crate::propagation::Trust;
 use crate::redact::Redactor;
+use crate::sampling::Thinned;
 
 /// The tower layer that traces and measures every HTTP request of a server: one
 /// `SpanKind::Server` span per request (OpenTelemetry HTTP semantic conventions), the RED
@@ -69,10 +70,16 @@ impl TraceLayer {
             record_headers: Arc::from(Vec::new()),
             critical_routes: Arc::from(Vec::new()),
             trust: Trust::All,
+            thinned: Thinned::default(),
         };
         TraceLayer {
             state: Arc::new(LayerState::new(opts)),
         }
+    }
+
+    /// The record of traces the telemetry's tail keep thinned, which no exemplar may name.
+    pub(crate) fn with_thinned(self, thinned: Thinned) -> Self {
+        self.with(|o| o.thinned = thinned)
     }
 
     /// Routes whose log records escape log sampling.

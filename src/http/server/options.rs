@@ -12,6 +12,7 @@ use super::metrics::HttpMetrics;
 use super::routes::Routes;
 use crate::propagation::Trust;
 use crate::redact::Redactor;
+use crate::sampling::Thinned;
 
 /// Paths the layer skips by default: health, readiness and metrics endpoints, which would
 /// otherwise drown the interesting traffic and cost a span each.
@@ -58,6 +59,8 @@ pub(crate) struct Options {
     pub(crate) critical_routes: Arc<[String]>,
     /// Whose incoming trace context is continued.
     pub(crate) trust: Trust,
+    /// The traces tail keep thinned, which no exemplar may name.
+    pub(crate) thinned: Thinned,
 }
 
 impl LayerState {
