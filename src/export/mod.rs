@@ -65,14 +65,18 @@ pub(crate) fn fuzz_grpc_status(headers: &::http::HeaderMap) -> Option<Result<(),
     Some(status.map_err(|s| (s.code() as i32, s.message().to_owned())))
 }
 
-/// What the OTLP/HTTP transport reads of a response: the partial-success report of a success;
-/// the retry delay and message of a failure.
+/// A failed response as the exporter takes it: the retry delay asked for, the message kept.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) type FuzzRefusal = (Option<std::time::Duration>, String);
+
+/// What the OTLP/HTTP transport reads of a response: the partial-success report (rejected,
+/// message) of a success; the retry delay and message of a failure.
 #[cfg(all(any(test, feature = "fuzzing"), feature = "otlp-http"))]
 pub(crate) fn fuzz_http_response(
     status: ::http::StatusCode,
     headers: &::http::HeaderMap,
     body: &[u8],
-) -> Result<Option<(u64, String)>, (Option<std::time::Duration>, String)> {
+) -> Result<Option<(u64, String)>, FuzzRefusal> {
     let body = bytes::Bytes::copy_from_slice(body);
     match http::read_response(status, headers, body) {
         Ok(partial) => Ok(partial.map(|p| (p.rejected, p.message))),

@@ -49,6 +49,9 @@ pub fn grpc_status(headers: &http::HeaderMap) -> Option<Result<(), (i32, String)
 /// The longest `grpc-message` [`grpc_status`] keeps.
 pub const MAX_MESSAGE: usize = crate::export::FUZZ_MAX_MESSAGE;
 
+/// A failed response as the exporter takes it: the retry delay asked for, the message kept.
+pub type Refusal = crate::export::FuzzRefusal;
+
 /// An OTLP/HTTP response as the exporter reads it: the partial-success report of a success, the
 /// retry delay and message of a failure.
 #[cfg(feature = "otlp-http")]
@@ -56,7 +59,7 @@ pub fn http_response(
     status: http::StatusCode,
     headers: &http::HeaderMap,
     body: &[u8],
-) -> Result<Option<(u64, String)>, (Option<Duration>, String)> {
+) -> Result<Option<(u64, String)>, Refusal> {
     crate::export::fuzz_http_response(status, headers, body)
 }
 
