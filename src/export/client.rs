@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use super::answer::{chain, refused, with_sources, Failed, Partial, MAX_RESPONSE, REFUSED};
 use super::diagnosis::{Diagnosis, EndpointCheck};
 use super::frame::Framer;
 use super::http::HttpTransport;
-use super::outcome::{chain, refused, with_sources, Failed, Partial, MAX_RESPONSE, REFUSED};
 use super::stats::SignalStats;
 use super::target::Target;
 use super::Signal;
@@ -234,13 +234,13 @@ async fn grpc_attempt(
         .call(request)
         .await
         .map_err(|e| transport_error(&e, ""))?;
-    grpc_outcome(response).await
+    read_grpc_response(response).await
 }
 
 /// Read the response to its end; the call's outcome is its `grpc-status` (headers for a
 /// trailers-only answer, else trailers), and a success's partial-success report is in its
 /// message.
-async fn grpc_outcome(
+async fn read_grpc_response(
     response: http::Response<tonic::body::Body>,
 ) -> Result<Option<Partial>, Status> {
     use http_body::Body as _;

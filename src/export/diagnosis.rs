@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
-use super::outcome::{Failed, Partial, REFUSED};
+use super::answer::{Failed, Partial, REFUSED};
 use super::target::Target;
 use super::tls::TlsProbe;
 use super::Signal;

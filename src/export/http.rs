@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::outcome::{gunzip, Failed, Partial, RpcStatus, MAX_RESPONSE};
+use super::answer::{gunzip, Failed, Partial, RpcStatus, MAX_RESPONSE};
 use super::target::Target;
 use super::tls::ClientTls;
 use crate::error::Error;
@@ -179,12 +179,12 @@ pub(super) fn read_response(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Option<Partial>, Failed> {
-    outcome(status, headers, &decoded(headers, body))
+    verdict(status, headers, &decoded(headers, body))
 }
 
-/// The outcome of a response: success (with its partial-success report), a retryable failure
+/// What a response says: success (with its partial-success report), a retryable failure
 /// (429, 502, 503, 504, honouring `Retry-After`), or a final one.
-fn outcome(
+fn verdict(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
@@ -239,14 +239,14 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::outcome::{ExportResponse, PartialSuccess};
+    use crate::export::answer::{ExportResponse, PartialSuccess};
 
     #[test]
     fn retryable_statuses_and_retry_after() {
         let mut h = HeaderMap::new();
         h.insert(http::header::RETRY_AFTER, HeaderValue::from_static("3"));
         for code in [429, 502, 503, 504] {
-            let f = outcome(StatusCode::from_u16(code).unwrap(), &h, b"").unwrap_err();
+            let f = verdict(StatusCode::from_u16(code).unwrap(), &h, b"").unwrap_err();
             assert_eq!(f.status.code(), tonic::Code::Unavailable, "{code}");
             assert_eq!(f.retry_after, Some(Duration::from_secs(3)));
         }
@@ -255,7 +255,7 @@ mod tests {
             message: "bad spans".into(),
         }
         .encode_to_vec();
-        let f = outcome(StatusCode::BAD_REQUEST, &h, &body).unwrap_err();
+        let f = verdict(StatusCode::BAD_REQUEST, &h, &body).unwrap_err();
         assert_ne!(f.status.code(), tonic::Code::Unavailable);
         assert!(f.status.message().contains("bad spans"));
         assert_eq!(f.retry_after, None);
@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn partial_success_is_read() {
         assert_eq!(
-            outcome(StatusCode::OK, &HeaderMap::new(), b"").unwrap(),
+            verdict(StatusCode::OK, &HeaderMap::new(), b"").unwrap(),
             None
         );
         let body = ExportResponse {
@@ -290,7 +290,7 @@ mod tests {
             }),
         }
         .encode_to_vec();
-        let p = outcome(StatusCode::OK, &HeaderMap::new(), &body)
+        let p = verdict(StatusCode::OK, &HeaderMap::new(), &body)
             .unwrap()
             .unwrap();
         assert_eq!((p.rejected, p.message.as_str()), (4, "too old"));

@@ -16,6 +16,7 @@
 //!   `paytrace_exporter_*` metrics; each signal's health ([`health`]) is set by the watchdog and
 //!   the export path, and shown by a gauge.
 
+mod answer;
 pub(crate) mod batch;
 pub(crate) mod client;
 pub(crate) mod console;
@@ -28,7 +29,6 @@ mod http;
 #[path = "no_http.rs"]
 mod http;
 pub(crate) mod otlp;
-mod outcome;
 pub(crate) mod processor;
 pub(crate) mod queue;
 pub(crate) mod runtime;
@@ -41,18 +41,18 @@ mod tls;
 mod tls;
 mod weigh;
 
-pub(crate) use batch::BatchSettings;
 #[cfg(feature = "testing")]
-pub(crate) use outcome::RpcStatus;
+pub(crate) use answer::RpcStatus;
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use outcome::{gunzip as fuzz_gunzip, MAX_RESPONSE as FUZZ_MAX_RESPONSE};
+pub(crate) use answer::{gunzip as fuzz_gunzip, MAX_RESPONSE as FUZZ_MAX_RESPONSE};
+pub(crate) use batch::BatchSettings;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
     let partial = if grpc {
-        outcome::Partial::decode_grpc(body)
+        answer::Partial::decode_grpc(body)
     } else {
-        outcome::Partial::decode(body)
+        answer::Partial::decode(body)
     };
     partial.map(|p| (p.rejected, p.message))
 }

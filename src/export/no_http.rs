@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::outcome::{Failed, Partial};
+use super::answer::{Failed, Partial};
 use super::target::Target;
 use crate::error::Error;
 

@@ -268,7 +268,7 @@ impl ShouldSample for ConsistentSampler {
             // A forced route: kept from the start, whole, and said so (no `th`: not the ratio).
             return SamplingResult {
                 decision: SamplingDecision::RecordAndSample,
-                attributes: vec![KeyValue::new(super::outcome::REASON, "forced")],
+                attributes: vec![KeyValue::new(super::reason::REASON, "forced")],
                 trace_state: state,
             };
         }

@@ -36,7 +36,7 @@ use rustc_hash::FxHashMap;
 
 use super::exemplar::Thinned;
 use super::head::{randomness, Threshold};
-use super::outcome::{Eviction, Reason, FORCED, KEEP_PROBABILITY, REASON};
+use super::reason::{Eviction, Reason, FORCED, KEEP_PROBABILITY, REASON};
 use super::stats::KeepStats;
 use crate::export::queue::Weigh;
 use crate::keys::SLOW;
@@ -202,7 +202,7 @@ impl TailKeeper {
     /// export (kept, SAMPLED, with their reason).
     pub(crate) fn span_ended(&self, span: SpanData, out: &mut Vec<SpanData>) {
         let root = is_local_root(span.parent_span_id, span.parent_span_is_remote);
-        let reason = outcome(&span, root);
+        let reason = keep_reason(&span, root);
         // A dropped trace's spans are freed after the lock is released.
         let mut dropped = Vec::new();
         {
@@ -428,9 +428,9 @@ impl TailKeeper {
     }
 }
 
-/// What this span says of its trace's outcome: a local root's error status or slow flag (a
-/// child's error the request recovered from is no outcome), or a forced keep on any span.
-fn outcome(span: &SpanData, root: bool) -> Option<Reason> {
+/// Why this span's trace is kept, if it says: a local root's error status or slow flag (a
+/// child's error the request recovered from is no reason), or a forced keep on any span.
+fn keep_reason(span: &SpanData, root: bool) -> Option<Reason> {
     let mut reason = (root && matches!(span.status, Status::Error { .. })).then_some(Reason::Error);
     for kv in &span.attributes {
         match kv.key.as_str() {

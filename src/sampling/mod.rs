@@ -21,8 +21,8 @@
 mod exemplar;
 mod head;
 pub(crate) mod keep;
-mod outcome;
 pub(crate) mod processor;
+mod reason;
 pub(crate) mod stats;
 
 use opentelemetry::trace::TraceContextExt as _;
@@ -49,6 +49,6 @@ pub use stats::TailKeepHealth;
 pub fn keep_current_trace(reason: &'static str) {
     opentelemetry::Context::map_current(|cx| {
         cx.span()
-            .set_attribute(KeyValue::new(outcome::FORCED, reason));
+            .set_attribute(KeyValue::new(reason::FORCED, reason));
     });
 }

@@ -4,7 +4,7 @@
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use super::outcome::{Eviction, Reason};
+use super::reason::{Eviction, Reason};
 
 /// Counters bound to their labels once, at start.
 #[derive(Debug, Clone)]

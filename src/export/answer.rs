@@ -1,5 +1,5 @@
-//! The outcome of one export attempt, whatever the transport: what failed and how to retry,
-//! or what a collector rejected although it accepted the request.
+//! A collector's answer to one export attempt, whatever the transport: what failed and how to
+//! retry, or what it rejected although it accepted the request.
 
 use std::io::Read as _;
 use std::time::Duration;
