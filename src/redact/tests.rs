@@ -147,6 +147,19 @@ fn separators_beside_a_masked_card_stay() {
     }
 }
 
+/// Found by fuzzing (fuzz target `redact`): track data without its end sentinel ended inside a
+/// digit run, and the run's rest, a card number, was never scanned.
+#[test]
+fn track_data_never_ends_inside_a_digit_run() {
+    let pad = "0".repeat(70);
+    let text = format!(";4111111111111111=2512{pad}4111111111111111 after");
+    let out = r().mask_pan(&text);
+    assert_eq!(out, "[REDACTED-TRACK] after");
+    // The bounded end falls right before the `x`: what follows is scanned as usual.
+    let text = format!(";4111111111111111=2512{}x4111111111111111", "0".repeat(75));
+    assert_eq!(r().mask_pan(&text), "[REDACTED-TRACK]x411111******1111");
+}
+
 #[test]
 fn other_digit_runs_are_untouched() {
     for input in [
