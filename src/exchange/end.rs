@@ -54,12 +54,13 @@ pub(crate) struct SpanEnd<'a> {
 }
 
 impl SpanEnd<'_> {
-    /// Write `protocol`'s attributes and the end's own (in one call: one span lock), set the
-    /// status and end the span; the ids its duration exemplar names when its trace is exported.
-    pub(crate) fn end(
+    /// Write `protocol`'s attributes (those present) and the end's own, in one call (one span
+    /// lock), set the status and end the span; the ids its duration exemplar names when its
+    /// trace is exported. An array, not an iterator: one flat loop where the span takes them.
+    pub(crate) fn end<const N: usize>(
         self,
         span: &SpanRef<'_>,
-        protocol: impl IntoIterator<Item = KeyValue>,
+        protocol: [Option<KeyValue>; N],
     ) -> Option<Kept> {
         let failed = self.failure.is_some();
         let (error_type, description) = self.failure.map(|f| (f.error_type, f.description)).unzip();
@@ -68,7 +69,7 @@ impl SpanEnd<'_> {
             self.slow.then(|| KeyValue::new(SLOW, true)),
             self.cancelled.then(|| KeyValue::new(CANCELLED, true)),
         ];
-        span.set_attributes(protocol.into_iter().chain(own.into_iter().flatten()));
+        span.set_attributes(protocol.into_iter().chain(own).flatten());
         if let Some(description) = description {
             span.set_status(Status::error(description));
         }
@@ -89,7 +90,10 @@ mod tests {
     use std::time::Duration;
 
     /// End one sampled span with `end` and `protocol`; what was exported, and the kept ids.
-    fn ended(end: SpanEnd<'_>, protocol: Vec<KeyValue>) -> (SpanData, Option<Kept>) {
+    fn ended<const N: usize>(
+        end: SpanEnd<'_>,
+        protocol: [Option<KeyValue>; N],
+    ) -> (SpanData, Option<Kept>) {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(exporter.clone())
@@ -135,7 +139,7 @@ mod tests {
             cancelled: true,
             ..span_end(at)
         };
-        let (span, kept) = ended(end, vec![KeyValue::new("rpc.method", "s.S/M")]);
+        let (span, kept) = ended(end, [Some(KeyValue::new("rpc.method", "s.S/M"))]);
         assert_eq!(attribute(&span, "rpc.method"), Some(&Value::from("s.S/M")));
         assert_eq!(
             attribute(&span, "error.type"),
@@ -161,7 +165,7 @@ mod tests {
         let at = SystemTime::now();
         let (span, _) = ended(
             span_end(at),
-            vec![KeyValue::new("http.response.status_code", 200)],
+            [Some(KeyValue::new("http.response.status_code", 200)), None],
         );
         let keys: Vec<&str> = span.attributes.iter().map(|kv| kv.key.as_str()).collect();
         assert_eq!(keys, ["http.response.status_code"]);

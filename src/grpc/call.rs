@@ -223,17 +223,19 @@ impl Call {
 
     /// `rpc.method` and `rpc.response.status_code`; for an `_OTHER` method,
     /// `rpc.method_original` too.
-    fn call_attributes(&self, method: &Method, code: Code) -> impl Iterator<Item = KeyValue> {
+    fn call_attributes(&self, method: &Method, code: Code) -> [Option<KeyValue>; 3] {
         let original = method.is_other().then(|| {
             let original = self.state.redactor.redact_text(self.lookup.path());
             KeyValue::new(RPC_METHOD_ORIGINAL, original.into_owned())
         });
         [
-            KeyValue::new(RPC_METHOD, StringValue::from(method.name.clone())),
-            KeyValue::new(RPC_RESPONSE_STATUS_CODE, status::name(code)),
+            Some(KeyValue::new(
+                RPC_METHOD,
+                StringValue::from(method.name.clone()),
+            )),
+            Some(KeyValue::new(RPC_RESPONSE_STATUS_CODE, status::name(code))),
+            original,
         ]
-        .into_iter()
-        .chain(original)
     }
 
     /// A failed call's `error.type` (the status name) and Error description: the name, and

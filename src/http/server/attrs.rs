@@ -51,6 +51,7 @@ pub(crate) fn request_attributes(
 }
 
 /// `http.request.method`, and `http.request.method_original` for a non-standard one.
+#[inline]
 fn push_method(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, method: usize) {
     attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, METHODS[method]));
     if method == OTHER {
@@ -65,6 +66,7 @@ fn push_method(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, me
 
 /// `url.scheme`, `url.path` (card numbers masked) and `url.query` (sensitive parameters
 /// redacted); the scheme, whose default port `server.port` may need.
+#[inline]
 fn push_url(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts) -> &'static str {
     let scheme = server_scheme(&parts.uri, &parts.headers);
     attrs.push(KeyValue::new(URL_SCHEME, scheme));
@@ -81,6 +83,7 @@ fn push_url(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts) -> &'
 
 /// `server.address` and `server.port` from the request's authority, else its `Host` header;
 /// the port defaults to the scheme's.
+#[inline]
 fn push_server(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, scheme: &str) {
     let authority = match parts.uri.authority() {
         Some(a) => Some(a.as_str()),
@@ -96,6 +99,7 @@ fn push_server(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts, sc
 }
 
 /// `client.address` (from axum's `ConnectInfo`) and `user_agent.original` (masked, bounded).
+#[inline]
 fn push_client(attrs: &mut Vec<KeyValue>, redactor: &Redactor, parts: &Parts) {
     if let Some(ip) = client_ip(parts) {
         attrs.push(KeyValue::new(

@@ -160,12 +160,12 @@ impl Inflight {
             at: self.start_time + elapsed,
             thinned: &self.state.opts.thinned,
         };
-        let response = response_attributes(status, self.response_size);
+        let [status_code, body_size] = response_attributes(status, self.response_size);
         let generated_id = self
             .generated_id
             .take()
             .map(|id| KeyValue::new(REQUEST_ID, id));
-        let kept = span_end.end(&self.cx.span(), response.chain(generated_id));
+        let kept = span_end.end(&self.cx.span(), [status_code, body_size, generated_id]);
         self.record(status, elapsed, slow, kept);
         if slow {
             self.warn_slow(elapsed, status, matches!(end, End::Dropped));
@@ -253,17 +253,12 @@ fn failure(end: End<&'static str>, status: Option<u16>) -> Option<Failure> {
 }
 
 /// `http.response.status_code` and `http.response.body.size`, once a response started.
-fn response_attributes(status: Option<u16>, body_size: u64) -> impl Iterator<Item = KeyValue> {
+fn response_attributes(status: Option<u16>, body_size: u64) -> [Option<KeyValue>; 2] {
     let body_size = i64::try_from(body_size).unwrap_or(i64::MAX);
-    status
-        .map(|code| {
-            [
-                KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)),
-                KeyValue::new(HTTP_RESPONSE_BODY_SIZE, body_size),
-            ]
-        })
-        .into_iter()
-        .flatten()
+    [
+        status.map(|code| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code))),
+        status.map(|_| KeyValue::new(HTTP_RESPONSE_BODY_SIZE, body_size)),
+    ]
 }
 
 /// A valid incoming `x-request-id`: the header value, and the `paytrace.request_id` attribute.
