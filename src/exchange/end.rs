@@ -49,8 +49,9 @@ pub(crate) struct SpanEnd<'a> {
     pub(crate) local_root: bool,
     /// When the span ends: its start time plus the measured duration.
     pub(crate) at: SystemTime,
-    /// The traces tail keep thinned: an unsampled span's exemplar claim asks it.
-    pub(crate) thinned: &'a Thinned,
+    /// Where the span's duration exemplar is claimed: the record of traces tail keep thinned,
+    /// which an unsampled span's claim asks. `None` when its duration has no exemplar.
+    pub(crate) exemplar: Option<&'a Thinned>,
 }
 
 impl SpanEnd<'_> {
@@ -73,9 +74,10 @@ impl SpanEnd<'_> {
         if let Some(description) = description {
             span.set_status(Status::error(description));
         }
+        let outcome = self.local_root && (failed || self.slow);
         let claim = self
-            .thinned
-            .claim(span, self.local_root && (failed || self.slow));
+            .exemplar
+            .and_then(|thinned| thinned.claim(span, outcome));
         span.end_with_timestamp(self.at);
         claim.and_then(ExemplarClaim::after_end)
     }
@@ -123,7 +125,7 @@ mod tests {
             cancelled: false,
             local_root: true,
             at,
-            thinned: &NONE_THINNED,
+            exemplar: Some(&NONE_THINNED),
         }
     }
 

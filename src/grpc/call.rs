@@ -180,7 +180,7 @@ impl Call {
             cancelled: matches!(end, End::Dropped) && self.status.is_none(),
             local_root: self.local_root,
             at: self.start_time + elapsed,
-            thinned: &state.thinned,
+            exemplar: Some(&state.thinned),
         };
         let kept = span_end.end(&self.cx.span(), self.call_attributes(&method, code));
         if let Some(metrics) = &state.metrics {

@@ -6,9 +6,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
+use std::time::SystemTime;
 
 use http::{Request, Response, Uri};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Tracer;
 use pin_project_lite::pin_project;
@@ -16,8 +17,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::semconv::*;
-use crate::exchange::split_host_port;
-use crate::keys::{CANCELLED, ERROR_TYPE, SERVER_ADDRESS, SERVER_PORT};
+use crate::exchange::{split_host_port, Failure, SpanEnd};
+use crate::keys::{SERVER_ADDRESS, SERVER_PORT};
 use crate::propagation::{inject_context, strip_context_headers, PropagateTo};
 use crate::redact::{Redactor, REDACTED};
 use crate::util::truncate;
@@ -307,18 +308,20 @@ impl ClientInflight {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let span = self.cx.span();
-        let failed = error.is_some();
-        let attrs = [
-            status.map(|code| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code))),
-            error.map(|e| KeyValue::new(ERROR_TYPE, e)),
-            cancelled.then(|| KeyValue::new(CANCELLED, true)),
-        ];
-        span.set_attributes(attrs.into_iter().flatten());
-        if failed {
-            span.set_status(Status::error(""));
-        }
-        span.end();
+        let span_end = SpanEnd {
+            failure: error.map(|error_type| Failure {
+                error_type,
+                description: "".into(),
+            }),
+            slow: false,
+            cancelled,
+            local_root: false,
+            at: SystemTime::now(),
+            exemplar: None,
+        };
+        let status_code =
+            status.map(|code| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
+        span_end.end(&self.cx.span(), [status_code]);
     }
 }
 

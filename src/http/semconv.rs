@@ -151,9 +151,6 @@ mod tests {
     }
 
     #[test]
-    fn truncation_respects_char_boundaries() {}
-
-    #[test]
     fn status_error_types() {
         assert_eq!(status_error_type(503).as_str(), "503");
         assert_eq!(status_error_type(599).as_str(), "599");

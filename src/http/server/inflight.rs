@@ -158,7 +158,7 @@ impl Inflight {
             // The server span is its trace's local root.
             local_root: true,
             at: self.start_time + elapsed,
-            thinned: &self.state.opts.thinned,
+            exemplar: Some(&self.state.opts.thinned),
         };
         let [status_code, body_size] = response_attributes(status, self.response_size);
         let generated_id = self
