@@ -87,7 +87,7 @@ mod watchdog;
 
 /// The fuzz targets' bodies and the parser entry points they call (feature `fuzzing`). Not a
 /// stable API.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 

@@ -31,7 +31,7 @@ use env::*;
 pub(crate) use settings::{ExportSettings, ResourceSettings, Settings};
 
 /// Every value parser run on `value`, for the fuzz targets.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_parse(value: &str) -> Vec<String> {
     vec![
         format!("{:?}", parse::parse_bool(value)),

@@ -40,7 +40,7 @@ use crate::sampling::HeadControl;
 /// One runtime-control request body applied to a control of its own (log filter `info`, keep
 /// ratio 1), for the fuzz targets: the outcome and the settings in force after it. Reverts are
 /// queued on a runtime that never runs them.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_apply(body: &str) -> (Result<(), String>, ControlState) {
     use std::sync::OnceLock;
     static CONTROL: OnceLock<(tokio::runtime::Runtime, Control)> = OnceLock::new();

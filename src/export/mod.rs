@@ -43,11 +43,11 @@ mod weigh;
 
 #[cfg(feature = "testing")]
 pub(crate) use answer::RpcStatus;
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) use answer::{gunzip as fuzz_gunzip, MAX_RESPONSE as FUZZ_MAX_RESPONSE};
 pub(crate) use batch::BatchSettings;
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
     let partial = if grpc {
         answer::Partial::decode_grpc(body)
@@ -59,19 +59,19 @@ pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
 pub(crate) use target::Target;
 
 /// What the gRPC transport reads of a response's status: `(code, message)` of a failure.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_grpc_status(headers: &::http::HeaderMap) -> Option<Result<(), (i32, String)>> {
     let status = client::status_from(headers)?;
     Some(status.map_err(|s| (s.code() as i32, s.message().to_owned())))
 }
 
 /// A failed response as the exporter takes it: the retry delay asked for, the message kept.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) type FuzzRefusal = (Option<std::time::Duration>, String);
 
 /// What the OTLP/HTTP transport reads of a response: the partial-success report (rejected,
 /// message) of a success; the retry delay and message of a failure.
-#[cfg(all(any(test, feature = "fuzzing"), feature = "otlp-http"))]
+#[cfg(all(feature = "fuzzing", feature = "otlp-http"))]
 pub(crate) fn fuzz_http_response(
     status: ::http::StatusCode,
     headers: &::http::HeaderMap,
@@ -85,7 +85,7 @@ pub(crate) fn fuzz_http_response(
 }
 
 /// The longest `grpc-message` the gRPC transport keeps.
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) const FUZZ_MAX_MESSAGE: usize = client::MAX_MESSAGE;
 
 pub(crate) use crate::signal::Signal;

@@ -1,10 +1,9 @@
 //! Entry points of the parsers that read bytes a client or a collector controls, and the fuzz
-//! targets' bodies: `fuzz/` runs them under libFuzzer, `cargo test` replays the committed
-//! corpora through the same bodies. Not a stable API (feature `fuzzing`).
+//! targets' bodies: `fuzz/` runs them under libFuzzer, `cargo test` (`tests/fuzz_corpus.rs`, in
+//! a process of its own: runtime control rebuilds `tracing`'s global interest cache) replays the
+//! committed corpora through the same bodies. Not a stable API (feature `fuzzing`).
 
 mod checks;
-#[cfg(test)]
-mod replay;
 pub mod targets;
 
 use std::time::Duration;

@@ -84,7 +84,7 @@ mod service;
 mod side;
 mod status;
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) use status::timeout as fuzz_timeout;
 
 pub use body::GrpcBody;

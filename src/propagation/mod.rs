@@ -292,7 +292,7 @@ pub(crate) fn extract_span_context(headers: &HeaderMap) -> Option<SpanContext> {
     sc.is_valid().then(|| sc.clone())
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_tracestate(fields: &[&[u8]]) -> Option<Vec<(String, String)>> {
     let members = tracestate::parse(fields.iter().copied())?;
     Some(
@@ -303,7 +303,7 @@ pub(crate) fn fuzz_tracestate(fields: &[&[u8]]) -> Option<Vec<(String, String)>>
     )
 }
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_baggage(fields: &[&[u8]]) -> Option<String> {
     baggage::combine(|| fields.iter().copied()).map(Cow::into_owned)
 }

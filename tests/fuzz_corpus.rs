@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::targets::ALL;
+use paytrace::fuzzing::targets::ALL;
 
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
