@@ -22,13 +22,14 @@ fi
 SCRATCH="$(mktemp -d)"
 trap 'rm -rf "$SCRATCH"' EXIT
 cd fuzz
-# No sanitizer: the crate has no `unsafe`; a panic is what the targets look for.
-cargo +nightly fuzz build -O -s none
+# No sanitizer: the crate has no `unsafe`; a panic is what the targets look for, debug
+# assertions on (dependencies assert invariants there that release builds skip).
+cargo +nightly fuzz build -O -a -s none
 for t in "${TARGETS[@]}"; do
   mkdir -p "$SCRATCH/$t"
   dict=()
   [ -f "dict/$t.dict" ] && dict=("-dict=dict/$t.dict")
-  cargo +nightly fuzz run -O -s none "$t" "$SCRATCH/$t" "corpus/$t" -- \
+  cargo +nightly fuzz run -O -a -s none "$t" "$SCRATCH/$t" "corpus/$t" -- \
     -max_total_time="$SECONDS_EACH" -print_final_stats=1 "${dict[@]}" 2>"$SCRATCH/$t.log" \
     || { tail -n 40 "$SCRATCH/$t.log"; echo "fuzz: $t FAILED"; exit 1; }
   echo "fuzz: $t ok, $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$SCRATCH/$t.log" | grep -o '[0-9]*$') executions in ${SECONDS_EACH} s"

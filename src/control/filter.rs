@@ -31,12 +31,41 @@ pub(crate) struct FilterSlot {
     tracks_spans: AtomicBool,
 }
 
-/// `filter`'s directives each trimmed, empty ones dropped: `EnvFilter` parses a directive with
-/// surrounding whitespace at the wrong offsets (a panic when a character is wider than a byte),
-/// and `info, app=debug` means what it says.
+/// `filter`'s directives each trimmed, empty ones dropped, and of two field-value directives
+/// for the same target, span and values only the last kept. `EnvFilter` parses a directive
+/// with surrounding whitespace at the wrong offsets (a panic when a character is wider than a
+/// byte), and two such field directives break an invariant it asserts in debug builds; and
+/// `info, app=debug` means what it says.
 pub(crate) fn tidy(filter: &str) -> String {
-    let directives = filter.split(',').map(str::trim).filter(|d| !d.is_empty());
-    directives.collect::<Vec<_>>().join(",")
+    let directives: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut kept: Vec<&str> = directives
+        .iter()
+        .rev()
+        .filter(|d| field_selector(d).is_none_or(|s| seen.insert(s)))
+        .copied()
+        .collect();
+    kept.reverse();
+    kept.join(",")
+}
+
+/// What a field directive selects (`target[span{field=value}]`, as `EnvFilter` reads it alone),
+/// which the level after it does not change; `None` for a directive without fields.
+fn field_selector(directive: &str) -> Option<String> {
+    if !directive.contains('{') {
+        return None;
+    }
+    let read = EnvFilter::builder()
+        .with_regex(false)
+        .parse(directive)
+        .ok()?;
+    let read = read.to_string();
+    let end = read.rfind(']')?;
+    read[..end].contains('{').then(|| read[..=end].to_owned())
 }
 
 /// A level filter as a number: 0 off … 5 trace; 6 when the filter gives no hint.
@@ -201,6 +230,19 @@ mod tests {
             let _ = FilterSlot::new(hostile, None);
         }
         assert_eq!(tidy(" info, app=debug ,,"), "info,app=debug");
+        // Found by fuzzing (fuzz target `control_json`): in debug builds, `EnvFilter` asserted
+        // on two directives matching the same field value; the later one is kept.
+        assert_eq!(
+            tidy("[{x=a}]=info,b=warn,[{x=a}]=debug"),
+            "b=warn,[{x=a}]=debug"
+        );
+        for twice in [
+            r#"[{x="a"}],[{x="a"}]"#,
+            "a[{x=a}]=info,a[{x=a}]=debug",
+            "[{=-}],[{=-}]",
+        ] {
+            slot.set(twice).unwrap();
+        }
         slot.set("warn, checkout=debug").unwrap();
         let now = slot.current().to_string();
         assert!(
