@@ -9,7 +9,7 @@ use super::env::{exporter_var, general_var, signal_var, Env};
 use super::parse::{parse_bool, parse_endpoint, parse_key_values, parse_millis};
 use super::Config;
 use crate::error::Error;
-use crate::export::{Signal, Target};
+use crate::export::{Signal, Target, NO_OTLP_HTTP, NO_TLS};
 use crate::exporter::{Exporter, Protocol};
 
 const DEFAULT_ENDPOINT: &str = "http://localhost:4317";
@@ -35,8 +35,7 @@ impl Built {
     /// `protocol`, set under `name`, unless this build lacks it.
     fn check_protocol(self, name: &'static str, protocol: Protocol) -> Result<(), Error> {
         if protocol == Protocol::HttpProtobuf && !self.otlp_http {
-            let reason = "OTLP/HTTP is not built in: enable paytrace's `otlp-http` feature";
-            return Err(Error::invalid(name, protocol.as_str(), reason));
+            return Err(Error::invalid(name, protocol.as_str(), NO_OTLP_HTTP));
         }
         Ok(())
     }
@@ -44,8 +43,7 @@ impl Built {
     /// `endpoint`, set under `name`, unless it is `https` and this build has no TLS.
     fn check_endpoint(self, name: &'static str, endpoint: &http::Uri) -> Result<(), Error> {
         if endpoint.scheme_str() == Some("https") && !self.tls {
-            let reason = "https is not built in: enable paytrace's `tls` feature, or use http://";
-            return Err(Error::invalid(name, endpoint.to_string(), reason));
+            return Err(Error::invalid(name, endpoint.to_string(), NO_TLS));
         }
         Ok(())
     }

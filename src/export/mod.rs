@@ -58,6 +58,13 @@ pub(crate) fn fuzz_partial(body: &[u8], grpc: bool) -> Option<(u64, String)> {
 }
 pub(crate) use target::Target;
 
+/// Why `http/protobuf` is refused by a build without the `otlp-http` feature.
+pub(crate) const NO_OTLP_HTTP: &str =
+    "OTLP/HTTP is not built in: enable paytrace's `otlp-http` feature";
+/// Why an `https` endpoint is refused by a build without the `tls` feature.
+pub(crate) const NO_TLS: &str =
+    "https is not built in: enable paytrace's `tls` feature, or use http://";
+
 /// What the gRPC transport reads of a response's status: `(code, message)` of a failure.
 #[cfg(feature = "fuzzing")]
 pub(crate) fn fuzz_grpc_status(headers: &::http::HeaderMap) -> Option<Result<(), (i32, String)>> {

@@ -14,11 +14,11 @@ pub(crate) enum HttpTransport {}
 
 impl HttpTransport {
     pub(crate) fn new(target: &Target, _: Duration) -> Result<Self, Error> {
-        let reason = "OTLP/HTTP is not built in: enable paytrace's `otlp-http` feature";
+        let protocol = target.protocol.as_str();
         Err(Error::invalid(
             "OTEL_EXPORTER_OTLP_PROTOCOL",
-            target.protocol.as_str(),
-            reason,
+            protocol,
+            super::NO_OTLP_HTTP,
         ))
     }
 

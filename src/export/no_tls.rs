@@ -7,8 +7,6 @@ use tonic::transport::Endpoint;
 use super::target::Target;
 use crate::error::Error;
 
-const NOT_BUILT: &str = "https is not built in: enable paytrace's `tls` feature";
-
 pub(crate) fn grpc_endpoint(_: Endpoint, target: &Target) -> Result<Endpoint, Error> {
     Err(refused(target))
 }
@@ -17,7 +15,7 @@ fn refused(target: &Target) -> Error {
     Error::invalid(
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         target.endpoint.to_string(),
-        NOT_BUILT,
+        super::NO_TLS,
     )
 }
 
