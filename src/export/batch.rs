@@ -3,7 +3,8 @@
 //! Producers (`on_end` of a span, `emit` of a log record) only push: when the queue's byte
 //! budget is spent the item is dropped and counted (ordinary items first), the caller never
 //! waits. The worker drains the queue every schedule delay, or as soon as a producer sees a full
-//! batch waiting, and exports one batch at a time, priority items first, so a hanging collector
+//! batch waiting (then whole batches only: the rest joins the next request instead of making a
+//! small one), and exports one batch at a time, priority items first, so a hanging collector
 //! fills the queue (and drops) instead of growing memory.
 //!
 //! The worker never waits *on the queue itself*: a receiver parked on a channel would be woken
@@ -170,7 +171,7 @@ async fn worker<T: Weigh, E: BatchExport<T>>(
 ) {
     // A failure of a background export, reported by the next flush or shutdown.
     let mut unreported: Option<String> = None;
-    let drain = || drain(&queue, &exporter, settings.batch, &stats);
+    let drain = |part| drain(&queue, &exporter, settings.batch, &stats, part);
     loop {
         tokio::select! {
             biased;
@@ -183,7 +184,7 @@ async fn worker<T: Weigh, E: BatchExport<T>>(
                 if last {
                     queue.close();
                 }
-                let result = drain().await;
+                let result = drain(Part::All).await;
                 let earlier = unreported.take();
                 let _ = reply.send(result.and(earlier.map_or(Ok(()), Err)));
                 if last {
@@ -191,12 +192,12 @@ async fn worker<T: Weigh, E: BatchExport<T>>(
                 }
             }
             () = full.notified() => {
-                if let Err(e) = drain().await {
+                if let Err(e) = drain(Part::FullBatches).await {
                     unreported = Some(e);
                 }
             }
             () = tokio::time::sleep(settings.delay) => {
-                if let Err(e) = drain().await {
+                if let Err(e) = drain(Part::All).await {
                     unreported = Some(e);
                 }
             }
@@ -204,17 +205,31 @@ async fn worker<T: Weigh, E: BatchExport<T>>(
     }
 }
 
-/// Export everything queued now, in batches, priority first; `Err` if any export failed.
+/// What a drain exports of the queue.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// Everything queued now: a flush, a shutdown, the schedule delay.
+    All,
+    /// Whole batches only, when a producer saw a full one: the rest waits for the next full
+    /// batch or the delay, rather than going as a small request of its own.
+    FullBatches,
+}
+
+/// Export `part` of what is queued now, in batches, priority first; `Err` if any export failed.
 async fn drain<T: Weigh, E: BatchExport<T>>(
     queue: &Queue<T>,
     exporter: &E,
     batch: usize,
     stats: &SignalStats,
+    part: Part,
 ) -> Result<(), String> {
     let mut result = Ok(());
     // What is queued now, not what keeps arriving: a flush or shutdown waiting behind this drain
     // must not wait for a steady stream to stop.
-    let mut left = queue.len();
+    let mut left = match part {
+        Part::All => queue.len(),
+        Part::FullBatches => queue.len() / batch.max(1) * batch,
+    };
     while left > 0 {
         let taken = queue.take(batch.min(left));
         stats.record_queued_bytes(taken.bytes);
@@ -287,6 +302,26 @@ mod tests {
 
     fn runtime() -> crate::export::runtime::ExportRuntime {
         crate::export::runtime::ExportRuntime::start().unwrap()
+    }
+
+    #[test]
+    fn a_full_batch_goes_alone_and_the_rest_waits() {
+        let rt = runtime();
+        let rec = Recorder::default();
+        let b = Batcher::start(rt.handle(), settings(100, 4), stats(), rec.clone());
+        (0..10).for_each(|i| b.push(i));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while rec.batches.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The schedule delay is an hour: only full batches went, the two left wait.
+        assert_eq!(
+            *rec.batches.lock().unwrap(),
+            vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]
+        );
+        assert_eq!(b.queued(), 2);
+        b.flush(Duration::from_secs(5)).unwrap();
+        assert_eq!(rec.batches.lock().unwrap().last(), Some(&vec![8, 9]));
     }
 
     #[test]
