@@ -28,7 +28,10 @@
 //! (paytrace modes; tail keep on, unless `--no-tail-keep`: then nothing of a request the ratio
 //! did not keep is recorded, the floor such a request can cost). `--children N` makes the handler
 //! start and end N child spans of the request's span. `--public` makes the server layer trust
-//! no incoming context (a public endpoint). On SIGTERM or Ctrl-C the server stops
+//! no incoming context (a public endpoint). `--full-batches` sets paytrace's schedule delays to
+//! a minute, so its queues export full batches only, as they do at thousands of requests per
+//! second (under callgrind the server serves about a hundred a second, and a 1 s delay exports a
+//! batch of whatever arrived). On SIGTERM or Ctrl-C the server stops
 //! accepting, shuts telemetry down (final flush) and prints one line to stderr:
 //! `bench_server mode=.. requests=N cpu_s=.. exported=N dropped=N failed=N spans=N not_kept=N`
 //! (spans per request; spans of traces neither the ratio nor their outcome kept, or never
@@ -84,6 +87,8 @@ struct Args {
     tail_keep: bool,
     /// `--public`: the server layer trusts no incoming context (`Trust::None`).
     public: bool,
+    /// `--full-batches`: paytrace's queues export when a batch is full, not on a timer.
+    full_batches: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -96,6 +101,7 @@ fn parse_args() -> Result<Args, String> {
         children: 0,
         tail_keep: true,
         public: false,
+        full_batches: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -127,6 +133,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--no-tail-keep" => args.tail_keep = false,
             "--public" => args.public = true,
+            "--full-batches" => args.full_batches = true,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -405,6 +412,13 @@ async fn main() {
                 } else {
                     paytrace::LogFormat::Off
                 });
+            let config = if args.full_batches {
+                config
+                    .with_span_schedule_delay(Duration::from_secs(60))
+                    .with_log_schedule_delay(Duration::from_secs(60))
+            } else {
+                config
+            };
             let t = paytrace::init_tracer(config).expect("paytrace init");
             let layer = paytrace::http::TraceLayer::new(&t).with_trust(if args.public {
                 paytrace::propagation::Trust::None

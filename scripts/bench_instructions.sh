@@ -17,6 +17,8 @@
 #     MODES=paytrace scripts/bench_instructions.sh   # every request sends the header
 #   RANDOM_TRACEPARENT=1 EXTRA=--public MODES=paytrace scripts/bench_instructions.sh
 #                             # each request its own sampled traceparent (one connection, python)
+#   KEEP=/tmp/cg MODES=paytrace-log scripts/bench_instructions.sh
+#                             # keep each run's callgrind file (KEEP/MODE.N.out) for callgrind_annotate
 #
 # Not part of CI or the test run.
 set -euo pipefail
@@ -90,6 +92,7 @@ instructions() {
   wait "$SERVER" || { cat "$WORK/server.err" >&2; echo "bench_instructions: server failed" >&2; exit 1; }
   SERVER=
   awk '/^summary:/ {print $2}' "$WORK/cg.out"
+  if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK/cg.out" "$KEEP/$mode.$n.out"; fi
 }
 
 printf '%-14s %14s %10s %16s\n' mode "instr/request" "vs bare" "added vs common"
