@@ -4,22 +4,23 @@
 /// Lower-hex encode `bytes` into `out` (which must be twice as long), as W3C trace context
 /// writes ids.
 pub(crate) fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+    // A digit pair per byte from a table: no per-digit bounds checks or arithmetic.
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
     }
 }
 
-/// Append the lower hex of an id (at most 16 bytes) to `out`.
-pub(crate) fn push_hex(bytes: &[u8], out: &mut String) {
-    let mut buf = [0u8; 32];
-    let bytes = &bytes[..bytes.len().min(16)];
-    let text = &mut buf[..bytes.len() * 2];
-    hex_into(bytes, text);
-    // Hex digits only: always UTF-8.
-    out.push_str(std::str::from_utf8(text).unwrap_or_default());
-}
+/// The two lower-hex digits of every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = [HEX[b >> 4], HEX[b & 0xf]];
+        b += 1;
+    }
+    table
+};
 
 /// `s` cut to at most `max` bytes, on a char boundary.
 pub(crate) fn truncate(s: &str, max: usize) -> &str {
@@ -87,12 +88,14 @@ mod tests {
 
     #[test]
     fn hex_is_lower_case_and_bounded() {
-        let mut out = String::new();
-        push_hex(&[0x00, 0xab, 0xff], &mut out);
-        assert_eq!(out, "00abff");
         let mut buf = [0u8; 4];
         hex_into(&[0x4b, 0xf9], &mut buf);
         assert_eq!(&buf, b"4bf9");
+        for b in 0..=255u8 {
+            let mut pair = [0u8; 2];
+            hex_into(&[b], &mut pair);
+            assert_eq!(std::str::from_utf8(&pair).unwrap(), format!("{b:02x}"));
+        }
     }
 
     #[test]

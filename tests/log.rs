@@ -10,7 +10,7 @@ use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
 use paytrace::log::JsonLayer;
 use paytrace::testing::TestCollector;
 use paytrace::Telemetry;
-use support::{config, Lines, WAIT};
+use support::{child_stdout, child_test, config, json_lines, Lines, WAIT};
 use tracing_subscriber::layer::SubscriberExt as _;
 
 fn ids(cx: &opentelemetry::Context) -> (String, String) {
@@ -195,33 +195,12 @@ async fn sdk_records_stay_off_stdout_at_the_default_settings() {
 
 /// Run the child with `OTEL_LOG_LEVEL` (or without); its stdout's SDK records and app records.
 fn stdout_records(level: Option<&str>) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-    child
-        .args([
-            "--exact",
-            "sdk_records_stay_off_stdout_at_the_default_settings",
-            "--nocapture",
-        ])
-        .env(STDOUT_CHILD, "1")
-        .env_remove("RUST_LOG")
-        .env_remove("OTEL_LOG_LEVEL");
+    let mut child = child_test("sdk_records_stay_off_stdout_at_the_default_settings");
+    child.env(STDOUT_CHILD, "1").env_remove("OTEL_LOG_LEVEL");
     if let Some(level) = level {
         child.env("OTEL_LOG_LEVEL", level);
     }
-    let output = child.output().expect("the test binary runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // The child's JSON lines; the rest is the test harness's own output, which may precede a
-    // record on its line ("test … ").
-    let records: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|l| l.find('{').map(|i| &l[i..]))
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
-        .collect();
+    let records = json_lines(&child_stdout(child), "{");
     let (sdk, app): (Vec<_>, Vec<_>) = records
         .into_iter()
         .filter(|r| {

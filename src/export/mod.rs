@@ -28,6 +28,7 @@ mod http;
 #[cfg(not(feature = "otlp-http"))]
 #[path = "no_http.rs"]
 mod http;
+pub(crate) mod log_record;
 pub(crate) mod otlp;
 pub(crate) mod processor;
 pub(crate) mod queue;

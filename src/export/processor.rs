@@ -18,6 +18,7 @@ use tokio::runtime::Handle;
 
 use super::batch::{BatchExport, Batcher, DrainError};
 use super::client::OtlpClient;
+use super::log_record::QueuedLog;
 use super::otlp::{Encoded, Encoder};
 use super::stats::SignalStats;
 
@@ -90,8 +91,8 @@ impl BatchExport<SpanData> for Sender {
     }
 }
 
-impl BatchExport<(SdkLogRecord, InstrumentationScope)> for Sender {
-    async fn export(&self, batch: Vec<(SdkLogRecord, InstrumentationScope)>) -> Result<(), String> {
+impl BatchExport<QueuedLog> for Sender {
+    async fn export(&self, batch: Vec<QueuedLog>) -> Result<(), String> {
         let requests = self.encode(|encoder, emit| encoder.logs(&batch, emit));
         // Freed now, not after the network round trip.
         drop(batch);
@@ -147,10 +148,12 @@ impl SpanProcessor for SpanQueue {
 
 // === impl LogQueue ===
 
-/// The log processor: records enter a bounded queue; internal targets are skipped.
+/// The log processor, for records made through the Logs API: records enter a bounded queue;
+/// internal targets are skipped. `tracing` events reach the same queue through
+/// [`EventLayer`](crate::log::EventLayer), without an SDK record.
 #[derive(Debug, Clone)]
 pub(crate) struct LogQueue {
-    queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>,
+    queue: Arc<Batcher<QueuedLog>>,
     /// An empty record, swapped in for the one taken (see `emit`).
     blank: SdkLogRecord,
     /// The configured shutdown timeout, which also bounds the provider's `force_flush`.
@@ -160,10 +163,7 @@ pub(crate) struct LogQueue {
 impl LogQueue {
     /// The provider's only processor: `emit` takes the record instead of copying it, which
     /// would leave nothing for a processor after it.
-    pub(crate) fn new(
-        queue: Arc<Batcher<(SdkLogRecord, InstrumentationScope)>>,
-        flush_timeout: Duration,
-    ) -> Self {
+    pub(crate) fn new(queue: Arc<Batcher<QueuedLog>>, flush_timeout: Duration) -> Self {
         // The SDK makes empty records only through a logger; this provider has no processor
         // and is dropped at once.
         let blank = opentelemetry_sdk::logs::SdkLoggerProvider::builder()
@@ -188,7 +188,8 @@ impl LogProcessor for LogQueue {
         // Taken, not cloned: the SDK drops the record right after its processors ran, and a
         // clone copies the message and every attribute again.
         let record = std::mem::replace(record, self.blank.clone());
-        self.queue.push((record, scope.clone()));
+        self.queue
+            .push(QueuedLog::Sdk(Box::new((record, scope.clone()))));
     }
 
     fn force_flush(&self) -> OTelSdkResult {

@@ -7,10 +7,10 @@
 
 use opentelemetry::logs::{AnyValue, Severity};
 use opentelemetry::trace::Status;
-use opentelemetry::{Array, InstrumentationScope, Value};
-use opentelemetry_sdk::logs::SdkLogRecord;
+use opentelemetry::{Array, Value};
 use opentelemetry_sdk::trace::SpanData;
 
+use super::log_record::{LogView, QueuedLog};
 use super::queue::{Weigh, Weight};
 use crate::keys::SLOW;
 
@@ -45,22 +45,28 @@ impl Weigh for SpanData {
     }
 }
 
-impl Weigh for (SdkLogRecord, InstrumentationScope) {
+impl Weigh for QueuedLog {
     #[inline]
     fn weigh(&self) -> Weight {
-        let record = &self.0;
-        let mut bytes = RECORD_FIXED
-            + record.severity_text().map_or(0, str::len)
-            + record.body().map_or(0, any_value_size);
-        for (key, value) in record.attributes_iter() {
-            bytes += ATTRIBUTE_FRAMING + key.as_str().len() + any_value_size(value);
+        match self {
+            QueuedLog::Event(event) => weigh_log(event),
+            QueuedLog::Sdk(sdk) => weigh_log(&sdk.0),
         }
-        Weight {
-            bytes,
-            priority: record
-                .severity_number()
-                .is_some_and(|s| s >= Severity::Warn),
-        }
+    }
+}
+
+#[inline]
+fn weigh_log(record: &impl LogView) -> Weight {
+    let mut bytes = RECORD_FIXED
+        + record.severity_text().map_or(0, str::len)
+        + record.event_name().map_or(0, str::len)
+        + record.body().map_or(0, any_value_size);
+    for (key, value) in record.attributes() {
+        bytes += ATTRIBUTE_FRAMING + key.as_str().len() + any_value_size(value);
+    }
+    Weight {
+        bytes,
+        priority: record.severity().is_some_and(|s| s >= Severity::Warn),
     }
 }
 

@@ -25,25 +25,33 @@
 //! up, lines are dropped and counted ([`Telemetry::log_stats`](crate::telemetry::Telemetry::log_stats),
 //! `paytrace_log_records_dropped_total{reason="stdout_full"}`), the caller never waits.
 
+mod event;
 mod json;
 mod sampling;
 // Its items are `pub` for the `bench-hooks` re-export below, crate-private without it.
 #[cfg_attr(not(feature = "bench-hooks"), allow(unreachable_pub))]
 mod stdout;
 
+use event::EventLayer;
 pub use json::JsonLayer;
 pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, LogSampler};
 // Public only with the `bench-hooks` feature, for `benches/log.rs`, which compares it with
 // tracing-appender's writer; not part of the stable API.
+use std::sync::Arc;
 #[cfg(not(feature = "bench-hooks"))]
 pub(crate) use stdout::Stdout;
 #[cfg(feature = "bench-hooks")]
 #[doc(hidden)]
 pub use stdout::{Stdout, StdoutWriter};
+
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use tracing_subscriber::layer::Identity;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::export::batch::Batcher;
+use crate::export::log_record::QueuedLog;
 use crate::redact::Redactor;
 
 /// How logs are written to stdout.
@@ -171,22 +179,42 @@ pub struct LogStats {
     pub sampled_out: u64,
 }
 
-/// The stdout layer for `format`: writes through `stdout`, or nothing when it is `None`.
-pub(crate) fn stdout_layer<S>(
+/// The stdout layer, when there is a stdout.
+fn json_layer(
     stdout: Option<&Stdout>,
     format: LogFormat,
     service_name: &str,
     redactor: &Redactor,
+) -> Option<JsonLayer<stdout::StdoutWriter>> {
+    stdout.map(|stdout| {
+        JsonLayer::new(stdout.writer())
+            .with_service_name(service_name.to_owned())
+            .with_redactor(redactor.clone())
+            .pretty(format == LogFormat::Pretty)
+    })
+}
+
+/// Where events go: the stdout layer, and the layer making their OTLP log records. With JSON
+/// lines and logs over OTLP, the stdout layer writes both from one visit of each event.
+pub(crate) fn event_layers<S>(
+    stdout: Option<&Stdout>,
+    format: LogFormat,
+    service_name: &str,
+    redactor: &Redactor,
+    records: Option<Arc<Batcher<QueuedLog>>>,
+    provider: &SdkLoggerProvider,
 ) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
-    match stdout {
-        Some(stdout) => JsonLayer::new(stdout.writer())
-            .with_service_name(service_name.to_owned())
-            .with_redactor(redactor.clone())
-            .pretty(format == LogFormat::Pretty)
+    let json = json_layer(stdout, format, service_name, redactor);
+    match (json, records) {
+        (Some(json), Some(records)) if format == LogFormat::Json => {
+            json.with_records(records).boxed()
+        }
+        (json, records) => json
+            .map_or_else(|| Identity::new().boxed(), Layer::boxed)
+            .and_then(EventLayer::new(records, provider))
             .boxed(),
-        None => tracing_subscriber::layer::Identity::new().boxed(),
     }
 }

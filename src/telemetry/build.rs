@@ -143,6 +143,10 @@ fn assemble(
         config_warnings: settings.warnings,
         install_subscriber: settings.install_subscriber,
         shutdown_timeout: settings.shutdown_timeout,
+        event_queue: pipeline
+            .as_ref()
+            .filter(|_| settings.export.targets.logs.exporter == Exporter::Otlp)
+            .map(|p| p.logs.clone()),
         pipeline,
         shut_down: AtomicBool::new(false),
     }

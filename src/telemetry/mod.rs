@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
@@ -65,6 +64,9 @@ struct Inner {
     tracer: Tracer,
     meter_provider: SdkMeterProvider,
     logger_provider: SdkLoggerProvider,
+    /// The log export queue when logs go over OTLP: `tracing` events are written straight into
+    /// it; elsewhere (console, none) they go through the logger provider.
+    event_queue: Option<Arc<Batcher<crate::export::log_record::QueuedLog>>>,
     /// paytrace's own instruments: the Prometheus endpoint, bridged to OTLP.
     registry: prometheus::Registry,
     stats: Arc<ExportStats>,
@@ -109,7 +111,7 @@ struct Pipeline {
     bridge: Option<Bridge>,
     watchdog: tokio::task::AbortHandle,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
-    logs: Arc<Batcher<(opentelemetry_sdk::logs::SdkLogRecord, InstrumentationScope)>>,
+    logs: Arc<Batcher<crate::export::log_record::QueuedLog>>,
     /// Tail keep, when a ratio is set and it is on.
     keeper: Option<crate::sampling::TailKeepQueue>,
     /// The metrics exporter the meter provider's reader and the bridge share.
@@ -160,7 +162,18 @@ impl Telemetry {
         &self.inner.meter_provider
     }
 
-    /// The logger provider behind the OTLP log bridge.
+    /// The logger provider for records made through the OpenTelemetry Logs API: they reach the
+    /// same export queue as `tracing` events, which paytrace's layers write there directly.
+    ///
+    /// ```
+    /// use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// let logger = telemetry.logger_provider().logger("payments");
+    /// let mut record = logger.create_log_record();
+    /// record.set_body("refund issued".into());
+    /// logger.emit(record);
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
     pub fn logger_provider(&self) -> &SdkLoggerProvider {
         &self.inner.logger_provider
     }
@@ -185,16 +198,15 @@ impl Telemetry {
         // The filter in force, shared by every stack built here: runtime control changes it.
         let filter = crate::control::DynamicFilter(self.inner.filter.clone());
         let otel_spans = crate::spans::SpanLayer::new(self.inner.tracer.clone(), log.span_events);
-        // Both log processors skip internal targets: no per-layer filter, whose bookkeeping
-        // every span and event would pay.
-        let otel_logs = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
-            &self.inner.logger_provider,
-        );
-        let stdout = crate::log::stdout_layer(
+        // Stdout and OTLP log records; both skip internal targets themselves: no per-layer
+        // filter, whose bookkeeping every span and event would pay.
+        let events = crate::log::event_layers(
             self.inner.stdout.as_deref(),
             log.format,
             &self.inner.service_name,
             &self.inner.redactor,
+            self.inner.event_queue.clone(),
+            &self.inner.logger_provider,
         );
         // Sampling decides before every output, so stdout and OTLP keep the same records.
         let sampler = log
@@ -204,9 +216,8 @@ impl Telemetry {
         Box::new(
             filter
                 .and_then(sampler)
-                .and_then(stdout)
-                .and_then(otel_spans)
-                .and_then(otel_logs),
+                .and_then(events)
+                .and_then(otel_spans),
         )
     }
 

@@ -4,8 +4,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use tokio::runtime::Handle;
@@ -18,6 +16,7 @@ use crate::export::batch::Batcher;
 use crate::export::client::OtlpClient;
 use crate::export::console::{Console, LineSink};
 use crate::export::diagnosis::Diagnosis;
+use crate::export::log_record::QueuedLog;
 use crate::export::otlp::{Encoder, Sanitizer};
 use crate::export::processor::{MetricSender, Sender};
 use crate::export::runtime::ExportRuntime;
@@ -29,7 +28,7 @@ use crate::sampling::{TailKeepQueue, TailKeeper};
 use crate::signal::PerSignal;
 use crate::watchdog::{self, Watchdog, WatchdogSettings};
 
-type LogBatcher = Batcher<(SdkLogRecord, InstrumentationScope)>;
+pub(crate) type LogBatcher = Batcher<QueuedLog>;
 
 /// The export runtime with a batcher per signal, tail keep, the watchdog and the metrics bridge.
 pub(super) fn start_pipeline(

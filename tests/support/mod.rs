@@ -31,6 +31,38 @@ pub fn config(collector: &TestCollector) -> Config {
         .with_log_filter("info")
 }
 
+/// This test binary, set to run its test `name` alone (output not captured) without `RUST_LOG`:
+/// for tests that read a child process's stdout.
+pub fn child_test(name: &str) -> std::process::Command {
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    child
+        .args(["--exact", name, "--nocapture"])
+        .env_remove("RUST_LOG");
+    child
+}
+
+/// Runs the child, asserts it passed, and returns its stdout.
+pub fn child_stdout(mut child: std::process::Command) -> String {
+    let output = child.output().expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The JSON objects in `stdout`, each the rest of a line from `start` on: the test harness
+/// may write its own text before a record on the same line.
+pub fn json_lines(stdout: &str, start: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter_map(|l| l.find(start).map(|i| &l[i..]))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON {l}: {e}")))
+        .collect()
+}
+
 /// An endpoint where nothing listens: a port just bound and released.
 pub fn closed_endpoint() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

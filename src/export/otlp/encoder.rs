@@ -14,7 +14,6 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoSpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::SpanFlags;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_sdk::logs::SdkLogRecord;
 use opentelemetry_sdk::trace::SpanData;
 use prost::Message;
 
@@ -24,7 +23,13 @@ use super::fields::{
 };
 use super::sanitize::Sanitizer;
 use super::wire::{field_len, Writer};
+use crate::export::log_record::{LogView, QueuedLog};
 use crate::redact::{OwnIds, REDACTED};
+
+/// The scope of `tracing` events: unnamed and unversioned, its target naming it, as the official
+/// bridge's logger is.
+static EVENT_SCOPE: std::sync::LazyLock<InstrumentationScope> =
+    std::sync::LazyLock::new(|| InstrumentationScope::builder("").build());
 
 impl Sanitizer {
     /// Writes at most `count_limit` attributes as repeated `KeyValue` fields `tag`, values of
@@ -146,36 +151,35 @@ impl Sanitizer {
     }
 
     /// A `LogRecord` message body.
-    fn log(&self, w: &mut Writer, record: &SdkLogRecord) {
-        self.ids.set(
-            record
-                .trace_context()
-                .map(|cx| OwnIds::new(cx.trace_id.to_bytes(), cx.span_id.to_bytes())),
-        );
+    fn log(&self, w: &mut Writer, record: &impl LogView) {
+        let trace = record.trace();
+        self.ids
+            .set(trace.map(|t| OwnIds::new(t.trace_id.to_bytes(), t.span_id.to_bytes())));
         // The tracing bridge sets only the observed time, which is the event's time.
-        let observed = record.observed_timestamp().or(record.timestamp());
-        let time = record.timestamp().or(observed);
-        w.fixed64(log_record::TIME_UNIX_NANO, time.map_or(0, nanos));
-        let severity = record.severity_number().map_or(0, |s| s as u64);
+        let observed = record.observed().or(record.time());
+        let time = record.time().or(observed);
+        let observed_nanos = observed.map_or(0, nanos);
+        let time_nanos = if time == observed {
+            observed_nanos
+        } else {
+            time.map_or(0, nanos)
+        };
+        w.fixed64(log_record::TIME_UNIX_NANO, time_nanos);
+        let severity = record.severity().map_or(0, |s| s as u64);
         w.uint(log_record::SEVERITY_NUMBER, severity);
         let severity_text = record.severity_text().unwrap_or_default();
         w.bytes(log_record::SEVERITY_TEXT, severity_text.as_bytes());
         if let Some(body) = record.body() {
             w.message(log_record::BODY, |w| body.write(self, w));
         }
-        let attributes = record.attributes_iter().map(|(k, v)| (k, v));
-        let dropped = self.attributes(w, log_record::ATTRIBUTES, attributes);
+        let dropped = self.attributes(w, log_record::ATTRIBUTES, record.attributes());
         w.uint(log_record::DROPPED_ATTRIBUTES_COUNT, dropped.into());
-        if let Some(cx) = record.trace_context() {
-            let flags = cx.trace_flags.map_or(0, |f| f.to_u8().into());
-            w.fixed32(log_record::FLAGS, flags);
-            w.bytes(log_record::TRACE_ID, &cx.trace_id.to_bytes());
-            w.bytes(log_record::SPAN_ID, &cx.span_id.to_bytes());
+        if let Some(trace) = trace {
+            w.fixed32(log_record::FLAGS, trace.flags.to_u8().into());
+            w.bytes(log_record::TRACE_ID, &trace.trace_id.to_bytes());
+            w.bytes(log_record::SPAN_ID, &trace.span_id.to_bytes());
         }
-        w.fixed64(
-            log_record::OBSERVED_TIME_UNIX_NANO,
-            observed.map_or(0, nanos),
-        );
+        w.fixed64(log_record::OBSERVED_TIME_UNIX_NANO, observed_nanos);
         let event_name = record.event_name().unwrap_or_default();
         w.bytes(log_record::EVENT_NAME, event_name.as_bytes());
     }
@@ -356,16 +360,21 @@ impl Encoder {
 
     /// Encode log records, as [`spans`](Self::spans) does. The record's target (the `tracing`
     /// target) names its scope, as the official bridge does.
-    pub(crate) fn logs(
-        &mut self,
-        logs: &[(SdkLogRecord, InstrumentationScope)],
-        emit: &mut dyn FnMut(&[u8], u64),
-    ) {
-        for (record, scope) in logs {
+    pub(crate) fn logs(&mut self, logs: &[QueuedLog], emit: &mut dyn FnMut(&[u8], u64)) {
+        for queued in logs {
             self.item.clear();
-            self.sanitizer.log(&mut self.item, record);
-            let name = record.target().map_or_else(|| scope.name(), |t| t.as_ref());
-            self.push(scope, name, emit);
+            match queued {
+                QueuedLog::Event(event) => {
+                    self.sanitizer.log(&mut self.item, event);
+                    self.push(&EVENT_SCOPE, event.target, emit);
+                }
+                QueuedLog::Sdk(sdk) => {
+                    let (record, scope) = &**sdk;
+                    self.sanitizer.log(&mut self.item, record);
+                    let name = LogView::target(record).unwrap_or_else(|| scope.name());
+                    self.push(scope, name, emit);
+                }
+            }
         }
         self.flush(emit);
         self.item.recycle(self.max_bytes);
@@ -453,7 +462,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{any_value, InstrumentationScope as ProtoScope};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-    use opentelemetry_sdk::logs::{LogProcessor, SdkLoggerProvider};
+    use opentelemetry_sdk::logs::{LogProcessor, SdkLogRecord, SdkLoggerProvider};
     use proptest::prelude::*;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
@@ -565,6 +574,19 @@ mod tests {
 
     fn encode_logs(
         logs: &[(SdkLogRecord, InstrumentationScope)],
+        resource: &opentelemetry_sdk::Resource,
+        sanitizer: &Sanitizer,
+        max_bytes: usize,
+    ) -> Vec<Encoded> {
+        let queued: Vec<_> = logs
+            .iter()
+            .map(|record| QueuedLog::Sdk(Box::new(record.clone())))
+            .collect();
+        encode_queued(&queued, resource, sanitizer, max_bytes)
+    }
+
+    fn encode_queued(
+        logs: &[QueuedLog],
         resource: &opentelemetry_sdk::Resource,
         sanitizer: &Sanitizer,
         max_bytes: usize,
