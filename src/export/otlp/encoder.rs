@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use opentelemetry::logs::AnyValue as LogValue;
-use opentelemetry::trace::{SpanId, Status};
+use opentelemetry::trace::{SpanId, Status, TraceState};
 use opentelemetry::{Array, InstrumentationScope, Key, Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind as ProtoSpanKind;
@@ -70,6 +70,15 @@ impl Sanitizer {
         );
     }
 
+    /// A `tracestate` field, its text reused while it repeats.
+    fn trace_state(&self, w: &mut Writer, tag: u32, state: &TraceState) {
+        let mut last = self.trace_state.borrow_mut();
+        if last.0 != *state {
+            *last = (state.clone(), state.header());
+        }
+        w.bytes(tag, last.1.as_bytes());
+    }
+
     /// A `Span` message body.
     fn span(&self, w: &mut Writer, span: &SpanData) {
         let cx = &span.span_context;
@@ -79,7 +88,7 @@ impl Sanitizer {
         )));
         w.bytes(span::TRACE_ID, &cx.trace_id().to_bytes());
         w.bytes(span::SPAN_ID, &cx.span_id().to_bytes());
-        w.bytes(span::TRACE_STATE, cx.trace_state().header().as_bytes());
+        self.trace_state(w, span::TRACE_STATE, cx.trace_state());
         if span.parent_span_id != SpanId::INVALID {
             w.bytes(span::PARENT_SPAN_ID, &span.parent_span_id.to_bytes());
         }
@@ -127,7 +136,7 @@ impl Sanitizer {
         let cx = &link.span_context;
         w.bytes(link::TRACE_ID, &cx.trace_id().to_bytes());
         w.bytes(link::SPAN_ID, &cx.span_id().to_bytes());
-        w.bytes(link::TRACE_STATE, cx.trace_state().header().as_bytes());
+        self.trace_state(w, link::TRACE_STATE, cx.trace_state());
         let dropped = self.attributes(w, link::ATTRIBUTES, key_values(&link.attributes));
         w.uint(
             link::DROPPED_ATTRIBUTES_COUNT,
@@ -633,6 +642,35 @@ mod tests {
                 schema_url: String::new(),
             }],
         }
+    }
+
+    #[test]
+    fn each_span_carries_its_own_trace_state_when_they_repeat_and_change() {
+        let ot = TraceState::from_key_value([("ot", "th:8")]).unwrap();
+        let vendor = TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).unwrap();
+        let states = [&ot, &ot, &vendor, &TraceState::NONE, &ot];
+        let spans: Vec<_> = states
+            .iter()
+            .zip(1..)
+            .map(|(state, i)| {
+                let mut data = span(i, true, Vec::new());
+                let cx = &data.span_context;
+                data.span_context = SpanContext::new(
+                    cx.trace_id(),
+                    cx.span_id(),
+                    cx.trace_flags(),
+                    false,
+                    (*state).clone(),
+                );
+                data
+            })
+            .collect();
+        let out = encode_spans(spans, &resource(), &lenient(), 1 << 20);
+        let written: Vec<_> = decode(&out).into_iter().map(|s| s.trace_state).collect();
+        assert_eq!(
+            written,
+            ["ot=th:8", "ot=th:8", "vendor=v1,other=x", "", "ot=th:8"]
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
+use opentelemetry::trace::TraceState;
 use opentelemetry::Key;
 use rustc_hash::FxHashMap;
 
@@ -22,6 +23,10 @@ pub(crate) struct Sanitizer {
     keys: RefCell<KeyCache>,
     /// The ids of the span or log record being written: values equal to them are not masked.
     pub(super) ids: Cell<Option<OwnIds>>,
+    /// The last `tracestate` written and its header text: the spans of a trace, and every
+    /// trace sampled at one ratio (`ot=th:…`), carry the same one, whose text the SDK builds
+    /// anew (a string per entry, then joined) on each call.
+    pub(super) trace_state: RefCell<(TraceState, String)>,
 }
 
 /// Slots of [`KeyCache::by_address`] (a power of two).
@@ -76,6 +81,7 @@ impl Sanitizer {
             redactor,
             keys: RefCell::default(),
             ids: Cell::new(None),
+            trace_state: RefCell::new((TraceState::NONE, String::new())),
         }
     }
 
