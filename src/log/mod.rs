@@ -38,12 +38,13 @@ pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, LogSampler};
 // Public only with the `bench-hooks` feature, for `benches/log.rs`, which compares it with
 // tracing-appender's writer; not part of the stable API.
-use std::sync::Arc;
 #[cfg(not(feature = "bench-hooks"))]
 pub(crate) use stdout::Stdout;
 #[cfg(feature = "bench-hooks")]
 #[doc(hidden)]
 pub use stdout::{Stdout, StdoutWriter};
+
+use std::sync::Arc;
 
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use tracing_subscriber::layer::Identity;
