@@ -18,10 +18,8 @@ use opentelemetry_sdk::logs::SdkLogRecord;
 pub(crate) enum QueuedLog {
     /// A `tracing` event, recorded by paytrace's own layer.
     Event(EventRecord),
-    /// A record made through the Logs API ([`Telemetry::logger_provider`]); boxed, as the SDK's
-    /// record is several times the size of an event's.
-    ///
-    /// [`Telemetry::logger_provider`]: crate::Telemetry::logger_provider
+    /// A record made through the OpenTelemetry Logs API (the SDK's logger provider); boxed, as
+    /// the SDK's record and its scope are larger than an event's record.
     Sdk(Box<(SdkLogRecord, InstrumentationScope)>),
 }
 
