@@ -131,7 +131,7 @@ impl LogView for SdkLogRecord {
 }
 
 /// The OpenTelemetry severity of a `tracing` level, as the official bridge maps it.
-pub(crate) fn severity(level: tracing::Level) -> Severity {
+fn severity(level: tracing::Level) -> Severity {
     match level {
         tracing::Level::TRACE => Severity::Trace,
         tracing::Level::DEBUG => Severity::Debug,

@@ -149,8 +149,8 @@ impl SpanProcessor for SpanQueue {
 // === impl LogQueue ===
 
 /// The log processor, for records made through the Logs API: records enter a bounded queue;
-/// internal targets are skipped. `tracing` events reach the same queue through
-/// [`EventLayer`](crate::log::EventLayer), without an SDK record.
+/// internal targets are skipped. `tracing` events reach the same queue from paytrace's log
+/// layers, without an SDK record.
 #[derive(Debug, Clone)]
 pub(crate) struct LogQueue {
     queue: Arc<Batcher<QueuedLog>>,
@@ -161,6 +161,11 @@ pub(crate) struct LogQueue {
 }
 
 impl LogQueue {
+    /// The queue this processor feeds.
+    pub(crate) fn queue(&self) -> &Arc<Batcher<QueuedLog>> {
+        &self.queue
+    }
+
     /// The provider's only processor: `emit` takes the record instead of copying it, which
     /// would leave nothing for a processor after it.
     pub(crate) fn new(queue: Arc<Batcher<QueuedLog>>, flush_timeout: Duration) -> Self {

@@ -235,11 +235,18 @@ impl JsonVisitor<'_> {
 }
 
 impl JsonVisitor<'_> {
+    /// Hands a field to the record, when this line has one.
+    fn for_record(&mut self, f: impl FnOnce(&mut EventFields)) {
+        if let Some(record) = &mut self.record {
+            f(record);
+        }
+    }
+
     /// Writes a value formatted with `Debug` as a JSON string, and hands the same text to the
     /// record: formatted once for both.
-    fn text(&mut self, field: &Field, value: &dyn std::fmt::Debug, to_record: bool) {
+    fn text(&mut self, field: &Field, value: &dyn std::fmt::Debug, also_record: bool) {
         let json = self.key(field);
-        let record = self.record.as_mut().filter(|_| to_record);
+        let record = self.record.as_mut().filter(|_| also_record);
         if !json && record.is_none() {
             return;
         }
@@ -264,9 +271,7 @@ impl Visit for JsonVisitor<'_> {
                 self.out,
             );
         }
-        if let Some(record) = &mut self.record {
-            record.record_str(field, value);
-        }
+        self.for_record(|record| record.record_str(field, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -276,57 +281,43 @@ impl Visit for JsonVisitor<'_> {
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.text(field, &tracing::field::display(value), false);
-        if let Some(record) = &mut self.record {
-            record.record_error(field, value);
-        }
+        self.for_record(|record| record.record_error(field, value));
     }
 
     fn record_bytes(&mut self, field: &Field, value: &[u8]) {
         self.text(field, &HexBytes(value), false);
-        if let Some(record) = &mut self.record {
-            record.record_bytes(field, value);
-        }
+        self.for_record(|record| record.record_bytes(field, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if self.key(field) {
             self.out.push_str(itoa::Buffer::new().format(value));
         }
-        if let Some(record) = &mut self.record {
-            record.record_i64(field, value);
-        }
+        self.for_record(|record| record.record_i64(field, value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if self.key(field) {
             self.out.push_str(itoa::Buffer::new().format(value));
         }
-        if let Some(record) = &mut self.record {
-            record.record_u64(field, value);
-        }
+        self.for_record(|record| record.record_u64(field, value));
     }
 
     fn record_i128(&mut self, field: &Field, value: i128) {
         self.text(field, &value, false);
-        if let Some(record) = &mut self.record {
-            record.record_i128(field, value);
-        }
+        self.for_record(|record| record.record_i128(field, value));
     }
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         self.text(field, &value, false);
-        if let Some(record) = &mut self.record {
-            record.record_u128(field, value);
-        }
+        self.for_record(|record| record.record_u128(field, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.key(field) {
             self.out.push_str(if value { "true" } else { "false" });
         }
-        if let Some(record) = &mut self.record {
-            record.record_bool(field, value);
-        }
+        self.for_record(|record| record.record_bool(field, value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -337,9 +328,7 @@ impl Visit for JsonVisitor<'_> {
                 escape(&value.to_string(), self.out);
             }
         }
-        if let Some(record) = &mut self.record {
-            record.record_f64(field, value);
-        }
+        self.for_record(|record| record.record_f64(field, value));
     }
 }
 

@@ -19,7 +19,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanLimits};
 use opentelemetry_sdk::Resource;
 
-use super::pipeline::start_pipeline;
+use super::pipeline::{start_pipeline, LogBatcher};
 use super::resource::build_resource;
 use super::shared::Shared;
 use super::{Inner, Pipeline, Telemetry};
@@ -143,10 +143,7 @@ fn assemble(
         config_warnings: settings.warnings,
         install_subscriber: settings.install_subscriber,
         shutdown_timeout: settings.shutdown_timeout,
-        event_queue: pipeline
-            .as_ref()
-            .filter(|_| settings.export.targets.logs.exporter == Exporter::Otlp)
-            .map(|p| p.logs.clone()),
+        event_queue: providers.events,
         pipeline,
         shut_down: AtomicBool::new(false),
     }
@@ -256,6 +253,9 @@ fn logs_to(
 struct Providers {
     tracer: SdkTracerProvider,
     logger: SdkLoggerProvider,
+    /// The queue behind the logger's processor when logs go over OTLP: `tracing` events are
+    /// written into it directly.
+    events: Option<Arc<LogBatcher>>,
     meter: SdkMeterProvider,
 }
 
@@ -266,9 +266,14 @@ impl Providers {
         to: Destinations,
         head: Option<&Arc<HeadControl>>,
     ) -> Self {
+        let events = match &to.logs {
+            Some(LogsTo::Queue(queue)) => Some(queue.queue().clone()),
+            _ => None,
+        };
         Providers {
             tracer: tracer_provider(settings, resource, to.spans, head),
             logger: logger_provider(resource, to.logs),
+            events,
             meter: meter_provider(resource, to.metrics, settings.export.metric_interval),
         }
     }

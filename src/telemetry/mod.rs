@@ -66,7 +66,7 @@ struct Inner {
     logger_provider: SdkLoggerProvider,
     /// The log export queue when logs go over OTLP: `tracing` events are written straight into
     /// it; elsewhere (console, none) they go through the logger provider.
-    event_queue: Option<Arc<Batcher<crate::export::log_record::QueuedLog>>>,
+    event_queue: Option<Arc<pipeline::LogBatcher>>,
     /// paytrace's own instruments: the Prometheus endpoint, bridged to OTLP.
     registry: prometheus::Registry,
     stats: Arc<ExportStats>,
@@ -111,7 +111,7 @@ struct Pipeline {
     bridge: Option<Bridge>,
     watchdog: tokio::task::AbortHandle,
     spans: Arc<Batcher<opentelemetry_sdk::trace::SpanData>>,
-    logs: Arc<Batcher<crate::export::log_record::QueuedLog>>,
+    logs: Arc<pipeline::LogBatcher>,
     /// Tail keep, when a ratio is set and it is on.
     keeper: Option<crate::sampling::TailKeepQueue>,
     /// The metrics exporter the meter provider's reader and the bridge share.

@@ -591,17 +591,8 @@ mod tests {
             .iter()
             .map(|record| QueuedLog::Sdk(Box::new(record.clone())))
             .collect();
-        encode_queued(&queued, resource, sanitizer, max_bytes)
-    }
-
-    fn encode_queued(
-        logs: &[QueuedLog],
-        resource: &opentelemetry_sdk::Resource,
-        sanitizer: &Sanitizer,
-        max_bytes: usize,
-    ) -> Vec<Encoded> {
         let mut out = Vec::new();
-        Encoder::new(sanitizer.clone(), resource, max_bytes).logs(logs, &mut |body, items| {
+        Encoder::new(sanitizer.clone(), resource, max_bytes).logs(&queued, &mut |body, items| {
             out.push(Encoded {
                 body: Bytes::copy_from_slice(body),
                 items,
