@@ -24,6 +24,48 @@ use paytrace::{Config, SpanError, SpanExt as _, Telemetry};
 use support::WAIT;
 use tracing::Instrument as _;
 
+/// Which subscriber a case runs on: the installed one (paytrace's own span store), or a
+/// registry composed with `Telemetry::layers`. Every case runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Installed,
+    Composed,
+}
+
+fn subscriber(telemetry: &Telemetry, path: Path) -> tracing::Dispatch {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    match path {
+        Path::Installed => tracing::Dispatch::new(telemetry.subscriber()),
+        Path::Composed => {
+            tracing::Dispatch::new(tracing_subscriber::registry().with(telemetry.layers()))
+        }
+    }
+}
+
+macro_rules! on_both_subscribers {
+    ($(#[$test:meta] $case:ident;)*) => {
+        mod installed {
+            $( #[$test] async fn $case() { super::$case(super::Path::Installed).await } )*
+        }
+        mod composed {
+            $( #[$test] async fn $case() { super::$case(super::Path::Composed).await } )*
+        }
+    };
+}
+
+on_both_subscribers! {
+    #[tokio::test] instrument_and_api_spans_nest_under_the_request_span;
+    #[tokio::test] current_span_and_current_context_agree;
+    #[tokio::test] a_remote_parent_links_and_otel_fields;
+    #[tokio::test] errors_set_the_status_and_fields_are_redacted;
+    #[tokio::test] the_log_filter_and_runtime_control_decide_which_spans_are_recorded;
+    #[tokio::test] spawned_tasks_stay_in_the_trace;
+    #[tokio::test] a_task_spawned_at_the_handlers_top_level_carries_the_request_context;
+    #[tokio::test] span_events_are_a_setting;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)] tail_keep_keeps_a_failed_requests_instrument_spans_whole;
+    #[tokio::test] a_full_queue_keeps_every_failed_instrument_span;
+}
+
 fn by_name<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
     spans
         .iter()
@@ -83,11 +125,10 @@ mod handler {
     }
 }
 
-#[tokio::test]
-async fn instrument_and_api_spans_nest_under_the_request_span() {
+async fn instrument_and_api_spans_nest_under_the_request_span(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     let tracer = telemetry.tracer().clone();
     let app = Router::new()
         .route("/orders/{id}", get(|| handler::authorize(tracer, 1)))
@@ -132,10 +173,9 @@ async fn instrument_and_api_spans_nest_under_the_request_span() {
     assert!(risk.span.events.is_empty(), "no span-event copy by default");
 }
 
-#[tokio::test]
-async fn current_span_and_current_context_agree() {
+async fn current_span_and_current_context_agree(path: Path) {
     let telemetry = Telemetry::start(Config::new().with_install_subscriber(false)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     let seen = Arc::new(Mutex::new(Vec::new()));
     #[tracing::instrument(skip(seen))]
     async fn step(seen: Arc<Mutex<Vec<(SpanContext, SpanContext)>>>) {
@@ -158,11 +198,10 @@ async fn current_span_and_current_context_agree() {
     );
 }
 
-#[tokio::test]
-async fn a_remote_parent_links_and_otel_fields() {
+async fn a_remote_parent_links_and_otel_fields(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     let remote = SpanContext::new(
         TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
         SpanId::from(0x00f067aa0ba902b7),
@@ -251,11 +290,10 @@ async fn settle(fail: bool) -> Result<(), std::io::Error> {
     Ok(())
 }
 
-#[tokio::test]
-async fn errors_set_the_status_and_fields_are_redacted() {
+async fn errors_set_the_status_and_fields_are_redacted(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     let _ = settle(true).await;
     let _ = settle(false).await;
     {
@@ -291,11 +329,10 @@ async fn errors_set_the_status_and_fields_are_redacted() {
     assert_eq!((status.code, status.message.as_str()), (2, "card declined"));
 }
 
-#[tokio::test]
-async fn the_log_filter_and_runtime_control_decide_which_spans_are_recorded() {
+async fn the_log_filter_and_runtime_control_decide_which_spans_are_recorded(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     {
         let outer = tracing::info_span!("outer");
         let _outer = outer.enter();
@@ -319,11 +356,10 @@ async fn the_log_filter_and_runtime_control_decide_which_spans_are_recorded() {
     by_name(&spans, "shown");
 }
 
-#[tokio::test]
-async fn spawned_tasks_stay_in_the_trace() {
+async fn spawned_tasks_stay_in_the_trace(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     #[tracing::instrument]
     async fn notify() {}
     #[tracing::instrument]
@@ -360,11 +396,10 @@ async fn spawned_tasks_stay_in_the_trace() {
         .all(|n| n.trace_id_hex() == pay.trace_id_hex()));
 }
 
-#[tokio::test]
-async fn a_task_spawned_at_the_handlers_top_level_carries_the_request_context() {
+async fn a_task_spawned_at_the_handlers_top_level_carries_the_request_context(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector)).unwrap();
-    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    let dispatch = subscriber(&telemetry, path);
     #[tracing::instrument]
     async fn notify() {}
     let handler_dispatch = dispatch.clone();
@@ -407,11 +442,10 @@ impl<F: std::future::Future> WithSubscriberOf for F {
     }
 }
 
-#[tokio::test]
-async fn span_events_are_a_setting() {
+async fn span_events_are_a_setting(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(support::config(&collector).with_span_events(true)).unwrap();
-    let _default = tracing::subscriber::set_default(telemetry.subscriber());
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
     tracing::info_span!("with_event").in_scope(|| tracing::info!(order_id = 3, "noted"));
     let spans = collector.wait_for_spans(1, WAIT).await;
     shutdown(telemetry).await;
@@ -421,14 +455,13 @@ async fn span_events_are_a_setting() {
     assert_eq!(span.span.events[0].name, "noted");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tail_keep_keeps_a_failed_requests_instrument_spans_whole() {
+async fn tail_keep_keeps_a_failed_requests_instrument_spans_whole(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(
         support::config(&collector).with_sampler(paytrace::Sampler::ParentBasedRatio(1e-9)),
     )
     .unwrap();
-    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    let dispatch = subscriber(&telemetry, path);
     let app = Router::new()
         .route(
             "/orders/{id}",
@@ -464,8 +497,7 @@ async fn tail_keep_keeps_a_failed_requests_instrument_spans_whole() {
     assert!(parent_of(by_name(&spans, "inner"), by_name(&spans, "step")));
 }
 
-#[tokio::test]
-async fn a_full_queue_keeps_every_failed_instrument_span() {
+async fn a_full_queue_keeps_every_failed_instrument_span(path: Path) {
     let collector = TestCollector::start().await.unwrap();
     let telemetry = Telemetry::start(
         support::config(&collector)
@@ -473,7 +505,7 @@ async fn a_full_queue_keeps_every_failed_instrument_span() {
             .with_span_schedule_delay(Duration::from_millis(50)),
     )
     .unwrap();
-    let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+    let dispatch = subscriber(&telemetry, path);
     #[tracing::instrument(err)]
     async fn reserve(n: u32) -> Result<(), std::io::Error> {
         if n.is_multiple_of(20) {

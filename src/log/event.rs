@@ -13,7 +13,6 @@ use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer;
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::export::batch::Batcher;
@@ -21,47 +20,16 @@ use crate::export::log_record::{EventAttributes, EventRecord, QueuedLog, RecordT
 use crate::export::processor::is_internal_target;
 
 /// The official bridge, for logs going elsewhere than the export queue (the console).
-type Bridge = OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>;
+pub(crate) type Bridge = OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>;
 
-/// Where `tracing` events become log records.
-pub(crate) enum EventLayer {
-    /// Straight into the log export queue (logs over OTLP).
-    Queue(Arc<Batcher<QueuedLog>>),
-    /// Through the logger provider and its processor.
-    Provider(Bridge),
-}
+/// Writes each `tracing` event straight into the log export queue (logs over OTLP); needs no
+/// span lookup, so it sits on any subscriber.
+#[derive(Debug, Clone)]
+pub(crate) struct EventLayer(pub(crate) Arc<Batcher<QueuedLog>>);
 
-impl std::fmt::Debug for EventLayer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            EventLayer::Queue(_) => "EventLayer::Queue",
-            EventLayer::Provider(_) => "EventLayer::Provider",
-        })
-    }
-}
-
-impl EventLayer {
-    /// Into `queue` when there is one, else through `provider`.
-    pub(crate) fn new(
-        queue: Option<Arc<Batcher<QueuedLog>>>,
-        provider: &SdkLoggerProvider,
-    ) -> Self {
-        match queue {
-            Some(queue) => EventLayer::Queue(queue),
-            None => EventLayer::Provider(Bridge::new(provider)),
-        }
-    }
-}
-
-impl<S> Layer<S> for EventLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_event(&self, event: &Event<'_>, ctx: layer::Context<'_, S>) {
-        match self {
-            EventLayer::Queue(queue) => record(queue, event),
-            EventLayer::Provider(bridge) => bridge.on_event(event, ctx),
-        }
+impl<S: Subscriber> Layer<S> for EventLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: layer::Context<'_, S>) {
+        record(&self.0, event);
     }
 }
 

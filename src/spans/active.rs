@@ -5,18 +5,54 @@ use std::cell::RefCell;
 
 use opentelemetry::{Context, ContextGuard};
 use tracing::span::Id;
+use tracing::Metadata;
+
+/// Whose span an entry is: the registry's layer, or one of paytrace's span stores (each keeps
+/// its own current span, so two subscribers used on one thread never see each other's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner(pub(crate) usize);
+
+impl Owner {
+    /// The span layer over `tracing_subscriber`'s registry, which tracks the current span itself.
+    pub(crate) const LAYER: Owner = Owner(0);
+}
+
+/// One entered span.
+struct Entered {
+    owner: Owner,
+    id: Id,
+    /// For `tracing::Span::current()`: the store answers it from here.
+    meta: Option<&'static Metadata<'static>>,
+    /// Detaches the span's context when dropped; `None` for a span paytrace does not record.
+    _guard: Option<ContextGuard>,
+}
 
 thread_local! {
-    /// Entered spans on this thread, innermost last, each with the guard of its context.
-    static ENTERED: RefCell<Vec<(Id, ContextGuard)>> = const { RefCell::new(Vec::new()) };
+    /// Entered spans on this thread, innermost last.
+    static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
 }
 
 /// `id` was entered: its context is current until [`exit`].
 pub(crate) fn enter(id: &Id, cx: Context) {
-    let guard = cx.attach();
-    ENTERED.with(|entered| {
-        if let Ok(mut entered) = entered.try_borrow_mut() {
-            entered.push((id.clone(), guard));
+    push(Owner::LAYER, id, None, Some(cx));
+}
+
+/// `id` of `owner` was entered: `cx`, when there is one, is current until [`pop`].
+pub(crate) fn push(
+    owner: Owner,
+    id: &Id,
+    meta: Option<&'static Metadata<'static>>,
+    cx: Option<Context>,
+) {
+    let entered = Entered {
+        owner,
+        id: id.clone(),
+        meta,
+        _guard: cx.map(Context::attach),
+    };
+    ENTERED.with(|stack| {
+        if let Ok(mut stack) = stack.try_borrow_mut() {
+            stack.push(entered);
         }
     });
 }
@@ -24,13 +60,29 @@ pub(crate) fn enter(id: &Id, cx: Context) {
 /// `id` was exited: the context attached when it was entered is detached (the innermost entry
 /// of `id`: a span may be entered twice).
 pub(crate) fn exit(id: &Id) {
-    let guard = ENTERED.with(|entered| {
-        let mut entered = entered.try_borrow_mut().ok()?;
-        let at = entered.iter().rposition(|(entered, _)| entered == id)?;
-        Some(entered.remove(at))
+    pop(Owner::LAYER, id);
+}
+
+/// `id` of `owner` was exited (its innermost entry).
+pub(crate) fn pop(owner: Owner, id: &Id) {
+    let entered = ENTERED.with(|stack| {
+        let mut stack = stack.try_borrow_mut().ok()?;
+        let at = stack
+            .iter()
+            .rposition(|entered| entered.owner == owner && entered.id == *id)?;
+        Some(stack.remove(at))
     });
     // Dropped outside the borrow: detaching runs no code of ours, but stays clear of it.
-    drop(guard);
+    drop(entered);
+}
+
+/// The innermost span of `owner` entered on this thread.
+pub(crate) fn current(owner: Owner) -> Option<(Id, &'static Metadata<'static>)> {
+    ENTERED.with(|stack| {
+        let stack = stack.try_borrow().ok()?;
+        let entered = stack.iter().rev().find(|entered| entered.owner == owner)?;
+        Some((entered.id.clone(), entered.meta?))
+    })
 }
 
 #[cfg(test)]

@@ -3,10 +3,14 @@
 
 use opentelemetry::trace::{Link, SpanContext, Status, TraceContextExt as _};
 use opentelemetry::{Context, Key, KeyValue, Value};
+use tracing::span::Id;
+use tracing::Dispatch;
 use tracing_subscriber::registry::LookupSpan as _;
 use tracing_subscriber::Registry;
 
-use super::layer::{OtelSpan, SpanLayer};
+use super::layer::SpanLayer;
+use super::record::{OtelSpan, SpanState};
+use super::store::SpanStore;
 
 /// Why [`SpanExt::set_parent`] changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +77,9 @@ impl SpanExt for tracing::Span {
 
     fn context(&self) -> Context {
         self.with_subscriber(|(id, dispatch)| {
+            if let Some(store) = dispatch.downcast_ref::<SpanStore>() {
+                return store.context(id);
+            }
             let layer = dispatch.downcast_ref::<SpanLayer>()?;
             let span = dispatch.downcast_ref::<Registry>()?.span(id)?;
             layer.context(&span)
@@ -114,10 +121,14 @@ impl SpanExt for tracing::Span {
 
 /// Runs `f` on the span's OpenTelemetry side; `None` when paytrace does not record it.
 fn with_otel_span<R>(span: &tracing::Span, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
-    span.with_subscriber(|(id, dispatch)| {
-        let span = dispatch.downcast_ref::<Registry>()?.span(id)?;
-        let mut extensions = span.extensions_mut();
-        extensions.get_mut::<OtelSpan>().map(f)
-    })
-    .flatten()
+    span.with_subscriber(|(id, dispatch)| with_state(dispatch, id, f))
+        .flatten()
+}
+
+/// The span's state in paytrace's span store, or in the registry under paytrace's span layer.
+fn with_state<R>(dispatch: &Dispatch, id: &Id, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
+    if let Some(store) = dispatch.downcast_ref::<SpanStore>() {
+        return store.slot(id)?.with(f);
+    }
+    dispatch.downcast_ref::<Registry>()?.span(id)?.with(f)
 }

@@ -34,6 +34,10 @@ mod active;
 mod ext;
 mod fields;
 mod layer;
+mod record;
+mod store;
 
 pub use ext::{SpanError, SpanExt};
 pub(crate) use layer::SpanLayer;
+pub(crate) use record::Recorder;
+pub(crate) use store::SpanStore;

@@ -193,38 +193,60 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        let log = &self.inner.log;
-        // Checked in Config::resolve.
-        // The filter in force, shared by every stack built here: runtime control changes it.
-        let filter = crate::control::DynamicFilter(self.inner.filter.clone());
-        let otel_spans = crate::spans::SpanLayer::new(self.inner.tracer.clone(), log.span_events);
-        // Stdout and OTLP log records; both skip internal targets themselves: no per-layer
-        // filter, whose bookkeeping every span and event would pay.
         let events = crate::log::event_layers(
             self.inner.stdout.as_deref(),
-            log.format,
+            self.inner.log.format,
             &self.inner.service_name,
             &self.inner.redactor,
             self.inner.event_queue.clone(),
             &self.inner.logger_provider,
         );
-        // Sampling decides before every output, so stdout and OTLP keep the same records.
-        let sampler = log
-            .sampling
-            .as_ref()
-            .map(|sampling| crate::log::LogSampler::new(sampling, self.inner.sampled_out.clone()));
-        Box::new(
-            filter
-                .and_then(sampler)
-                .and_then(events)
-                .and_then(otel_spans),
-        )
+        let otel_spans = crate::spans::SpanLayer::new(self.recorder());
+        Box::new(self.filtered(events).and_then(otel_spans))
     }
 
-    /// A complete subscriber (a registry with [`Telemetry::layers`]), for
+    /// A complete subscriber ([`Telemetry::layers`] over a span store), for
     /// `tracing::subscriber::set_default` in tests or `set_global_default`.
+    ///
+    /// When logs go over OTLP, the spans are kept in paytrace's own store rather than
+    /// `tracing_subscriber`'s registry: the same spans, for about half the work per span.
     pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
-        tracing_subscriber::registry().with(self.layers())
+        let Some(records) = self.inner.event_queue.clone() else {
+            // The official log bridge (console logs) needs the registry.
+            return Box::new(tracing_subscriber::registry().with(self.layers()))
+                as Box<dyn tracing::Subscriber + Send + Sync>;
+        };
+        let events = crate::log::queued_event_layers(
+            self.inner.stdout.as_deref(),
+            self.inner.log.format,
+            &self.inner.service_name,
+            &self.inner.redactor,
+            records,
+        );
+        let store = crate::spans::SpanStore::new(self.recorder());
+        Box::new(self.filtered(events).with_subscriber(store))
+    }
+
+    /// The log filter in force and the log sampler, before the event layers: sampling decides
+    /// before every output, so stdout and OTLP keep the same records.
+    fn filtered<S>(
+        &self,
+        events: Box<dyn Layer<S> + Send + Sync + 'static>,
+    ) -> impl Layer<S> + Send + Sync + 'static
+    where
+        S: tracing::Subscriber + Send + Sync,
+    {
+        // Shared by every stack built here: runtime control changes it.
+        let filter = crate::control::DynamicFilter(self.inner.filter.clone());
+        let sampler =
+            self.inner.log.sampling.as_ref().map(|sampling| {
+                crate::log::LogSampler::new(sampling, self.inner.sampled_out.clone())
+            });
+        filter.and_then(sampler).and_then(events)
+    }
+
+    fn recorder(&self) -> crate::spans::Recorder {
+        crate::spans::Recorder::new(self.inner.tracer.clone(), self.inner.log.span_events)
     }
 
     /// Export everything recorded so far, waiting at most the shutdown timeout.
