@@ -9,7 +9,7 @@ use tracing_subscriber::registry::LookupSpan as _;
 use tracing_subscriber::Registry;
 
 use super::layer::SpanLayer;
-use super::record::{OtelSpan, SpanState};
+use super::record::{SpanState, State};
 use super::store::SpanStore;
 
 /// Why [`SpanExt::set_parent`] changed nothing.
@@ -66,11 +66,11 @@ pub trait SpanExt {
 impl SpanExt for tracing::Span {
     fn set_parent(&self, cx: Context) -> Result<(), SpanError> {
         with_otel_span(self, |state| match state {
-            OtelSpan::Pending(pending) => {
+            State::Pending(pending) => {
                 pending.parent = cx;
                 Ok(())
             }
-            OtelSpan::Started(_) => Err(SpanError::AlreadyStarted),
+            State::Started(_) => Err(SpanError::AlreadyStarted),
         })
         .unwrap_or(Err(SpanError::NotRecorded))
     }
@@ -93,40 +93,40 @@ impl SpanExt for tracing::Span {
             return;
         }
         let _ = with_otel_span(self, |state| match state {
-            OtelSpan::Pending(pending) => pending.links.push(Link::with_context(span_context)),
-            OtelSpan::Started(cx) => cx.span().add_link(span_context, Vec::new()),
+            State::Pending(pending) => pending.links.push(Link::with_context(span_context)),
+            State::Started(cx) => cx.span().add_link(span_context, Vec::new()),
         });
     }
 
     fn set_attribute(&self, key: impl Into<Key>, value: impl Into<Value>) {
         let attribute = KeyValue::new(key, value);
         let _ = with_otel_span(self, |state| match state {
-            OtelSpan::Pending(pending) => pending.attributes.push(attribute),
-            OtelSpan::Started(cx) => cx.span().set_attribute(attribute),
+            State::Pending(pending) => pending.attributes.push(attribute),
+            State::Started(cx) => cx.span().set_attribute(attribute),
         });
     }
 
     fn set_status(&self, status: Status) {
         let _ = with_otel_span(self, |state| match state {
             // As the SDK's span does: `Ok` is final, `Unset` changes nothing.
-            OtelSpan::Pending(pending) => {
+            State::Pending(pending) => {
                 if status != Status::Unset && pending.status != Status::Ok {
                     pending.status = status;
                 }
             }
-            OtelSpan::Started(cx) => cx.span().set_status(status),
+            State::Started(cx) => cx.span().set_status(status),
         });
     }
 }
 
 /// Runs `f` on the span's OpenTelemetry side; `None` when paytrace does not record it.
-fn with_otel_span<R>(span: &tracing::Span, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
+fn with_otel_span<R>(span: &tracing::Span, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| with_state(dispatch, id, f))
         .flatten()
 }
 
 /// The span's state in paytrace's span store, or in the registry under paytrace's span layer.
-fn with_state<R>(dispatch: &Dispatch, id: &Id, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
+fn with_state<R>(dispatch: &Dispatch, id: &Id, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
     if let Some(store) = dispatch.downcast_ref::<SpanStore>() {
         return store.slot(id)?.with(f);
     }

@@ -10,7 +10,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use super::active;
-use super::record::{self, OtelSpan, Recorder, SpanState};
+use super::record::{self, Pending, Recorder, SpanState, State};
 
 /// Records `tracing` spans into paytrace's span pipeline through the registry.
 #[derive(Debug, Clone)]
@@ -18,12 +18,23 @@ pub(crate) struct SpanLayer {
     recorder: Recorder,
 }
 
+/// A `tracing` span's OpenTelemetry side, kept in the span's extensions.
+#[derive(Debug)]
+enum OtelSpan {
+    Pending(Pending),
+    Started(Context),
+}
+
 impl<S> SpanState for SpanRef<'_, S>
 where
     S: for<'a> LookupSpan<'a>,
 {
-    fn with<R>(&self, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
-        self.extensions_mut().get_mut::<OtelSpan>().map(f)
+    fn with<R>(&self, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
+        let mut extensions = self.extensions_mut();
+        match extensions.get_mut::<OtelSpan>()? {
+            OtelSpan::Pending(pending) => Some(f(State::Pending(pending))),
+            OtelSpan::Started(cx) => Some(f(State::Started(cx))),
+        }
     }
 }
 
@@ -38,7 +49,23 @@ impl SpanLayer {
     where
         S: for<'a> LookupSpan<'a>,
     {
-        self.recorder.context(span)
+        // The SDK's span processors run outside the extensions' lock: the registry has made
+        // the span current already, and an event they log would look it up.
+        let taken = {
+            let mut extensions = span.extensions_mut();
+            match extensions.get_mut::<OtelSpan>()? {
+                OtelSpan::Started(cx) => return Some(cx.clone()),
+                pending => std::mem::replace(pending, OtelSpan::Started(Context::new())),
+            }
+        };
+        let OtelSpan::Pending(pending) = taken else {
+            return None;
+        };
+        let cx = self.recorder.start(pending);
+        if let Some(state) = span.extensions_mut().get_mut::<OtelSpan>() {
+            *state = OtelSpan::Started(cx.clone());
+        }
+        Some(cx)
     }
 
     /// The parent a new span gets: its explicit parent's context, none for an explicit root,
@@ -58,8 +85,8 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: layer::Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if let Some(state) = self.recorder.pending(attrs, self.parent(attrs, &ctx)) {
-            span.extensions_mut().insert(state);
+        if let Some(pending) = self.recorder.pending(attrs, self.parent(attrs, &ctx)) {
+            span.extensions_mut().insert(OtelSpan::Pending(pending));
         }
     }
 
@@ -106,8 +133,10 @@ where
     fn on_close(&self, id: Id, ctx: layer::Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let state = span.extensions_mut().remove::<OtelSpan>();
-        if let Some(state) = state {
-            self.recorder.end(state);
+        match state {
+            Some(OtelSpan::Started(cx)) => cx.span().end(),
+            Some(OtelSpan::Pending(pending)) => self.recorder.start(pending).span().end(),
+            None => {}
         }
     }
 }

@@ -16,14 +16,15 @@ use tracing::{Event, Level};
 use super::fields::Fields;
 use crate::export::processor::is_internal_target;
 
-/// A `tracing` span's OpenTelemetry side.
+/// A `tracing` span's OpenTelemetry side, as its callbacks and [`SpanExt`](super::SpanExt)
+/// change it.
 #[derive(Debug)]
-pub(crate) enum OtelSpan {
+pub(crate) enum State<'a> {
     /// Created, not entered yet: its parent can still be set
     /// ([`SpanExt::set_parent`](super::SpanExt::set_parent)).
-    Pending(Pending),
+    Pending(&'a mut Pending),
     /// Started: its context (parent's entries plus the span) is what entering attaches.
-    Started(Context),
+    Started(&'a Context),
 }
 
 /// What a span is started with; smaller than an SDK `SpanBuilder`, which is moved once, at start.
@@ -38,10 +39,10 @@ pub(crate) struct Pending {
     pub(crate) parent: Context,
 }
 
-/// Where a span's [`OtelSpan`] is kept, reached under that place's lock.
+/// Where a span's [`State`] is kept, reached under that place's lock.
 pub(crate) trait SpanState {
     /// Runs `f` on the span's state; `None` when the span is not recorded.
-    fn with<R>(&self, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R>;
+    fn with<R>(&self, f: impl FnOnce(State<'_>) -> R) -> Option<R>;
 }
 
 /// Records `tracing` spans straight into paytrace's span pipeline: no span builder kept per
@@ -63,7 +64,7 @@ impl Recorder {
 
     /// The state of a new span under `parent`; `None` for the transport crates and paytrace's
     /// own export, which must not trace themselves.
-    pub(crate) fn pending(&self, attrs: &Attributes<'_>, parent: Context) -> Option<OtelSpan> {
+    pub(crate) fn pending(&self, attrs: &Attributes<'_>, parent: Context) -> Option<Pending> {
         let meta = attrs.metadata();
         if is_internal_target(meta.target()) {
             return None;
@@ -74,7 +75,7 @@ impl Recorder {
             Some(name) => Cow::Owned(name),
             None => Cow::Borrowed(meta.name()),
         };
-        Some(OtelSpan::Pending(Pending {
+        Some(Pending {
             name,
             kind: fields.kind.unwrap_or(SpanKind::Internal),
             start: SystemTime::now(),
@@ -82,31 +83,11 @@ impl Recorder {
             links: Vec::new(),
             status: fields.status.unwrap_or(Status::Unset),
             parent,
-        }))
-    }
-
-    /// The span's context, starting it if it was pending; `None` when it is not recorded.
-    pub(crate) fn context(&self, state: &impl SpanState) -> Option<Context> {
-        // The SDK's span processors run outside the state's lock.
-        let taken = state.with(|otel| match otel {
-            OtelSpan::Started(cx) => Err(cx.clone()),
-            pending => Ok(std::mem::replace(
-                pending,
-                OtelSpan::Started(Context::new()),
-            )),
-        })?;
-        let pending = match taken {
-            Err(cx) => return Some(cx),
-            Ok(OtelSpan::Pending(pending)) => pending,
-            Ok(OtelSpan::Started(_)) => return None,
-        };
-        let cx = self.start(pending);
-        state.with(|otel| *otel = OtelSpan::Started(cx.clone()));
-        Some(cx)
+        })
     }
 
     /// Starts the SDK span: the sampler decides now, with the parent known.
-    fn start(&self, pending: Pending) -> Context {
+    pub(crate) fn start(&self, pending: Pending) -> Context {
         let mut builder = SpanBuilder::from_name(pending.name)
             .with_kind(pending.kind)
             .with_start_time(pending.start);
@@ -121,14 +102,6 @@ impl Recorder {
             opentelemetry::trace::Span::set_status(&mut span, pending.status);
         }
         crate::propagation::mark_random(&pending.parent, pending.parent.with_span(span))
-    }
-
-    /// Ends the span, starting it first if it never was.
-    pub(crate) fn end(&self, state: OtelSpan) {
-        match state {
-            OtelSpan::Started(cx) => cx.span().end(),
-            OtelSpan::Pending(pending) => self.start(pending).span().end(),
-        }
     }
 
     /// Whether an event needs its span: an ERROR sets the span's status, and span events copy it.
@@ -160,20 +133,20 @@ impl Recorder {
 }
 
 /// Fields recorded on a span after it was created.
-pub(crate) fn record(state: &mut OtelSpan, values: &Record<'_>) {
+pub(crate) fn record(state: State<'_>, values: &Record<'_>) {
     let mut fields = Fields::default();
     values.record(&mut fields);
     match state {
-        OtelSpan::Pending(pending) => update_pending(pending, fields),
-        OtelSpan::Started(cx) => update_span(cx, fields),
+        State::Pending(pending) => update_pending(pending, fields),
+        State::Started(cx) => update_span(cx, fields),
     }
 }
 
 /// A link to the span of `followed`.
-pub(crate) fn link(state: &mut OtelSpan, followed: SpanContext) {
+pub(crate) fn link(state: State<'_>, followed: SpanContext) {
     match state {
-        OtelSpan::Pending(pending) => pending.links.push(Link::with_context(followed)),
-        OtelSpan::Started(cx) => cx.span().add_link(followed, Vec::new()),
+        State::Pending(pending) => pending.links.push(Link::with_context(followed)),
+        State::Started(cx) => cx.span().add_link(followed, Vec::new()),
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`SpanLayer`](super::layer::SpanLayer); both record through the same [`Recorder`].
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::Context;
@@ -17,7 +17,7 @@ use tracing::{Event, Metadata, Subscriber};
 use tracing_core::span::Current;
 
 use super::active::{self, Owner};
-use super::record::{self, OtelSpan, Recorder, SpanState};
+use super::record::{self, Pending, Recorder, SpanState, State};
 
 /// The store's spans: each `tracing` span's handles and OpenTelemetry state.
 #[derive(Debug)]
@@ -28,18 +28,31 @@ pub(crate) struct SpanStore {
     owner: Owner,
 }
 
-/// One span: how many handles point at it, and its state (`None` when not recorded).
+/// One span: how many handles point at it, and its OpenTelemetry state.
 #[derive(Debug)]
 pub(crate) struct Slot {
     handles: AtomicUsize,
     meta: &'static Metadata<'static>,
-    state: Mutex<Option<OtelSpan>>,
+    /// What the span starts with, until it starts; `None` after, or when it is not recorded.
+    pending: Mutex<Option<Pending>>,
+    /// The span's context once started: entering it again reads this without a lock.
+    started: OnceLock<Context>,
+}
+
+impl Slot {
+    fn pending(&self) -> MutexGuard<'_, Option<Pending>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl SpanState for Slot {
-    fn with<R>(&self, f: impl FnOnce(&mut OtelSpan) -> R) -> Option<R> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.as_mut().map(f)
+    fn with<R>(&self, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
+        let mut pending = self.pending();
+        match (pending.as_mut(), self.started.get()) {
+            (Some(pending), _) => Some(f(State::Pending(pending))),
+            (None, Some(cx)) => Some(f(State::Started(cx))),
+            (None, None) => None,
+        }
     }
 }
 
@@ -64,7 +77,22 @@ impl SpanStore {
 
     /// The context of the span `id`, starting it if it was pending; `None` when not recorded.
     pub(crate) fn context(&self, id: &Id) -> Option<Context> {
-        self.recorder.context(&*self.slot(id)?)
+        self.started(&*self.slot(id)?)
+    }
+
+    /// The slot's context, starting its span if it was pending.
+    fn started(&self, slot: &Slot) -> Option<Context> {
+        if let Some(cx) = slot.started.get() {
+            return Some(cx.clone());
+        }
+        // Started under the lock, so a span first entered on two threads at once starts once.
+        // The span is not current yet: nothing the SDK logs meanwhile looks it up.
+        let mut pending = slot.pending();
+        if let Some(pending) = pending.take() {
+            let _ = slot.started.set(self.recorder.start(pending));
+        }
+        drop(pending);
+        slot.started.get().cloned()
     }
 
     /// The span an event belongs to: its explicit parent, else the current span.
@@ -93,7 +121,8 @@ impl Subscriber for SpanStore {
         let slot = Slot {
             handles: AtomicUsize::new(1),
             meta: attrs.metadata(),
-            state: Mutex::new(self.recorder.pending(attrs, parent)),
+            pending: Mutex::new(self.recorder.pending(attrs, parent)),
+            started: OnceLock::new(),
         };
         match self.spans.insert(slot) {
             Some(key) => Id::from_u64(key as u64 + 1),
@@ -129,7 +158,7 @@ impl Subscriber for SpanStore {
 
     fn enter(&self, id: &Id) {
         let Some(slot) = self.slot(id) else { return };
-        let cx = self.recorder.context(&*slot);
+        let cx = self.started(&slot);
         active::push(self.owner, id, Some(slot.meta), cx);
     }
 
@@ -151,17 +180,17 @@ impl Subscriber for SpanStore {
         if slot.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
             return false;
         }
-        let state = slot
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let pending = slot.pending().take();
+        let started = slot.started.get().cloned();
         drop(slot);
         if let Some(key) = id.into_u64().checked_sub(1) {
             self.spans.remove(key as usize);
         }
-        if let Some(state) = state {
-            self.recorder.end(state);
+        // A span never entered starts as it ends.
+        match (pending, started) {
+            (Some(pending), _) => self.recorder.start(pending).span().end(),
+            (None, Some(cx)) => cx.span().end(),
+            (None, None) => {}
         }
         true
     }
@@ -283,5 +312,167 @@ mod tests {
             assert!(!dispatch.try_close(id));
         }
         assert_eq!(ended(&exporter), ["gone"], "ended once");
+    }
+
+    /// One step of a scripted use of spans, on the spans opened so far (indices wrap).
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A span under the current one.
+        Open,
+        /// A span with an explicit parent.
+        OpenUnder(usize),
+        /// A root span.
+        OpenRoot,
+        Enter(usize),
+        /// Exits the innermost entered span.
+        Exit,
+        Record(usize, i64),
+        Error(usize),
+        Link(usize, usize),
+        Clone(usize),
+        Drop(usize),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Step::Open),
+            any::<usize>().prop_map(Step::OpenUnder),
+            Just(Step::OpenRoot),
+            any::<usize>().prop_map(Step::Enter),
+            Just(Step::Exit),
+            (any::<usize>(), any::<i64>()).prop_map(|(i, v)| Step::Record(i, v)),
+            any::<usize>().prop_map(Step::Error),
+            (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Step::Link(a, b)),
+            any::<usize>().prop_map(Step::Clone),
+            any::<usize>().prop_map(Step::Drop),
+        ]
+    }
+
+    /// Runs `steps` on `dispatch`, then exits and drops everything; with `agree`, checks after
+    /// every step that `tracing`'s current span and OpenTelemetry's current context agree (the
+    /// registry makes a span entered again below the top current only where it was first).
+    fn run(dispatch: &tracing::Dispatch, steps: &[Step], agree: bool) {
+        use opentelemetry::trace::TraceContextExt as _;
+        tracing::dispatcher::with_default(dispatch, || {
+            let mut spans: Vec<tracing::Span> = Vec::new();
+            let mut entered: Vec<tracing::Span> = Vec::new();
+            let pick =
+                |spans: &Vec<tracing::Span>, i: usize| spans.get(i % spans.len().max(1)).cloned();
+            for step in steps {
+                let name = format!("s{}", spans.len());
+                match step {
+                    Step::Open => spans.push(tracing::info_span!("op", otel.name = %name, n = tracing::field::Empty)),
+                    Step::OpenUnder(i) => {
+                        let parent = pick(&spans, *i);
+                        spans.push(tracing::info_span!(parent: parent.and_then(|p| p.id()), "op", otel.name = %name, n = tracing::field::Empty));
+                    }
+                    Step::OpenRoot => spans.push(tracing::info_span!(parent: None, "op", otel.name = %name, n = tracing::field::Empty)),
+                    Step::Enter(i) => {
+                        if let Some(span) = pick(&spans, *i) {
+                            if let Some(id) = span.id() {
+                                dispatch.enter(&id);
+                            }
+                            entered.push(span);
+                        }
+                    }
+                    Step::Exit => {
+                        if let Some(id) = entered.pop().and_then(|span| span.id()) {
+                            dispatch.exit(&id);
+                        }
+                    }
+                    Step::Record(i, v) => {
+                        if let Some(span) = pick(&spans, *i) {
+                            span.record("n", *v);
+                        }
+                    }
+                    Step::Error(i) => {
+                        if let Some(span) = pick(&spans, *i) {
+                            tracing::error!(parent: &span, "failed");
+                        }
+                    }
+                    Step::Link(a, b) => {
+                        if let (Some(a), Some(b)) = (pick(&spans, *a), pick(&spans, *b)) {
+                            a.follows_from(&b);
+                        }
+                    }
+                    Step::Clone(i) => {
+                        if let Some(span) = pick(&spans, *i) {
+                            spans.push(span);
+                        }
+                    }
+                    Step::Drop(i) => {
+                        if !spans.is_empty() {
+                            let at = i % spans.len();
+                            drop(spans.swap_remove(at));
+                        }
+                    }
+                }
+                if !agree {
+                    continue;
+                }
+                let of_tracing = crate::SpanExt::context(&tracing::Span::current());
+                let of_otel = Context::current();
+                assert_eq!(
+                    of_tracing.span().span_context().span_id(),
+                    of_otel.span().span_context().span_id()
+                );
+            }
+            while let Some(span) = entered.pop() {
+                if let Some(id) = span.id() {
+                    dispatch.exit(&id);
+                }
+            }
+        });
+    }
+
+    /// What the exported spans say, by name: parent's name, links, status, attributes.
+    fn tree(exporter: &InMemorySpanExporter) -> Vec<String> {
+        let spans = exporter.get_finished_spans().unwrap();
+        let name_of = |id: opentelemetry::trace::SpanId| {
+            spans
+                .iter()
+                .find(|s| s.span_context.span_id() == id)
+                .map(|s| s.name.to_string())
+        };
+        let mut tree: Vec<String> = spans
+            .iter()
+            .map(|s| {
+                let links: Vec<_> = s
+                    .links
+                    .iter()
+                    .map(|l| name_of(l.span_context.span_id()))
+                    .collect();
+                format!(
+                    "{} under {:?} links {links:?} status {:?} attributes {:?}",
+                    s.name,
+                    name_of(s.parent_span_id),
+                    s.status,
+                    s.attributes
+                )
+            })
+            .collect();
+        tree.sort();
+        tree
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn the_store_records_what_the_registry_layer_records(
+            steps in proptest::collection::vec(step(), 0..40)
+        ) {
+            use tracing_subscriber::layer::SubscriberExt as _;
+            let (store, by_store) = store();
+            run(&store, &steps, true);
+            let by_registry = InMemorySpanExporter::default();
+            let provider = SdkTracerProvider::builder()
+                .with_simple_exporter(by_registry.clone())
+                .build();
+            let layer = super::super::SpanLayer::new(Recorder::new(provider.tracer("test"), false));
+            let registry = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+            run(&registry, &steps, false);
+            proptest::prop_assert_eq!(tree(&by_store), tree(&by_registry));
+        }
     }
 }
