@@ -347,19 +347,17 @@ pub fn inject_context(cx: &Context, headers: &mut HeaderMap) {
 /// flags 0, and its tracer has no hook for them), or a span the sampler dropped under a random
 /// parent (the SDK resets a dropped span's flags). Injection then sends the random flag.
 pub(crate) fn mark_random(parent: &Context, cx: Context) -> Context {
-    // Requests start from a context marked already: the common case allocates nothing.
-    if w3c::marked(&cx) {
-        return cx;
-    }
     let random = |c: &Context| c.span().span_context().trace_flags().to_u8() & w3c::RANDOM != 0;
     let (parent_valid, sc_valid) = (
         parent.span().span_context().is_valid(),
         cx.span().span_context().is_valid(),
     );
-    if sc_valid && (!parent_valid || (random(parent) && !random(&cx))) {
-        return cx.with_value(w3c::RandomTrace(true));
+    let unsaid = sc_valid && (!parent_valid || (random(parent) && !random(&cx)));
+    // Requests start from a context marked already: the common case allocates nothing.
+    if !unsaid || w3c::marked(&cx) {
+        return cx;
     }
-    cx
+    cx.with_value(w3c::RandomTrace(true))
 }
 
 #[cfg(test)]
