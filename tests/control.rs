@@ -193,6 +193,20 @@ async fn bad_input_is_refused_and_changes_nothing() {
         .contains("[[["));
     assert_eq!(control.state(), before, "nothing changed");
 
+    // Forced routes are bounded; forcing one already in force again is not another.
+    for n in 0..paytrace::control::MAX_FORCED_ROUTES {
+        control
+            .force_keep_route(&format!("/r/{n}"), ttl, "t")
+            .unwrap();
+    }
+    control.force_keep_route("/r/0", ttl, "t").unwrap();
+    let err = control.force_keep_route("/one/more", ttl, "t").unwrap_err();
+    assert!(err.to_string().contains("forced already"), "{err}");
+    assert_eq!(
+        control.state().forced_routes.len(),
+        paytrace::control::MAX_FORCED_ROUTES
+    );
+
     // Without a ratio sampler there is no ratio to change, and it says so.
     let all = Telemetry::start(Config::disabled()).unwrap();
     let err = all.control().set_keep_ratio(0.5, ttl, "t").unwrap_err();

@@ -102,6 +102,23 @@ impl InForce {
     }
 }
 
+/// How many routes [`Control::force_keep_route`] keeps in force at once: each is checked on
+/// every request's sampling decision, and the list must stay bounded.
+///
+/// ```
+/// # fn main() -> Result<(), paytrace::Error> {
+/// let telemetry = paytrace::Telemetry::start(
+///     paytrace::Config::disabled().with_sampler(paytrace::Sampler::ParentBasedRatio(0.1)),
+/// )?;
+/// let ttl = std::time::Duration::from_secs(60);
+/// for n in 0..paytrace::control::MAX_FORCED_ROUTES {
+///     telemetry.control().force_keep_route(&format!("/r/{n}"), ttl, "alice")?;
+/// }
+/// assert!(telemetry.control().force_keep_route("/one/more", ttl, "alice").is_err());
+/// # Ok(()) }
+/// ```
+pub const MAX_FORCED_ROUTES: usize = 32;
+
 /// One change in force: its value, who set it, and until when.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -262,8 +279,9 @@ impl Control {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] when the route is not a route template (it must start with `/`,
-    /// at most 256 visible characters), the TTL is 0 or above the maximum, or the service was
-    /// not started with a ratio sampler (at 100 % every trace is kept already).
+    /// at most 256 visible characters), [`MAX_FORCED_ROUTES`] other routes are forced already,
+    /// the TTL is 0 or above the maximum, or the service was not started with a ratio sampler
+    /// (at 100 % every trace is kept already).
     pub fn force_keep_route(&self, route: &str, ttl: Duration, set_by: &str) -> Result<(), Error> {
         self.check_ttl(ttl)?;
         if !route.starts_with('/')
@@ -279,6 +297,13 @@ impl Control {
         let head = self.head("force_keep_route")?;
         let mut in_force = self.inner.lock();
         in_force.forced_routes.retain(|c| c.value != route);
+        if in_force.forced_routes.len() >= MAX_FORCED_ROUTES {
+            return Err(Error::invalid(
+                "force_keep_route",
+                route,
+                format!("{MAX_FORCED_ROUTES} routes are forced already: wait for one to revert, or reset"),
+            ));
+        }
         let change = self.change(route.to_owned(), ttl, set_by);
         let generation = change.generation;
         in_force.forced_routes.push(change);
