@@ -1,4 +1,4 @@
-//! The exporter-health watchdog and the snapshot behind [`Telemetry::exporter_health`].
+//! The exporter-health watchdog and the snapshot behind `Telemetry::exporter_health`.
 //!
 //! Every window (30 s by default) the watchdog compares each signal's export counters with the
 //! previous window:

@@ -5,7 +5,7 @@
 //! restart) as final and drops the batch, has no request size cap, can report success when the
 //! final export failed, and runs on the host's runtime, so a current-thread runtime stalls its
 //! shutdown. Here:
-//! - every export runs on paytrace's own single-thread runtime ([`ExportRuntime`]), so nothing
+//! - every export runs on paytrace's own single-thread runtime ([`ExportRuntime`](runtime::ExportRuntime)), so nothing
 //!   depends on the host runtime's flavour or on being called from async code;
 //! - spans and log records go through bounded queues ([`batch`]): the caller never waits, a full
 //!   queue drops and counts;

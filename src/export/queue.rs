@@ -2,7 +2,7 @@
 //! WARN and ERROR records) are taken first and are never dropped while an ordinary item is
 //! queued: a priority item that does not fit makes room by dropping the oldest ordinary items.
 //!
-//! The budget counts each item's estimated encoded size ([`Weigh::weight`]), so the queue holds
+//! The budget counts each item's estimated encoded size ([`Weigh::weigh`]), so the queue holds
 //! as many small items as large ones would fit, and a burst of ordinary requests is absorbed by
 //! memory rather than by an item count chosen for another workload. A count bound applies as
 //! well when one is configured.

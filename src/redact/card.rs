@@ -9,7 +9,7 @@ use super::REDACTED_TRACK;
 
 /// One branch-free pass over a text: most values are short and plain, and this answers for
 /// them in a few nanoseconds what the byte-by-byte scans would. Text with no `=`/`:` and that
-/// [`Census::cannot_hold_card`] is text [`Redactor::redact_text`] cannot change, whatever the
+/// [`Census::cannot_hold_card`] is text [`Redactor::redact_text`](super::Redactor::redact_text) cannot change, whatever the
 /// policy.
 pub(super) struct Census {
     pub(super) digits: usize,
@@ -17,7 +17,7 @@ pub(super) struct Census {
     pub(super) pair_separator: bool,
     /// `%` or `;`: track data may start here.
     pub(super) track_sentinel: bool,
-    /// `%` or `\\`: an escape may hide a digit, a separator or a quote ([`Decoded`]).
+    /// `%` or `\\`: an escape may hide a digit, a separator or a quote ([`Decoded`](super::decode::Decoded)).
     pub(super) escape: bool,
 }
 
@@ -85,7 +85,7 @@ pub(super) fn has_long_stretch(bytes: &[u8]) -> bool {
     long
 }
 
-/// The exact test behind [`Redactor::mask_pan`]'s fast path, one pass without allocation: false
+/// The exact test behind [`Redactor::mask_pan`](super::Redactor::mask_pan)'s fast path, one pass without allocation: false
 /// unless `bytes` has a digit run (as [`scan_run`] reads one) of 13 or more digits, a `%` or
 /// `;` that may open track data, or a `%` or `\\` that may open an escape. Ids, amounts, timestamps and hex strings (request ids) stay on
 /// it.
@@ -112,7 +112,7 @@ pub(super) fn may_hold_card(bytes: &[u8]) -> bool {
 }
 
 /// Every card number and track in `text` masked: the full scan behind [`may_hold_card`]. It
-/// reads the text decoded ([`Decoded`]) and masks the original, so the `20` of an encoded space
+/// reads the text decoded ([`Decoded`](super::decode::Decoded)) and masks the original, so the `20` of an encoded space
 /// cannot glue onto a card number and hide it from the Luhn check. Each depth of decoding is
 /// read in turn (`%2541…` is `%41…` once decoded and `A…` twice), and what any reading finds is
 /// masked.

@@ -87,7 +87,7 @@ pub(super) fn is_sensitive(words: &[String], name: &str) -> bool {
             .is_ok_and(|whole| COMPOUNDS.contains(&whole) || words.iter().any(|w| w == whole))
 }
 
-/// A new policy's [`Redactor::policy_id`].
+/// A new policy's [`Redactor::policy_id`](super::Redactor::policy_id).
 pub(super) fn next_policy_id() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)

@@ -4,9 +4,9 @@
 //!
 //! paytrace's subscriber records each `tracing` span (one the log filter lets through) as an
 //! OpenTelemetry span of paytrace's tracer: the same sampler, tail keep, redaction and export
-//! queue as the request span. The installed subscriber keeps spans in a store of its own
-//! ([`store`]); a subscriber composed with `Telemetry::layers` keeps them in
-//! `tracing_subscriber`'s registry ([`layer`]). Both record through one [`Recorder`]. Entering a `tracing` span makes its context current, so
+//! queue as the request span. The installed subscriber keeps spans in a store of its own; a
+//! subscriber composed with `Telemetry::layers` keeps them in `tracing_subscriber`'s registry.
+//! Both record the same way. Entering a `tracing` span makes its context current, so
 //! OpenTelemetry-API spans made inside it are its children, `tracing` spans made inside an
 //! OpenTelemetry-API span are that span's children, and log records carry the innermost span's
 //! ids.
