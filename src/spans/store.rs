@@ -225,18 +225,6 @@ mod tests {
     }
 
     #[test]
-    fn the_installed_subscriber_keeps_spans_in_the_store() {
-        let telemetry = crate::Telemetry::start(
-            crate::Config::new()
-                .with_endpoint("http://127.0.0.1:9")
-                .with_install_subscriber(false),
-        )
-        .unwrap();
-        let dispatch = tracing::Dispatch::new(telemetry.subscriber());
-        assert!(dispatch.downcast_ref::<SpanStore>().is_some());
-    }
-
-    #[test]
     fn a_span_ends_when_its_last_handle_is_dropped() {
         let (dispatch, exporter) = store();
         tracing::dispatcher::with_default(&dispatch, || {
@@ -411,7 +399,7 @@ mod tests {
                 if !agree {
                     continue;
                 }
-                let of_tracing = crate::SpanExt::context(&tracing::Span::current());
+                let of_tracing = super::super::SpanExt::context(&tracing::Span::current());
                 let of_otel = Context::current();
                 assert_eq!(
                     of_tracing.span().span_context().span_id(),

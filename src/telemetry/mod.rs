@@ -369,3 +369,27 @@ impl Drop for Telemetry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    #[test]
+    fn the_installed_subscriber_keeps_spans_in_paytraces_store() {
+        let config = Config::new()
+            .with_endpoint("http://127.0.0.1:9")
+            .with_install_subscriber(false)
+            .with_shutdown_timeout(std::time::Duration::from_millis(50));
+        let telemetry = Telemetry::start(config).unwrap();
+        let dispatch = tracing::Dispatch::new(telemetry.subscriber());
+        assert!(dispatch.downcast_ref::<crate::spans::SpanStore>().is_some());
+        // Console logs need the official bridge, and so the registry.
+        let console = Telemetry::start(Config::disabled()).unwrap();
+        let dispatch = tracing::Dispatch::new(console.subscriber());
+        assert!(dispatch.downcast_ref::<crate::spans::SpanStore>().is_none());
+        assert!(dispatch
+            .downcast_ref::<tracing_subscriber::Registry>()
+            .is_some());
+    }
+}
