@@ -22,20 +22,28 @@ use super::log_record::QueuedLog;
 use super::otlp::{Encoded, Encoder};
 use super::stats::SignalStats;
 
+const INTERNAL_PREFIXES: [&str; 7] = [
+    "paytrace::export",
+    "h2",
+    "hyper",
+    "tonic",
+    "tower",
+    "rustls",
+    "opentelemetry",
+];
+
 /// Targets whose records never go to the collector: paytrace's own export diagnostics and the
 /// transport crates below it. Exporting them would feed a loop (a failed log export logging a
 /// record that is exported, fails, and logs again).
 pub(crate) fn is_internal_target(target: &str) -> bool {
-    const PREFIXES: [&str; 7] = [
-        "paytrace::export",
-        "h2",
-        "hyper",
-        "tonic",
-        "tower",
-        "rustls",
-        "opentelemetry",
-    ];
-    PREFIXES.iter().any(|p| {
+    // Most targets (the service's own crates) start with none of the prefixes' first letters.
+    if !matches!(
+        target.as_bytes().first(),
+        Some(b'p' | b'h' | b't' | b'r' | b'o')
+    ) {
+        return false;
+    }
+    INTERNAL_PREFIXES.iter().any(|p| {
         target.starts_with(p)
             && matches!(
                 target.as_bytes().get(p.len()),
@@ -373,6 +381,10 @@ mod tests {
             "paytrace::watchdog",
         ] {
             assert!(!is_internal_target(t), "{t}");
+        }
+        // The first-letter check lets every prefix through to the full one.
+        for prefix in INTERNAL_PREFIXES {
+            assert!(is_internal_target(prefix), "{prefix}");
         }
     }
 }
