@@ -59,6 +59,11 @@ impl SpanState for Slot {
 /// The id of a span the slab had no room for: it is entered and closed as nothing.
 const NO_SLOT: u64 = u64::MAX;
 
+/// The slab key of the span `id`.
+fn key(id: &Id) -> Option<usize> {
+    usize::try_from(id.into_u64().checked_sub(1)?).ok()
+}
+
 impl SpanStore {
     pub(crate) fn new(recorder: Recorder) -> SpanStore {
         static STORES: AtomicUsize = AtomicUsize::new(1);
@@ -71,8 +76,7 @@ impl SpanStore {
 
     /// The span `id`, while it is open.
     pub(crate) fn slot(&self, id: &Id) -> Option<sharded_slab::Entry<'_, Slot>> {
-        let key = usize::try_from(id.into_u64().checked_sub(1)?).ok()?;
-        self.spans.get(key)
+        self.spans.get(key(id)?)
     }
 
     /// The context of the span `id`, starting it if it was pending; `None` when not recorded.
@@ -124,10 +128,12 @@ impl Subscriber for SpanStore {
             pending: Mutex::new(self.recorder.pending(attrs, parent)),
             started: OnceLock::new(),
         };
-        match self.spans.insert(slot) {
-            Some(key) => Id::from_u64(key as u64 + 1),
-            None => Id::from_u64(NO_SLOT),
-        }
+        // Ids start at 1; the slab's keys at 0.
+        let id = self
+            .spans
+            .insert(slot)
+            .and_then(|key| u64::try_from(key).ok()?.checked_add(1));
+        Id::from_u64(id.unwrap_or(NO_SLOT))
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
@@ -183,8 +189,8 @@ impl Subscriber for SpanStore {
         let pending = slot.pending().take();
         let started = slot.started.get().cloned();
         drop(slot);
-        if let Some(key) = id.into_u64().checked_sub(1) {
-            self.spans.remove(key as usize);
+        if let Some(key) = key(&id) {
+            self.spans.remove(key);
         }
         // A span never entered starts as it ends.
         match (pending, started) {
