@@ -205,11 +205,20 @@ impl Telemetry {
         Box::new(self.filtered(events).and_then(otel_spans))
     }
 
-    /// A complete subscriber ([`Telemetry::layers`] over a span store), for
-    /// `tracing::subscriber::set_default` in tests or `set_global_default`.
+    /// A complete subscriber, for `tracing::subscriber::set_default` in tests or
+    /// `set_global_default`: the layers of [`Telemetry::layers`] over paytrace's own span store.
     ///
-    /// When logs go over OTLP, the spans are kept in paytrace's own store rather than
-    /// `tracing_subscriber`'s registry: the same spans, for about half the work per span.
+    /// The store records the same spans as `tracing_subscriber`'s registry with
+    /// [`Telemetry::layers`], for less work per span and per enter. With console logs it is that
+    /// registry: the official log bridge needs it.
+    ///
+    /// ```
+    /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
+    /// tracing::subscriber::with_default(telemetry.subscriber(), || {
+    ///     tracing::info_span!("settle").in_scope(|| tracing::info!("settled"));
+    /// });
+    /// # Ok::<(), paytrace::Error>(())
+    /// ```
     pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
         let Some(records) = self.inner.event_queue.clone() else {
             // The official log bridge (console logs) needs the registry.
