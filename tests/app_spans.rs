@@ -64,6 +64,7 @@ on_both_subscribers! {
     #[tokio::test] span_events_are_a_setting;
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)] tail_keep_keeps_a_failed_requests_instrument_spans_whole;
     #[tokio::test] a_full_queue_keeps_every_failed_instrument_span;
+    #[tokio::test] a_span_directive_in_the_log_filter_applies_inside_that_span;
 }
 
 fn by_name<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
@@ -549,4 +550,21 @@ async fn a_full_queue_keeps_every_failed_instrument_span(path: Path) {
     assert!(traces.dropped > 0, "the burst did overflow: {traces:?}");
     assert_eq!(traces.dropped_priority, 0, "{traces:?}");
     assert_eq!(failed, 100, "every failed reserve span arrived");
+}
+
+async fn a_span_directive_in_the_log_filter_applies_inside_that_span(path: Path) {
+    let collector = TestCollector::start().await.unwrap();
+    let telemetry =
+        Telemetry::start(support::config(&collector).with_log_filter("info,[audit]=debug"))
+            .unwrap();
+    let _default = tracing::dispatcher::set_default(&subscriber(&telemetry, path));
+    tracing::debug!("outside");
+    tracing::info_span!("audit").in_scope(|| tracing::debug!("inside"));
+    tracing::info!("after");
+    let logs = collector.wait_for_logs(2, WAIT).await;
+    shutdown(telemetry).await;
+
+    let bodies: Vec<_> = logs.iter().filter_map(|l| l.body_str()).collect();
+    assert!(bodies.iter().any(|b| b == "inside"), "{bodies:?}");
+    assert!(!bodies.iter().any(|b| b == "outside"), "{bodies:?}");
 }
