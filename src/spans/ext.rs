@@ -128,7 +128,7 @@ fn with_otel_span<R>(span: &tracing::Span, f: impl FnOnce(State<'_>) -> R) -> Op
 /// The span's state in paytrace's span store, or in the registry under paytrace's span layer.
 fn with_state<R>(dispatch: &Dispatch, id: &Id, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
     if let Some(store) = dispatch.downcast_ref::<SpanStore>() {
-        return store.slot(id)?.with(f);
+        return store.with_state(id, f);
     }
     dispatch.downcast_ref::<Registry>()?.span(id)?.with(f)
 }

@@ -79,6 +79,11 @@ impl SpanStore {
         self.spans.get(key(id)?)
     }
 
+    /// Runs `f` on the state of the span `id`; `None` when it is closed or not recorded.
+    pub(crate) fn with_state<R>(&self, id: &Id, f: impl FnOnce(State<'_>) -> R) -> Option<R> {
+        self.slot(id)?.with(f)
+    }
+
     /// The context of the span `id`, starting it if it was pending; `None` when not recorded.
     pub(crate) fn context(&self, id: &Id) -> Option<Context> {
         self.started(&*self.slot(id)?)
@@ -137,9 +142,7 @@ impl Subscriber for SpanStore {
     }
 
     fn record(&self, span: &Id, values: &Record<'_>) {
-        if let Some(slot) = self.slot(span) {
-            slot.with(|state| record::record(state, values));
-        }
+        self.with_state(span, |state| record::record(state, values));
     }
 
     fn record_follows_from(&self, span: &Id, follows: &Id) {
@@ -147,9 +150,7 @@ impl Subscriber for SpanStore {
             return;
         };
         let link = followed.span().span_context().clone();
-        if let Some(slot) = self.slot(span) {
-            slot.with(|state| record::link(state, link));
-        }
+        self.with_state(span, |state| record::link(state, link));
     }
 
     fn event(&self, event: &Event<'_>) {
