@@ -5,7 +5,9 @@
 //! - `paytrace otel api, in_span`: the same tracer's span made current while a closure runs
 //!   (`Tracer::in_span`), as a handler's OpenTelemetry-API span is;
 //! - `paytrace #[instrument]`: an `#[instrument]` function through `telemetry.subscriber()`
-//!   (paytrace's span layer, the log filter, stdout off) into the same queue;
+//!   (paytrace's span store, the log filter, stdout off) into the same queue; both are root
+//!   spans, and the `#[instrument]` one also writes the random-trace marker;
+//! - `…, child`: the same two inside a request's context, as a handler's spans are;
 //! - `otel api + stock batch`: the OpenTelemetry API on the stock SDK batch processor;
 //! - `tracing + tracing-otel`: `tracing::info_span!` through tracing-opentelemetry into the
 //!   stock batch processor;
@@ -59,6 +61,17 @@ fn spans(c: &mut Criterion) {
     {
         let _default = tracing::subscriber::set_default(telemetry.subscriber());
         group.bench_function("paytrace #[instrument]", |b| b.iter(instrumented));
+    }
+    // The same two inside a request's context: child spans, as a handler makes them.
+    {
+        let request =
+            opentelemetry::Context::current_with_span(telemetry.tracer().start("request"));
+        let _request = request.attach();
+        group.bench_function("paytrace otel api, in_span, child", |b| {
+            b.iter(|| telemetry.tracer().in_span("op", |_cx| {}))
+        });
+        let _default = tracing::subscriber::set_default(telemetry.subscriber());
+        group.bench_function("paytrace #[instrument], child", |b| b.iter(instrumented));
     }
     group.bench_function("paytrace tail keep, trace of 1", |b| {
         b.iter(|| kept_by_outcome_only.tracer().start("op").end())
