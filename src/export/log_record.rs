@@ -47,6 +47,28 @@ pub(crate) struct EventRecord {
     pub(crate) trace: Option<RecordTrace>,
 }
 
+impl EventRecord {
+    /// This record written into a record of the OpenTelemetry Logs API, for a logger provider
+    /// whose processors export elsewhere than paytrace's queue (the console).
+    pub(crate) fn write_to(self, record: &mut impl opentelemetry::logs::LogRecord) {
+        record.set_timestamp(self.time);
+        record.set_observed_timestamp(self.time);
+        record.set_severity_number(severity(self.level));
+        record.set_severity_text(self.level.as_str());
+        record.set_target(self.target);
+        if let Some(name) = self.name {
+            record.set_event_name(name);
+        }
+        if let Some(body) = self.body {
+            record.set_body(body);
+        }
+        record.add_attributes(self.attributes);
+        if let Some(trace) = self.trace {
+            record.set_trace_context(trace.trace_id, trace.span_id, Some(trace.flags));
+        }
+    }
+}
+
 /// An event's attributes: most events have a few, held inline.
 pub(crate) type EventAttributes = smallvec::SmallVec<[(Key, AnyValue); 4]>;
 
@@ -131,7 +153,7 @@ impl LogView for SdkLogRecord {
 }
 
 /// The OpenTelemetry severity of a `tracing` level, as the official bridge maps it.
-fn severity(level: tracing::Level) -> Severity {
+pub(crate) fn severity(level: tracing::Level) -> Severity {
     match level {
         tracing::Level::TRACE => Severity::Trace,
         tracing::Level::DEBUG => Severity::Debug,

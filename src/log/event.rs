@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::logs::AnyValue;
+use opentelemetry::logs::{AnyValue, Logger as _, LoggerProvider as _};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::{Context, Key};
-use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber};
@@ -16,34 +15,60 @@ use tracing_subscriber::layer;
 use tracing_subscriber::Layer;
 
 use crate::export::batch::Batcher;
-use crate::export::log_record::{EventAttributes, EventRecord, QueuedLog, RecordTrace};
+use crate::export::log_record::{severity, EventAttributes, EventRecord, QueuedLog, RecordTrace};
 use crate::export::processor::is_internal_target;
 
-/// The official bridge, for logs going elsewhere than the export queue (the console).
-pub(crate) type Bridge = OpenTelemetryTracingBridge<SdkLoggerProvider, SdkLogger>;
-
-/// Writes each `tracing` event straight into the log export queue (logs over OTLP); needs no
-/// span lookup, so it sits on any subscriber.
+/// Where each `tracing` event becomes a log record; needs no span lookup, so it sits on any
+/// subscriber.
 #[derive(Debug, Clone)]
-pub(crate) struct EventLayer(pub(crate) Arc<Batcher<QueuedLog>>);
+pub(crate) enum EventLayer {
+    /// Straight into the log export queue (logs over OTLP).
+    Queue(Arc<Batcher<QueuedLog>>),
+    /// Through a logger of the provider, whose processors export elsewhere (the console).
+    Logger(SdkLogger),
+}
 
-impl<S: Subscriber> Layer<S> for EventLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: layer::Context<'_, S>) {
-        record(&self.0, event);
+impl EventLayer {
+    /// Into `queue` when there is one, else through `provider`'s processors (with the empty
+    /// scope name the official bridge uses).
+    pub(crate) fn new(
+        queue: Option<Arc<Batcher<QueuedLog>>>,
+        provider: &SdkLoggerProvider,
+    ) -> Self {
+        match queue {
+            Some(queue) => EventLayer::Queue(queue),
+            None => EventLayer::Logger(provider.logger("")),
+        }
     }
 }
 
-/// Writes `event` into the queue as a log record.
-fn record(queue: &Batcher<QueuedLog>, event: &Event<'_>) {
-    let meta = event.metadata();
-    let current = CurrentSpan::get();
-    if !current.wants_record(meta) {
-        return;
+impl<S: Subscriber> Layer<S> for EventLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: layer::Context<'_, S>) {
+        let meta = event.metadata();
+        let current = CurrentSpan::get();
+        if !current.wants_record(meta) {
+            return;
+        }
+        match self {
+            EventLayer::Queue(queue) => queue.push(QueuedLog::Event(read(event, current))),
+            EventLayer::Logger(logger) => {
+                let level = severity(*meta.level());
+                if !logger.event_enabled(level, meta.target(), given_name(meta)) {
+                    return;
+                }
+                let mut record = logger.create_log_record();
+                read(event, current).write_to(&mut record);
+                logger.emit(record);
+            }
+        }
     }
+}
+
+/// The record of `event`, made now inside `current`.
+fn read(event: &Event<'_>, current: CurrentSpan) -> EventRecord {
     let mut fields = EventFields::default();
     event.record(&mut fields);
-    let record = fields.into_record(meta, SystemTime::now(), current.trace);
-    queue.push(QueuedLog::Event(record));
+    fields.into_record(event.metadata(), SystemTime::now(), current.trace)
 }
 
 /// What a log record takes from the current OpenTelemetry context.
@@ -183,5 +208,71 @@ impl Visit for EventFields {
 
     fn record_u128(&mut self, field: &Field, value: u128) {
         self.integer(field, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    use opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge;
+    use opentelemetry_sdk::logs::{InMemoryLogExporter, SdkLogRecord};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    /// What a record says, but for its times and a made-up event name (`event <file>:<line>`).
+    fn said(record: &SdkLogRecord) -> String {
+        let name = record.event_name().filter(|n| !n.starts_with("event "));
+        let attributes: Vec<_> = record.attributes_iter().collect();
+        format!(
+            "{:?} {:?} {:?} {:?} {name:?} {attributes:?} {:?}",
+            record.body(),
+            record.severity_number(),
+            record.severity_text(),
+            record.target(),
+            record
+                .trace_context()
+                .map(|t| (t.trace_id, t.span_id, t.trace_flags)),
+        )
+    }
+
+    /// The records `layer` makes of a few events inside a remote parent, through a provider
+    /// exporting to memory.
+    fn records<L>(layer: impl FnOnce(&SdkLoggerProvider) -> L) -> Vec<String>
+    where
+        L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
+        let exporter = InMemoryLogExporter::default();
+        let provider = SdkLoggerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(layer(&provider));
+        tracing::subscriber::with_default(subscriber, || {
+            let parent = Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(0x4bf9_u128),
+                SpanId::from(0x00f0_u64),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::default(),
+            ));
+            let _parent = parent.attach();
+            let failure = std::io::Error::other("gateway timeout");
+            tracing::info!(order_id = 42_u64, amount = 12.5, "order paid");
+            tracing::warn!(huge = u64::MAX, wide = 1_i128 << 70, items = ?[1, 2], "declined");
+            tracing::error!(
+                error = &failure as &(dyn std::error::Error + 'static),
+                "failed"
+            );
+            tracing::info!(name: "payment.captured", target: "checkout", "captured");
+        });
+        let logs = exporter.get_emitted_logs().unwrap();
+        logs.iter().map(|log| said(&log.record)).collect()
+    }
+
+    #[test]
+    fn through_a_logger_provider_the_records_are_the_official_bridges() {
+        let ours = records(|provider| EventLayer::new(None, provider));
+        let bridge = records(OpenTelemetryTracingBridge::new);
+        assert_eq!(ours.len(), 4);
+        assert_eq!(ours, bridge);
     }
 }

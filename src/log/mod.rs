@@ -32,7 +32,7 @@ mod sampling;
 #[cfg_attr(not(feature = "bench-hooks"), allow(unreachable_pub))]
 mod stdout;
 
-use event::{Bridge, EventLayer};
+use event::EventLayer;
 pub use json::JsonLayer;
 pub use sampling::LogSampling;
 pub(crate) use sampling::{KeepLogs, LogSampler};
@@ -48,7 +48,6 @@ use std::sync::Arc;
 
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use tracing_subscriber::layer::Identity;
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 use crate::export::batch::Batcher;
@@ -195,8 +194,9 @@ fn json_layer(
     })
 }
 
-/// Where events go: the stdout layer, and the layer making their OTLP log records, through the
-/// logger provider when there is no export queue (the console).
+/// Where events go: the stdout layer, and the layer making their log records (into the export
+/// queue when there is one, else through the logger provider). With JSON lines and logs over
+/// OTLP, the stdout layer writes both from one visit of each event.
 pub(crate) fn event_layers<S>(
     stdout: Option<&Stdout>,
     format: LogFormat,
@@ -206,34 +206,16 @@ pub(crate) fn event_layers<S>(
     provider: &SdkLoggerProvider,
 ) -> Box<dyn Layer<S> + Send + Sync + 'static>
 where
-    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
-{
-    match records {
-        Some(records) => queued_event_layers(stdout, format, service_name, redactor, records),
-        None => json_layer(stdout, format, service_name, redactor)
-            .map_or_else(|| Identity::new().boxed(), Layer::boxed)
-            .and_then(Bridge::new(provider))
-            .boxed(),
-    }
-}
-
-/// Where events go when their log records go straight into the export queue `records`. With
-/// JSON lines, the stdout layer writes both from one visit of each event.
-pub(crate) fn queued_event_layers<S>(
-    stdout: Option<&Stdout>,
-    format: LogFormat,
-    service_name: &str,
-    redactor: &Redactor,
-    records: Arc<Batcher<QueuedLog>>,
-) -> Box<dyn Layer<S> + Send + Sync + 'static>
-where
     S: tracing::Subscriber + Send + Sync,
 {
-    match json_layer(stdout, format, service_name, redactor) {
-        Some(json) if format == LogFormat::Json => json.with_records(records).boxed(),
-        json => json
+    let json = json_layer(stdout, format, service_name, redactor);
+    match (json, records) {
+        (Some(json), Some(records)) if format == LogFormat::Json => {
+            json.with_records(records).boxed()
+        }
+        (json, records) => json
             .map_or_else(|| Identity::new().boxed(), Layer::boxed)
-            .and_then(EventLayer(records))
+            .and_then(EventLayer::new(records, provider))
             .boxed(),
     }
 }

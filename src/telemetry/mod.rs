@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Tracer};
-use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
@@ -193,24 +192,15 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     {
-        let events = crate::log::event_layers(
-            self.inner.stdout.as_deref(),
-            self.inner.log.format,
-            &self.inner.service_name,
-            &self.inner.redactor,
-            self.inner.event_queue.clone(),
-            &self.inner.logger_provider,
-        );
         let otel_spans = crate::spans::SpanLayer::new(self.recorder());
-        Box::new(self.filtered(events).and_then(otel_spans))
+        Box::new(self.event_layers().and_then(otel_spans))
     }
 
     /// A complete subscriber, for `tracing::subscriber::set_default` in tests or
     /// `set_global_default`: the layers of [`Telemetry::layers`] over paytrace's own span store.
     ///
     /// The store records the same spans as `tracing_subscriber`'s registry with
-    /// [`Telemetry::layers`], for less work per span and per enter. With console logs it is that
-    /// registry: the official log bridge needs it.
+    /// [`Telemetry::layers`], for less work per span and per enter.
     ///
     /// ```
     /// let telemetry = paytrace::Telemetry::start(paytrace::Config::disabled())?;
@@ -220,28 +210,13 @@ impl Telemetry {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
-        let Some(records) = self.inner.event_queue.clone() else {
-            // The official log bridge (console logs) needs the registry.
-            return Box::new(tracing_subscriber::registry().with(self.layers()))
-                as Box<dyn tracing::Subscriber + Send + Sync>;
-        };
-        let events = crate::log::queued_event_layers(
-            self.inner.stdout.as_deref(),
-            self.inner.log.format,
-            &self.inner.service_name,
-            &self.inner.redactor,
-            records,
-        );
         let store = crate::spans::SpanStore::new(self.recorder());
-        Box::new(self.filtered(events).with_subscriber(store))
+        self.event_layers().with_subscriber(store)
     }
 
-    /// The log filter in force and the log sampler, before the event layers: sampling decides
-    /// before every output, so stdout and OTLP keep the same records.
-    fn filtered<S>(
-        &self,
-        events: Box<dyn Layer<S> + Send + Sync + 'static>,
-    ) -> impl Layer<S> + Send + Sync + 'static
+    /// The log filter in force, the log sampler, then where events go: sampling decides before
+    /// every output, so stdout and the log records keep the same events.
+    fn event_layers<S>(&self) -> impl Layer<S> + Send + Sync + 'static
     where
         S: tracing::Subscriber + Send + Sync,
     {
@@ -251,6 +226,14 @@ impl Telemetry {
             self.inner.log.sampling.as_ref().map(|sampling| {
                 crate::log::LogSampler::new(sampling, self.inner.sampled_out.clone())
             });
+        let events = crate::log::event_layers(
+            self.inner.stdout.as_deref(),
+            self.inner.log.format,
+            &self.inner.service_name,
+            &self.inner.redactor,
+            self.inner.event_queue.clone(),
+            &self.inner.logger_provider,
+        );
         filter.and_then(sampler).and_then(events)
     }
 
@@ -393,12 +376,12 @@ mod tests {
         let telemetry = Telemetry::start(config).unwrap();
         let dispatch = tracing::Dispatch::new(telemetry.subscriber());
         assert!(dispatch.downcast_ref::<crate::spans::SpanStore>().is_some());
-        // Console logs need the official bridge, and so the registry.
+        // Console logs too: their records go through the logger provider, no registry needed.
         let console = Telemetry::start(Config::disabled()).unwrap();
         let dispatch = tracing::Dispatch::new(console.subscriber());
-        assert!(dispatch.downcast_ref::<crate::spans::SpanStore>().is_none());
+        assert!(dispatch.downcast_ref::<crate::spans::SpanStore>().is_some());
         assert!(dispatch
             .downcast_ref::<tracing_subscriber::Registry>()
-            .is_some());
+            .is_none());
     }
 }
