@@ -23,6 +23,7 @@
 //! admin router to change them over HTTP; paytrace does no authentication itself.
 
 mod filter;
+mod revert;
 mod service;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,7 @@ pub use service::ControlService;
 
 use crate::error::Error;
 use crate::sampling::HeadControl;
+use revert::Revert;
 
 /// One runtime-control request body applied to a control of its own (log filter `info`, keep
 /// ratio 1), for the fuzz targets: the outcome and the settings in force after it. Reverts are
@@ -50,16 +52,7 @@ pub(crate) fn fuzz_apply(body: &str) -> (Result<(), String>, ControlState) {
             .enable_time()
             .build()
             .expect("a runtime");
-        let control = Control::new(
-            Arc::new(FilterSlot::new("info", None)),
-            "info".into(),
-            Some(Arc::new(HeadControl::new(1.0))),
-            Some(1.0),
-            DEFAULT_MAX_TTL,
-            &prometheus::Registry::new(),
-            Some(rt.handle().clone()),
-        )
-        .expect("a control");
+        let control = Control::standalone(1.0, rt.handle());
         (rt, control)
     });
     (service::apply(control, body), control.state())
@@ -90,15 +83,27 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct InForce {
-    log_filter: Option<Change<String>>,
-    keep_ratio: Option<Change<f64>>,
-    forced_routes: Vec<Change<String>>,
+    log_filter: Option<Held<String>>,
+    keep_ratio: Option<Held<f64>>,
+    forced_routes: Vec<Held<String>>,
+}
+
+/// A change in force and its pending revert, which is cancelled when the change goes.
+#[derive(Debug)]
+struct Held<T> {
+    change: Change<T>,
+    _revert: Revert,
 }
 
 impl InForce {
     /// The head sampler keeps exactly the routes in force.
     fn apply_forced_routes(&self, head: &HeadControl) {
-        head.set_forced_routes(self.forced_routes.iter().map(|c| c.value.clone()).collect());
+        head.set_forced_routes(
+            self.forced_routes
+                .iter()
+                .map(|held| held.change.value.clone())
+                .collect(),
+        );
     }
 }
 
@@ -203,6 +208,23 @@ impl Control {
         })
     }
 
+    /// A control of its own, outside any `Telemetry`: log filter `info`, keep ratio `ratio`,
+    /// reverts on `runtime`.
+    #[cfg(any(test, feature = "fuzzing"))]
+    fn standalone(ratio: f64, runtime: &Handle) -> Control {
+        // Tests and fuzzing only: a fresh registry always takes the counter.
+        Control::new(
+            Arc::new(FilterSlot::new("info", None)),
+            "info".into(),
+            Some(Arc::new(HeadControl::new(ratio))),
+            Some(ratio),
+            DEFAULT_MAX_TTL,
+            &prometheus::Registry::new(),
+            Some(runtime.clone()),
+        )
+        .expect("a control")
+    }
+
     /// Put `directives` (`RUST_LOG` syntax) in force for stdout and OTLP logs, for `ttl`.
     ///
     /// # Errors
@@ -214,26 +236,16 @@ impl Control {
         set_by: &str,
     ) -> Result<(), Error> {
         self.check_ttl(ttl)?;
+        let held = self.hold(directives.to_owned(), ttl, set_by, Inner::revert_log_filter)?;
         let mut in_force = self.inner.lock();
         self.inner
             .filter
             .set(directives)
             .map_err(|reason| Error::invalid("set_log_filter", directives, reason))?;
-        let change = self.change(directives.to_owned(), ttl, set_by);
-        let generation = change.generation;
-        in_force.log_filter = Some(change);
+        in_force.log_filter = Some(held);
         drop(in_force);
         self.inner
             .announce(Setting::LogFilter, directives, set_by, Some(ttl));
-        self.revert_after(ttl, move |inner| {
-            let mut in_force = inner.lock();
-            if in_force.log_filter.as_ref().map(|c| c.generation) == Some(generation) {
-                in_force.log_filter = None;
-                let _ = inner.filter.set(&inner.base_filter);
-                drop(in_force);
-                inner.announce_revert(Setting::LogFilter, &inner.base_filter);
-            }
-        });
         Ok(())
     }
 
@@ -252,26 +264,13 @@ impl Control {
             ));
         }
         let head = self.head("set_keep_ratio")?;
+        let held = self.hold(ratio, ttl, set_by, Inner::revert_keep_ratio)?;
         let mut in_force = self.inner.lock();
         head.set_ratio(ratio);
-        let change = self.change(ratio, ttl, set_by);
-        let generation = change.generation;
-        in_force.keep_ratio = Some(change);
+        in_force.keep_ratio = Some(held);
         drop(in_force);
         self.inner
             .announce(Setting::KeepRatio, &ratio.to_string(), set_by, Some(ttl));
-        self.revert_after(ttl, move |inner| {
-            let mut in_force = inner.lock();
-            if in_force.keep_ratio.as_ref().map(|c| c.generation) == Some(generation) {
-                in_force.keep_ratio = None;
-                let base = inner.base_ratio.unwrap_or(1.0);
-                if let Some(head) = &inner.head {
-                    head.set_ratio(base);
-                }
-                drop(in_force);
-                inner.announce_revert(Setting::KeepRatio, &base.to_string());
-            }
-        });
         Ok(())
     }
 
@@ -295,8 +294,11 @@ impl Control {
             ));
         }
         let head = self.head("force_keep_route")?;
+        let held = self.hold(route.to_owned(), ttl, set_by, Inner::revert_forced_route)?;
         let mut in_force = self.inner.lock();
-        in_force.forced_routes.retain(|c| c.value != route);
+        in_force
+            .forced_routes
+            .retain(|held| held.change.value != route);
         if in_force.forced_routes.len() >= MAX_FORCED_ROUTES {
             return Err(Error::invalid(
                 "force_keep_route",
@@ -304,28 +306,11 @@ impl Control {
                 format!("{MAX_FORCED_ROUTES} routes are forced already: wait for one to revert, or reset"),
             ));
         }
-        let change = self.change(route.to_owned(), ttl, set_by);
-        let generation = change.generation;
-        in_force.forced_routes.push(change);
+        in_force.forced_routes.push(held);
         in_force.apply_forced_routes(head);
         drop(in_force);
         self.inner
             .announce(Setting::ForcedRoute, route, set_by, Some(ttl));
-        let route = route.to_owned();
-        self.revert_after(ttl, move |inner| {
-            let mut in_force = inner.lock();
-            let before = in_force.forced_routes.len();
-            in_force
-                .forced_routes
-                .retain(|c| c.generation != generation);
-            if in_force.forced_routes.len() < before {
-                if let Some(head) = &inner.head {
-                    in_force.apply_forced_routes(head);
-                }
-                drop(in_force);
-                inner.announce_revert(Setting::ForcedRoute, &route);
-            }
-        });
         Ok(())
     }
 
@@ -333,22 +318,22 @@ impl Control {
     pub fn state(&self) -> ControlState {
         let in_force = self.inner.lock();
         ControlState {
-            log_filter: in_force
-                .log_filter
-                .as_ref()
-                .map_or_else(|| self.inner.base_filter.clone(), |c| c.value.clone()),
-            log_filter_change: in_force.log_filter.clone(),
+            log_filter: in_force.log_filter.as_ref().map_or_else(
+                || self.inner.base_filter.clone(),
+                |held| held.change.value.clone(),
+            ),
+            log_filter_change: in_force.log_filter.as_ref().map(Held::change),
             keep_ratio: in_force
                 .keep_ratio
                 .as_ref()
-                .map(|c| c.value)
+                .map(|held| held.change.value)
                 .or(self.inner.base_ratio),
-            keep_ratio_change: in_force.keep_ratio.clone(),
-            forced_routes: in_force.forced_routes.clone(),
+            keep_ratio_change: in_force.keep_ratio.as_ref().map(Held::change),
+            forced_routes: in_force.forced_routes.iter().map(Held::change).collect(),
         }
     }
 
-    /// Back to the configured settings now; pending reverts then do nothing.
+    /// Back to the configured settings now; the pending reverts are cancelled.
     pub fn reset(&self, set_by: &str) {
         let mut in_force = self.inner.lock();
         *in_force = InForce::default();
@@ -387,42 +372,46 @@ impl Control {
         })
     }
 
-    fn change<T>(&self, value: T, ttl: Duration, set_by: &str) -> Change<T> {
+    /// A new change of `value` for `ttl`, with its revert (given the change's generation)
+    /// waiting; a revert runs only while the handle's state still exists.
+    fn hold<T>(
+        &self,
+        value: T,
+        ttl: Duration,
+        set_by: &str,
+        revert: fn(&Inner, u64),
+    ) -> Result<Held<T>, Error> {
         let since = SystemTime::now();
-        Change {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let revert = Revert::after(ttl, self.inner.runtime.as_ref(), move || {
+            if let Some(inner) = weak.upgrade() {
+                revert(&inner, generation);
+            }
+        })
+        .map_err(|e| Error::invalid("runtime control", "revert timer", e))?;
+        let change = Change {
             value,
             set_by: set_by.to_owned(),
             since,
             until: since + ttl,
-            generation: self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1,
-        }
+            generation,
+        };
+        Ok(Held {
+            change,
+            _revert: revert,
+        })
+    }
+}
+
+impl<T: Clone> Held<T> {
+    fn change(&self) -> Change<T> {
+        self.change.clone()
     }
 
-    /// Run `revert` after `ttl`, if the handle's state still exists.
-    fn revert_after(&self, ttl: Duration, revert: impl FnOnce(&Inner) + Send + 'static) {
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let run = move || {
-            if let Some(inner) = weak.upgrade() {
-                revert(&inner);
-            }
-        };
-        match &self.inner.runtime {
-            Some(rt) => {
-                rt.spawn(async move {
-                    tokio::time::sleep(ttl).await;
-                    run();
-                });
-            }
-            // Disabled telemetry has no export thread: a sleeping thread per change.
-            None => {
-                let _ = std::thread::Builder::new()
-                    .name("paytrace-control".into())
-                    .spawn(move || {
-                        std::thread::sleep(ttl);
-                        run();
-                    });
-            }
-        }
+    /// Whether this is still the change a revert of `generation` was made for.
+    fn is(&self, generation: u64) -> bool {
+        self.change.generation == generation
     }
 }
 
@@ -446,6 +435,46 @@ impl Inner {
         );
     }
 
+    fn revert_log_filter(&self, generation: u64) {
+        let mut in_force = self.lock();
+        let held = in_force.log_filter.take_if(|held| held.is(generation));
+        if held.is_some() {
+            let _ = self.filter.set(&self.base_filter);
+            drop(in_force);
+            self.announce_revert(Setting::LogFilter, &self.base_filter);
+        }
+    }
+
+    fn revert_keep_ratio(&self, generation: u64) {
+        let mut in_force = self.lock();
+        let held = in_force.keep_ratio.take_if(|held| held.is(generation));
+        if held.is_some() {
+            let base = self.base_ratio.unwrap_or(1.0);
+            if let Some(head) = &self.head {
+                head.set_ratio(base);
+            }
+            drop(in_force);
+            self.announce_revert(Setting::KeepRatio, &base.to_string());
+        }
+    }
+
+    fn revert_forced_route(&self, generation: u64) {
+        let mut in_force = self.lock();
+        let Some(at) = in_force
+            .forced_routes
+            .iter()
+            .position(|held| held.is(generation))
+        else {
+            return;
+        };
+        let held = in_force.forced_routes.remove(at);
+        if let Some(head) = &self.head {
+            in_force.apply_forced_routes(head);
+        }
+        drop(in_force);
+        self.announce_revert(Setting::ForcedRoute, &held.change.value);
+    }
+
     fn announce_revert(&self, setting: Setting, value: &str) {
         self.changes
             .with_label_values(&[setting.as_str(), "revert"])
@@ -457,5 +486,68 @@ impl Inner {
             "runtime control: {} reverted at its TTL",
             setting.as_str()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A control at ratio 0.5 whose reverts run on a runtime of its own.
+    fn control_on_a_runtime() -> (tokio::runtime::Runtime, Control) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        let control = Control::standalone(0.5, runtime.handle());
+        (runtime, control)
+    }
+
+    /// Waits until the runtime holds at most `tasks` tasks; false after 30 s.
+    fn settles_to(runtime: &tokio::runtime::Runtime, tasks: usize) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while runtime.metrics().num_alive_tasks() > tasks {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
+    #[test]
+    fn a_replaced_change_leaves_no_revert_waiting() {
+        let (runtime, control) = control_on_a_runtime();
+        let ttl = Duration::from_secs(600);
+        for n in 0..100 {
+            control
+                .set_log_filter(&format!("info,n{n}=debug"), ttl, "alice")
+                .unwrap();
+            control.set_keep_ratio(0.9, ttl, "alice").unwrap();
+            control
+                .force_keep_route("/orders/{id}", ttl, "alice")
+                .unwrap();
+        }
+        assert!(settles_to(&runtime, 3), "one revert per change in force");
+        assert_eq!(control.state().forced_routes.len(), 1);
+        control.reset("alice");
+        assert!(settles_to(&runtime, 0), "reset cancels every revert");
+    }
+
+    #[test]
+    fn a_change_still_reverts_at_its_ttl() {
+        let (runtime, control) = control_on_a_runtime();
+        let ttl = Duration::from_millis(20);
+        control.set_log_filter("debug", ttl, "alice").unwrap();
+        control.set_keep_ratio(1.0, ttl, "alice").unwrap();
+        control
+            .force_keep_route("/orders/{id}", ttl, "alice")
+            .unwrap();
+        assert!(settles_to(&runtime, 0));
+        let state = control.state();
+        assert_eq!(state.log_filter, "info");
+        assert_eq!(state.keep_ratio, Some(0.5));
+        assert!(state.forced_routes.is_empty());
     }
 }
