@@ -21,125 +21,86 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::exemplars::ExemplarStore;
 
+/// How one Prometheus family is named in OTLP, where the conventions name it differently.
+struct Naming {
+    prometheus: &'static str,
+    otlp: &'static str,
+    unit: &'static str,
+}
+
+const fn naming(prometheus: &'static str, otlp: &'static str, unit: &'static str) -> Naming {
+    Naming {
+        prometheus,
+        otlp,
+        unit,
+    }
+}
+
+/// The semantic-convention names of the families paytrace registers itself.
+#[rustfmt::skip]
+const NAMINGS: &[Naming] = &[
+    naming("order_pool_processed_total",           "order.pool.processed",               "{order}"),
+    naming("order_pool_failed_total",              "order.pool.failed",                  "{order}"),
+    naming("order_pool_processing_seconds",        "order.pool.processing.duration",     "s"),
+    naming("order_pool_size",                      "order.pool.size",                    "{order}"),
+    naming("order_pool_capacity",                  "order.pool.capacity",                "{order}"),
+    naming("order_queue_length",                   "order.queue.length",                 "{order}"),
+    naming("order_query_seconds",                  "order.query.duration",               "s"),
+    naming("order_query_failed_total",             "order.query.failed",                 "{query}"),
+    naming("order_redis_errors_total",             "order.redis.errors",                 "{error}"),
+    naming("order_channel_concurrency",            "order.channel.concurrency",          "{order}"),
+    naming("order_road_concurrency",               "order.road.concurrency",             "{order}"),
+    naming("order_face_value_concurrency",         "order.face_value.concurrency",       "{order}"),
+    naming("http_server_request_duration_seconds", "http.server.request.duration",       "s"),
+    naming("http_server_active_requests",          "http.server.active_requests",        "{request}"),
+    naming("http_server_request_body_size_bytes",  "http.server.request.body.size",      "By"),
+    naming("http_server_response_body_size_bytes", "http.server.response.body.size",     "By"),
+    naming("http_server_slow_requests_total",      "paytrace.http.server.slow_requests", "{request}"),
+    naming("rpc_server_call_duration_seconds",     "rpc.server.call.duration",           "s"),
+    naming("rpc_client_call_duration_seconds",     "rpc.client.call.duration",           "s"),
+    naming("rpc_server_slow_calls_total",          "paytrace.rpc.server.slow_calls",     "{call}"),
+    naming("rpc_client_slow_calls_total",          "paytrace.rpc.client.slow_calls",     "{call}"),
+    naming("process_cpu_seconds_total",            "process.cpu.time",                   "s"),
+    naming("process_resident_memory_bytes",        "process.memory.usage",               "By"),
+    naming("process_open_fds",                     "process.open_file_descriptor.count", "{file_descriptor}"),
+    naming("process_threads",                      "process.thread.count",               "{thread}"),
+];
+
 /// OTLP name and unit of a Prometheus family.
 fn identity(prom: &str) -> (String, &'static str) {
-    const TABLE: &[(&str, &str, &str)] = &[
-        (
-            "order_pool_processed_total",
-            "order.pool.processed",
-            "{order}",
-        ),
-        ("order_pool_failed_total", "order.pool.failed", "{order}"),
-        (
-            "order_pool_processing_seconds",
-            "order.pool.processing.duration",
-            "s",
-        ),
-        ("order_pool_size", "order.pool.size", "{order}"),
-        ("order_pool_capacity", "order.pool.capacity", "{order}"),
-        ("order_queue_length", "order.queue.length", "{order}"),
-        ("order_query_seconds", "order.query.duration", "s"),
-        ("order_query_failed_total", "order.query.failed", "{query}"),
-        ("order_redis_errors_total", "order.redis.errors", "{error}"),
-        (
-            "order_channel_concurrency",
-            "order.channel.concurrency",
-            "{order}",
-        ),
-        (
-            "order_road_concurrency",
-            "order.road.concurrency",
-            "{order}",
-        ),
-        (
-            "order_face_value_concurrency",
-            "order.face_value.concurrency",
-            "{order}",
-        ),
-        (
-            "http_server_request_duration_seconds",
-            "http.server.request.duration",
-            "s",
-        ),
-        (
-            "http_server_active_requests",
-            "http.server.active_requests",
-            "{request}",
-        ),
-        (
-            "http_server_request_body_size_bytes",
-            "http.server.request.body.size",
-            "By",
-        ),
-        (
-            "http_server_response_body_size_bytes",
-            "http.server.response.body.size",
-            "By",
-        ),
-        (
-            "http_server_slow_requests_total",
-            "paytrace.http.server.slow_requests",
-            "{request}",
-        ),
-        (
-            "rpc_server_call_duration_seconds",
-            "rpc.server.call.duration",
-            "s",
-        ),
-        (
-            "rpc_client_call_duration_seconds",
-            "rpc.client.call.duration",
-            "s",
-        ),
-        (
-            "rpc_server_slow_calls_total",
-            "paytrace.rpc.server.slow_calls",
-            "{call}",
-        ),
-        (
-            "rpc_client_slow_calls_total",
-            "paytrace.rpc.client.slow_calls",
-            "{call}",
-        ),
-        ("process_cpu_seconds_total", "process.cpu.time", "s"),
-        (
-            "process_resident_memory_bytes",
-            "process.memory.usage",
-            "By",
-        ),
-        (
-            "process_open_fds",
-            "process.open_file_descriptor.count",
-            "{file_descriptor}",
-        ),
-        ("process_threads", "process.thread.count", "{thread}"),
-    ];
-    if let Some((_, name, unit)) = TABLE.iter().find(|(p, _, _)| *p == prom) {
-        return ((*name).to_owned(), unit);
+    match NAMINGS.iter().find(|n| n.prometheus == prom) {
+        Some(n) => (n.otlp.to_owned(), n.unit),
+        None => (dotted_name(prom), unit_of(prom)),
     }
-    let unit = if prom.contains("_seconds") {
+}
+
+/// The unit a family's name suffix says.
+fn unit_of(prom: &str) -> &'static str {
+    if prom.contains("_seconds") {
         "s"
     } else if prom.contains("_bytes") {
         "By"
     } else {
         "1"
-    };
-    // paytrace's own families: `paytrace_{area}_{rest}` → `paytrace.{area}.{rest}`, as OTLP
-    // names are dotted namespaces; `_total` is a Prometheus suffix, not part of the name.
+    }
+}
+
+/// paytrace's own families: `paytrace_{area}_{rest}` → `paytrace.{area}.{rest}`, as OTLP
+/// names are dotted namespaces; `_total` is a Prometheus suffix, not part of the name.
+fn dotted_name(prom: &str) -> String {
     for prefix in ["paytrace_", "tokio_"] {
         if let Some(rest) = prom.strip_prefix(prefix) {
             let rest = rest.strip_suffix("_total").unwrap_or(rest);
             let namespace = prefix.trim_end_matches('_');
-            let name = match rest.split_once('_') {
+            return match rest.split_once('_') {
                 Some((area, name)) if namespace == "paytrace" => {
                     format!("{namespace}.{area}.{name}")
                 }
                 _ => format!("{namespace}.{rest}"),
             };
-            return (name, unit);
         }
     }
-    (prom.to_owned(), unit)
+    prom.to_owned()
 }
 
 /// Attribute key of a Prometheus label.
