@@ -11,6 +11,7 @@ use super::status::name;
 use crate::error::Error;
 use crate::exchange::DURATION_BUCKETS;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
+use crate::metrics::Registration;
 use tonic::Code;
 
 /// `rpc_server_call_duration_seconds` (OTLP `rpc.server.call.duration`).
@@ -84,18 +85,19 @@ impl GrpcMetrics {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn new(registry: &Registry) -> Result<Self, Error> {
-        let err = |name: &'static str| {
-            move |e: prometheus::Error| Error::invalid("prometheus registry", name, e)
-        };
-        let histogram = |name: &'static str, help: &str| {
-            HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec()),
-                &[L_SYSTEM, L_METHOD, L_STATUS],
+        let set = Registration::new(registry);
+        let histogram = |name: &str, help: &str| {
+            let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+            set.add(
+                name,
+                HistogramVec::new(opts, &[L_SYSTEM, L_METHOD, L_STATUS]),
             )
-            .map_err(err(name))
         };
-        let counter = |name: &'static str, help: &str| {
-            IntCounterVec::new(Opts::new(name, help), &[L_SYSTEM, L_METHOD]).map_err(err(name))
+        let counter = |name: &str, help: &str| {
+            set.add(
+                name,
+                IntCounterVec::new(Opts::new(name, help), &[L_SYSTEM, L_METHOD]),
+            )
         };
         let inner = Instruments {
             server: histogram(
@@ -116,23 +118,7 @@ impl GrpcMetrics {
             )?,
             exemplars: OnceLock::new(),
         };
-        let all = || -> [(&'static str, Box<dyn prometheus::core::Collector>); 4] {
-            [
-                (SERVER_DURATION, Box::new(inner.server.clone())),
-                (CLIENT_DURATION, Box::new(inner.client.clone())),
-                (SERVER_SLOW, Box::new(inner.server_slow.clone())),
-                (CLIENT_SLOW, Box::new(inner.client_slow.clone())),
-            ]
-        };
-        for (i, (name, c)) in all().into_iter().enumerate() {
-            if let Err(e) = registry.register(c) {
-                // All or nothing: a half-registered set would collide on the next attempt.
-                for (_, c) in all().into_iter().take(i) {
-                    let _ = registry.unregister(c);
-                }
-                return Err(err(name)(e));
-            }
-        }
+        set.finish();
         Ok(GrpcMetrics {
             inner: Arc::new(inner),
         })

@@ -86,6 +86,7 @@ mod endpoint;
 mod openmetrics;
 mod order_pool;
 pub(crate) mod process;
+mod registration;
 
 use std::time::{Duration, SystemTime};
 
@@ -99,6 +100,7 @@ pub use order_pool::{
     OrderPoolMetrics, OrderPoolMetricsBuilder, ProcessingTimer, ABANDONED, DEFAULT_FAILURE_REASONS,
     OTHER, PROCESSING_BUCKETS, QUERY_BUCKETS,
 };
+pub(crate) use registration::Registration;
 
 use crate::error::Error;
 use crate::export::batch::DrainError;

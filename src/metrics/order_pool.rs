@@ -8,6 +8,7 @@ use prometheus::{
     Registry,
 };
 
+use super::Registration;
 use crate::error::Error;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
 
@@ -199,9 +200,10 @@ impl OrderPoolMetricsBuilder {
         if !self.reasons.iter().any(|r| r == ABANDONED) {
             self.reasons.push(ABANDONED.to_owned());
         }
-        let r = Registrar(registry);
+        let r = Registrar(Registration::new(registry));
         let labelled = self.labelled(&r)?;
         let instruments = Instruments::register(&r, labelled, exemplars)?;
+        r.0.finish();
         Ok(OrderPoolMetrics {
             inner: Arc::new(instruments),
         })
@@ -305,31 +307,21 @@ impl TimerExemplars {
     }
 }
 
-/// Creates the order pool's families and registers them, each error an [`Error::invalid`].
-struct Registrar<'a>(&'a Registry);
+/// Creates the order pool's families, registered all or nothing.
+struct Registrar<'a>(Registration<'a>);
 
 impl Registrar<'_> {
-    fn register<C: prometheus::core::Collector + Clone + 'static>(
-        &self,
-        made: prometheus::Result<C>,
-    ) -> Result<C, Error> {
-        let err = |e| Error::invalid("OrderPoolMetrics", "order_pool_*", e);
-        let collector = made.map_err(err)?;
-        self.0.register(Box::new(collector.clone())).map_err(err)?;
-        Ok(collector)
-    }
-
     fn counter(&self, name: &str, help: &str) -> Result<IntCounter, Error> {
-        self.register(IntCounter::new(name, help))
+        self.0.add(name, IntCounter::new(name, help))
     }
 
     fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, Error> {
-        self.register(IntGauge::new(name, help))
+        self.0.add(name, IntGauge::new(name, help))
     }
 
     fn histogram(&self, name: &str, help: &str, buckets: &[f64]) -> Result<Histogram, Error> {
         let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
-        let vec = self.register(HistogramVec::new(opts, &[]))?;
+        let vec = self.0.add(name, HistogramVec::new(opts, &[]))?;
         Ok(vec.with_label_values::<&str>(&[]))
     }
 
@@ -340,7 +332,9 @@ impl Registrar<'_> {
         label: &str,
         values: &[String],
     ) -> Result<Bound<IntCounter>, Error> {
-        let vec = self.register(IntCounterVec::new(Opts::new(name, help), &[label]))?;
+        let vec = self
+            .0
+            .add(name, IntCounterVec::new(Opts::new(name, help), &[label]))?;
         Ok(Bound::new(values, |v| vec.with_label_values(&[v])))
     }
 
@@ -351,7 +345,9 @@ impl Registrar<'_> {
         label: &str,
         values: &[String],
     ) -> Result<Bound<IntGauge>, Error> {
-        let vec = self.register(IntGaugeVec::new(Opts::new(name, help), &[label]))?;
+        let vec = self
+            .0
+            .add(name, IntGaugeVec::new(Opts::new(name, help), &[label]))?;
         Ok(Bound::new(values, |v| vec.with_label_values(&[v])))
     }
 }
@@ -595,5 +591,17 @@ mod tests {
         let registry = Registry::new();
         OrderPoolMetrics::builder().register(&registry).unwrap();
         assert!(OrderPoolMetrics::builder().register(&registry).is_err());
+    }
+
+    #[test]
+    fn a_refused_registration_leaves_nothing_behind() {
+        let registry = Registry::new();
+        let squatter = IntGauge::new("order_queue_length", "Orders waiting in the queue.").unwrap();
+        registry.register(Box::new(squatter.clone())).unwrap();
+        let err = OrderPoolMetrics::builder().register(&registry).unwrap_err();
+        assert!(err.to_string().contains("order_queue_length"), "{err}");
+        registry.unregister(Box::new(squatter)).unwrap();
+        assert!(registry.gather().is_empty());
+        OrderPoolMetrics::builder().register(&registry).unwrap();
     }
 }

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::exchange::DURATION_BUCKETS;
 use crate::exemplars::{ExemplarStore, SeriesExemplars};
 use crate::http::semconv::METHODS;
+use crate::metrics::Registration;
 
 /// Request duration histogram: `http_server_request_duration_seconds`.
 pub(crate) const DURATION: &str = "http_server_request_duration_seconds";
@@ -107,69 +108,45 @@ impl HttpMetrics {
     /// # Ok::<(), paytrace::Error>(())
     /// ```
     pub fn new(registry: &Registry) -> Result<Self, Error> {
-        let err = |name: &'static str| {
-            move |e: prometheus::Error| Error::invalid("prometheus registry", name, e)
-        };
+        let set = Registration::new(registry);
         let three = [L_METHOD, L_ROUTE, L_STATUS];
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                DURATION,
-                "Duration of HTTP server requests, until the response body ended.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-            &three,
-        )
-        .map_err(err(DURATION))?;
-        let active = IntGaugeVec::new(
-            Opts::new(ACTIVE, "Number of active HTTP server requests."),
-            &[L_METHOD],
-        )
-        .map_err(err(ACTIVE))?;
-        let request_size = HistogramVec::new(
-            HistogramOpts::new(
-                REQUEST_SIZE,
-                "Size of HTTP server request bodies (from Content-Length).",
-            )
-            .buckets(SIZE_BUCKETS.to_vec()),
-            &three,
-        )
-        .map_err(err(REQUEST_SIZE))?;
-        let response_size = HistogramVec::new(
-            HistogramOpts::new(
-                RESPONSE_SIZE,
-                "Size of HTTP server response bodies, as sent.",
-            )
-            .buckets(SIZE_BUCKETS.to_vec()),
-            &three,
-        )
-        .map_err(err(RESPONSE_SIZE))?;
-        let slow = IntCounterVec::new(
-            Opts::new(
-                SLOW,
-                "HTTP server requests slower than the layer's slow threshold.",
-            ),
-            &[L_METHOD, L_ROUTE],
-        )
-        .map_err(err(SLOW))?;
-
-        let all = || -> [(&'static str, Box<dyn prometheus::core::Collector>); 5] {
-            [
-                (DURATION, Box::new(duration.clone())),
-                (ACTIVE, Box::new(active.clone())),
-                (REQUEST_SIZE, Box::new(request_size.clone())),
-                (RESPONSE_SIZE, Box::new(response_size.clone())),
-                (SLOW, Box::new(slow.clone())),
-            ]
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            set.add(name, HistogramVec::new(opts, &three))
         };
-        for (i, (name, c)) in all().into_iter().enumerate() {
-            if let Err(e) = registry.register(c) {
-                // All or nothing: a half-registered set would collide on the next attempt.
-                for (_, c) in all().into_iter().take(i) {
-                    let _ = registry.unregister(c);
-                }
-                return Err(err(name)(e));
-            }
-        }
+        let duration = histogram(
+            DURATION,
+            "Duration of HTTP server requests, until the response body ended.",
+            &DURATION_BUCKETS,
+        )?;
+        let active = set.add(
+            ACTIVE,
+            IntGaugeVec::new(
+                Opts::new(ACTIVE, "Number of active HTTP server requests."),
+                &[L_METHOD],
+            ),
+        )?;
+        let request_size = histogram(
+            REQUEST_SIZE,
+            "Size of HTTP server request bodies (from Content-Length).",
+            &SIZE_BUCKETS,
+        )?;
+        let response_size = histogram(
+            RESPONSE_SIZE,
+            "Size of HTTP server response bodies, as sent.",
+            &SIZE_BUCKETS,
+        )?;
+        let slow = set.add(
+            SLOW,
+            IntCounterVec::new(
+                Opts::new(
+                    SLOW,
+                    "HTTP server requests slower than the layer's slow threshold.",
+                ),
+                &[L_METHOD, L_ROUTE],
+            ),
+        )?;
+        set.finish();
         Ok(HttpMetrics {
             inner: Arc::new(MetricsInner {
                 duration,
