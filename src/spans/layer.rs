@@ -134,8 +134,8 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let state = span.extensions_mut().remove::<OtelSpan>();
         match state {
-            Some(OtelSpan::Started(cx)) => cx.span().end(),
-            Some(OtelSpan::Pending(pending)) => self.recorder.start(pending).span().end(),
+            Some(OtelSpan::Started(cx)) => self.recorder.end(None, Some(cx)),
+            Some(OtelSpan::Pending(pending)) => self.recorder.end(Some(pending), None),
             None => {}
         }
     }

@@ -104,6 +104,15 @@ impl Recorder {
         crate::propagation::mark_random(&pending.parent, pending.parent.with_span(span))
     }
 
+    /// Ends a closing span, which starts as it ends when it was never entered (still pending).
+    pub(crate) fn end(&self, pending: Option<Pending>, started: Option<Context>) {
+        match (pending, started) {
+            (Some(pending), _) => self.start(pending).span().end(),
+            (None, Some(cx)) => cx.span().end(),
+            (None, None) => {}
+        }
+    }
+
     /// Whether an event needs its span: an ERROR sets the span's status, and span events copy it.
     pub(crate) fn wants_event(&self, event: &Event<'_>) -> bool {
         self.span_events || *event.metadata().level() == Level::ERROR

@@ -193,12 +193,7 @@ impl Subscriber for SpanStore {
         if let Some(key) = key(&id) {
             self.spans.remove(key);
         }
-        // A span never entered starts as it ends.
-        match (pending, started) {
-            (Some(pending), _) => self.recorder.start(pending).span().end(),
-            (None, Some(cx)) => cx.span().end(),
-            (None, None) => {}
-        }
+        self.recorder.end(pending, started);
         true
     }
 
