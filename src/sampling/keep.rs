@@ -160,6 +160,16 @@ fn recycle(mut spans: Vec<SpanData>) {
     });
 }
 
+/// What a trace needs once a span joined its buffer.
+enum Next {
+    /// Its outcome is not known yet.
+    Wait,
+    /// Kept or dropped now.
+    Decide,
+    /// Decided now because it holds the most spans a trace may.
+    DecideOverCap,
+}
+
 /// Is this span the root of its trace in this process (no parent, or a remote one)?
 pub(crate) fn is_local_root(parent: SpanId, parent_is_remote: bool) -> bool {
     parent == SpanId::INVALID || parent_is_remote
@@ -228,51 +238,72 @@ impl TailKeeper {
             out.push(mark_kept(span, kept.reason, kept.probability));
             return;
         }
-        let (weight, decide_now, over_cap) = match state.pending.get_mut(&trace_id) {
-            // The common case at a low ratio: a plain root ends with nothing buffered and no
-            // other root open. Dropped without buffering or weighing it.
-            Some(p)
-                if root
-                    && reason.is_none()
-                    && p.spans.is_empty()
-                    && p.open_roots <= 1
-                    && p.reason.is_none() =>
-            {
-                state.pending.remove(&trace_id);
-                self.stats.dropped();
-                return;
+        match self.add(state, span, root, reason) {
+            Some(Next::Wait) => {}
+            Some(Next::Decide) => *dropped = self.decide(state, trace_id, None, out),
+            Some(Next::DecideOverCap) => {
+                self.stats.evicted(Eviction::SpanCap);
+                *dropped = self.decide(state, trace_id, None, out);
             }
-            Some(p) => {
-                let weight = span.weigh().bytes;
-                p.reason = p.reason.or(reason);
-                p.bytes += weight;
-                if p.spans.capacity() == 0 {
-                    p.spans = spare_buffer();
-                }
-                p.spans.push(span);
-                if root {
-                    p.open_roots = p.open_roots.saturating_sub(1);
-                }
-                // A keep is final at once (its spans leave now); a drop waits for every root.
-                let decide_now =
-                    (root && p.open_roots == 0) || (p.reason.is_some() && p.open_roots > 0);
-                let over_cap = p.spans.len() >= self.settings.max_spans_per_trace;
-                (weight, decide_now, over_cap)
-            }
+            None => return,
+        }
+        self.evict_over_budget(state, out, dropped);
+    }
+
+    /// Adds an undecided span to its trace's buffer and says what the trace needs next; `None`
+    /// when nothing was buffered.
+    fn add(
+        &self,
+        state: &mut State,
+        span: SpanData,
+        root: bool,
+        reason: Option<Reason>,
+    ) -> Option<Next> {
+        let trace_id = span.span_context.trace_id();
+        let Some(p) = state.pending.get_mut(&trace_id) else {
             // No open root here and no decision: its trace was decided and forgotten, or it
             // outlived the TTL. Never passed through undecided.
-            None => {
-                self.stats.late(false);
-                return;
-            }
+            self.stats.late(false);
+            return None;
         };
-        state.bytes += weight;
-        if decide_now {
-            *dropped = self.decide(state, trace_id, None, out);
-        } else if over_cap {
-            self.stats.evicted(Eviction::SpanCap);
-            *dropped = self.decide(state, trace_id, None, out);
+        // The common case at a low ratio: a plain root ends with nothing buffered and no other
+        // root open. Dropped without buffering or weighing it.
+        if root && reason.is_none() && p.spans.is_empty() && p.open_roots <= 1 && p.reason.is_none()
+        {
+            state.pending.remove(&trace_id);
+            self.stats.dropped();
+            return None;
         }
+        let weight = span.weigh().bytes;
+        p.reason = p.reason.or(reason);
+        p.bytes += weight;
+        if p.spans.capacity() == 0 {
+            p.spans = spare_buffer();
+        }
+        p.spans.push(span);
+        if root {
+            p.open_roots = p.open_roots.saturating_sub(1);
+        }
+        state.bytes += weight;
+        // A keep is final at once (its spans leave now); a drop waits for every root.
+        Some(
+            if (root && p.open_roots == 0) || (p.reason.is_some() && p.open_roots > 0) {
+                Next::Decide
+            } else if p.spans.len() >= self.settings.max_spans_per_trace {
+                Next::DecideOverCap
+            } else {
+                Next::Wait
+            },
+        )
+    }
+
+    /// Decides the oldest traces until the buffers fit the byte budget again.
+    fn evict_over_budget(
+        &self,
+        state: &mut State,
+        out: &mut Vec<SpanData>,
+        dropped: &mut Vec<SpanData>,
+    ) {
         while state.bytes > self.settings.budget_bytes {
             let Some(oldest) = state.order.pop_front() else {
                 break;
