@@ -43,22 +43,30 @@ const DEFAULT_STALE_WINDOWS: u32 = 2;
 const DEFAULT_LOG_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 const DEFAULT_STDOUT_BUFFER: usize = 8192;
 
+/// What `init_tracer` logs at WARN: settings it read but did not follow as written.
+fn warnings(env: &Env<'_>, unknown_propagators: &[String]) -> Vec<String> {
+    let propagators = unknown_propagators.iter().map(|name| {
+        format!(
+            "{OTEL_PROPAGATORS}: unknown propagator `{name}` skipped (known: tracecontext, baggage, b3, b3multi, jaeger, none)"
+        )
+    });
+    let exemplars = env
+        .get(OTEL_METRICS_EXEMPLAR_FILTER)
+        .filter(|v| v.trim().eq_ignore_ascii_case("always_on"))
+        .map(|_| {
+            format!(
+                "{OTEL_METRICS_EXEMPLAR_FILTER}=always_on read as trace_based: an exemplar points only at a trace that is exported"
+            )
+        });
+    propagators.chain(exemplars).collect()
+}
+
 impl Config {
     /// Every setting resolved and checked.
     pub(crate) fn resolve(&self) -> Result<Settings, Error> {
         let env = Env(&self.env);
         let sampler = self.resolve_sampler(&env)?;
-        let propagators = match &self.propagators {
-            Some(p) => (p.clone(), Vec::new()),
-            None => env
-                .parse(OTEL_PROPAGATORS, parse_propagators)?
-                .unwrap_or_else(|| {
-                    (
-                        vec![Propagator::TraceContext, Propagator::Baggage],
-                        Vec::new(),
-                    )
-                }),
-        };
+        let (propagators, unknown_propagators) = self.resolve_propagators(&env)?;
         Ok(Settings {
             disabled: match self.disabled {
                 Some(d) => d,
@@ -67,39 +75,13 @@ impl Config {
             resource: self.resolve_resource(&env)?,
             sampler,
             tail_keep: self.resolve_tail_keep(sampler)?,
-            propagators: propagators.0,
+            propagators,
             trust: self.trust.clone(),
             propagate_to: self.propagate_to.clone(),
-            warnings: propagators
-                .1
-                .iter()
-                .map(|name| {
-                    format!(
-                        "{OTEL_PROPAGATORS}: unknown propagator `{name}` skipped (known: tracecontext, baggage, b3, b3multi, jaeger, none)"
-                    )
-                })
-                .chain(
-                    env.get(OTEL_METRICS_EXEMPLAR_FILTER)
-                        .filter(|v| v.trim().eq_ignore_ascii_case("always_on"))
-                        .map(|_| {
-                            format!(
-                                "{OTEL_METRICS_EXEMPLAR_FILTER}=always_on read as trace_based: an exemplar points only at a trace that is exported"
-                            )
-                        }),
-                )
-                .collect(),
+            warnings: warnings(&env, &unknown_propagators),
             export: self.resolve_export(&env)?,
             log: self.resolve_log(&env)?,
-            watchdog: WatchdogSettings {
-                interval: positive_duration(
-                    "with_watchdog_interval",
-                    self.watchdog_interval,
-                    None,
-                    DEFAULT_WATCHDOG_INTERVAL,
-                )?,
-                failure_threshold: self.failure_threshold.unwrap_or(DEFAULT_FAILURE_THRESHOLD),
-                stale_windows: self.stale_windows.unwrap_or(DEFAULT_STALE_WINDOWS).max(1),
-            },
+            watchdog: self.resolve_watchdog()?,
             install_subscriber: self.install_subscriber.unwrap_or(true),
             control_max_ttl: positive_duration(
                 "with_control_max_ttl",
@@ -113,6 +95,34 @@ impl Config {
                 None,
                 DEFAULT_SHUTDOWN_TIMEOUT,
             )?,
+        })
+    }
+
+    /// The propagators to install, and the unknown names `OTEL_PROPAGATORS` gave.
+    fn resolve_propagators(&self, env: &Env<'_>) -> Result<(Vec<Propagator>, Vec<String>), Error> {
+        if let Some(p) = &self.propagators {
+            return Ok((p.clone(), Vec::new()));
+        }
+        Ok(env
+            .parse(OTEL_PROPAGATORS, parse_propagators)?
+            .unwrap_or_else(|| {
+                (
+                    vec![Propagator::TraceContext, Propagator::Baggage],
+                    Vec::new(),
+                )
+            }))
+    }
+
+    fn resolve_watchdog(&self) -> Result<WatchdogSettings, Error> {
+        Ok(WatchdogSettings {
+            interval: positive_duration(
+                "with_watchdog_interval",
+                self.watchdog_interval,
+                None,
+                DEFAULT_WATCHDOG_INTERVAL,
+            )?,
+            failure_threshold: self.failure_threshold.unwrap_or(DEFAULT_FAILURE_THRESHOLD),
+            stale_windows: self.stale_windows.unwrap_or(DEFAULT_STALE_WINDOWS).max(1),
         })
     }
 
