@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point, AggregationTemporality};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Histogram, Sum,
+};
 use prost::Message as _;
 
 /// The previous cumulative value of each series, and when it was read.
@@ -63,60 +65,65 @@ impl Deltas {
                 continue;
             }
             match &mut metric.data {
-                Some(metric::Data::Sum(sum)) if sum.is_monotonic => {
-                    sum.aggregation_temporality = AggregationTemporality::Delta as i32;
-                    for p in &mut sum.data_points {
-                        let Some(number_data_point::Value::AsDouble(v)) = p.value else {
-                            continue;
-                        };
-                        let k = key(&metric.name, &p.attributes);
-                        if let Some(Previous::Sum { at, value }) = self.previous.get(&k) {
-                            // A smaller value is a reset: the whole value is new.
-                            let delta = if v >= *value { v - value } else { v };
-                            p.value = Some(number_data_point::Value::AsDouble(delta));
-                            p.start_time_unix_nano = *at;
-                        }
-                        self.previous.insert(
-                            k,
-                            Previous::Sum {
-                                at: p.time_unix_nano,
-                                value: v,
-                            },
-                        );
-                    }
-                }
-                Some(metric::Data::Histogram(h)) => {
-                    h.aggregation_temporality = AggregationTemporality::Delta as i32;
-                    for p in &mut h.data_points {
-                        let k = key(&metric.name, &p.attributes);
-                        let now = Previous::Histogram {
-                            at: p.time_unix_nano,
-                            count: p.count,
-                            sum: p.sum.unwrap_or(0.0),
-                            buckets: p.bucket_counts.clone(),
-                        };
-                        if let Some(Previous::Histogram {
-                            at,
-                            count,
-                            sum,
-                            buckets,
-                        }) = self.previous.get(&k)
-                        {
-                            if p.count >= *count && buckets.len() == p.bucket_counts.len() {
-                                p.count -= count;
-                                p.sum = p.sum.map(|s| s - sum);
-                                for (b, before) in p.bucket_counts.iter_mut().zip(buckets) {
-                                    *b = b.saturating_sub(*before);
-                                }
-                                p.start_time_unix_nano = *at;
-                                // Exemplars are of recent requests; they stay.
-                            }
-                        }
-                        self.previous.insert(k, now);
-                    }
-                }
+                Some(metric::Data::Sum(sum)) if sum.is_monotonic => self.sum(&metric.name, sum),
+                Some(metric::Data::Histogram(h)) => self.histogram(&metric.name, h),
                 _ => {}
             }
+        }
+    }
+
+    fn sum(&mut self, name: &str, sum: &mut Sum) {
+        sum.aggregation_temporality = AggregationTemporality::Delta as i32;
+        for p in &mut sum.data_points {
+            let Some(number_data_point::Value::AsDouble(v)) = p.value else {
+                continue;
+            };
+            let k = key(name, &p.attributes);
+            if let Some(Previous::Sum { at, value }) = self.previous.get(&k) {
+                // A smaller value is a reset: the whole value is new.
+                let delta = if v >= *value { v - value } else { v };
+                p.value = Some(number_data_point::Value::AsDouble(delta));
+                p.start_time_unix_nano = *at;
+            }
+            self.previous.insert(
+                k,
+                Previous::Sum {
+                    at: p.time_unix_nano,
+                    value: v,
+                },
+            );
+        }
+    }
+
+    fn histogram(&mut self, name: &str, h: &mut Histogram) {
+        h.aggregation_temporality = AggregationTemporality::Delta as i32;
+        for p in &mut h.data_points {
+            let k = key(name, &p.attributes);
+            let now = Previous::Histogram {
+                at: p.time_unix_nano,
+                count: p.count,
+                sum: p.sum.unwrap_or(0.0),
+                buckets: p.bucket_counts.clone(),
+            };
+            if let Some(Previous::Histogram {
+                at,
+                count,
+                sum,
+                buckets,
+            }) = self.previous.get(&k)
+            {
+                // A smaller count is a reset: the whole value is new.
+                if p.count >= *count && buckets.len() == p.bucket_counts.len() {
+                    p.count -= count;
+                    p.sum = p.sum.map(|s| s - sum);
+                    for (b, before) in p.bucket_counts.iter_mut().zip(buckets) {
+                        *b = b.saturating_sub(*before);
+                    }
+                    p.start_time_unix_nano = *at;
+                    // Exemplars are of recent requests; they stay.
+                }
+            }
+            self.previous.insert(k, now);
         }
     }
 }
