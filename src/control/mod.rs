@@ -491,29 +491,19 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
+    use super::revert::test_support::{eventually, runtime};
     use super::*;
 
     /// A control at ratio 0.5 whose reverts run on a runtime of its own.
     fn control_on_a_runtime() -> (tokio::runtime::Runtime, Control) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_time()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let control = Control::standalone(0.5, runtime.handle());
         (runtime, control)
     }
 
     /// Waits until the runtime holds at most `tasks` tasks; false after 30 s.
     fn settles_to(runtime: &tokio::runtime::Runtime, tasks: usize) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while runtime.metrics().num_alive_tasks() > tasks {
-            if std::time::Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        true
+        eventually(|| runtime.metrics().num_alive_tasks() <= tasks)
     }
 
     #[test]

@@ -75,13 +75,13 @@ impl Drop for Revert {
     }
 }
 
+/// What the control's tests share: a runtime for reverts, and a wait for what they do.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod test_support {
+    use std::time::{Duration, Instant};
 
-    const LONG: Duration = Duration::from_secs(3600);
-
-    fn runtime() -> tokio::runtime::Runtime {
+    /// One worker with timers, for reverts to run on.
+    pub(in crate::control) fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_time()
@@ -89,16 +89,29 @@ mod tests {
             .unwrap()
     }
 
-    /// Waits until the revert closure (which holds a clone of `held`) has been dropped.
-    fn released(held: &Arc<()>) -> bool {
+    /// Polls `done` until it holds; false after 30 s.
+    pub(in crate::control) fn eventually(done: impl Fn() -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Arc::strong_count(held) > 1 {
+        while !done() {
             if Instant::now() > deadline {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{eventually, runtime};
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(3600);
+
+    /// Waits until the revert closure (which holds a clone of `held`) has been dropped.
+    fn released(held: &Arc<()>) -> bool {
+        eventually(|| Arc::strong_count(held) == 1)
     }
 
     fn waiting(runtime: Option<&Handle>, held: &Arc<()>, ran: &Arc<AtomicBool>) -> Revert {
